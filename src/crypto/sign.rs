@@ -1,0 +1,1 @@
+//! Signing (tests, demos, benchmarks): placeholder filled next.

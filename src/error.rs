@@ -1,0 +1,235 @@
+//! The one error type of the verification path, and the key-loading error.
+//!
+//! Every [`Error`] has a stable snake_case [`Error::code`]; these codes are the wire protocol's codes
+//! (`ERR <code> <message>`) and are listed in `docs/ERRORS.md`. Never rename one: add a new variant.
+
+use std::fmt;
+
+/// Why a token was rejected. The variant is the machine-readable reason; the payload is detail for humans.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The token (or one of its parts) is over a configured size cap; checked before any decoding.
+    TooLarge(String),
+    /// A JSON document nests deeper than the configured cap.
+    TooDeep(usize),
+    /// Not a compact JWS: wrong number of segments, empty segment, bytes outside base64url.
+    Malformed(String),
+    /// Five segments: a JWE (encrypted token). jwtd verifies signatures only.
+    UnsupportedJwe,
+    /// JWS JSON serialization (`{"payload":…}`). jwtd accepts the compact form only.
+    UnsupportedSerialization,
+    /// A segment is not canonical, unpadded base64url.
+    BadBase64(&'static str),
+    /// Header or payload is not the JSON (object) it must be.
+    BadJson(String),
+    /// The same member name appears twice in one JSON object.
+    DuplicateMember(String),
+    /// The header is well-formed JSON but breaks a JWS rule (missing `alg`, wrong member type).
+    BadHeader(String),
+    /// `alg` is `none`, unregistered, or not allowed by this verifier.
+    AlgNotAllowed(String),
+    /// The token's `alg` is not the algorithm its key is bound to (the key-confusion defence).
+    AlgMismatch { token: String, key: String },
+    /// No configured key matches the token's `kid` (or, without `kid`, its `alg`).
+    UnknownKey(String),
+    /// Without `kid`, more than one key fits, or a `kid` names several keys of this alg.
+    AmbiguousKey(String),
+    /// The header has a `crit` member: jwtd understands no extension, so it must reject (RFC 7515 §4.1.11).
+    CritUnsupported,
+    /// A header member jwtd deliberately does not implement (`b64`, `enc`, `zip`).
+    UnsupportedHeader(&'static str),
+    /// The signature does not verify under the selected key.
+    BadSignature,
+    /// `exp` is in the past (beyond leeway).
+    Expired,
+    /// `nbf` is in the future (beyond leeway).
+    NotYetValid,
+    /// `iat` is in the future (beyond leeway).
+    IssuedInFuture,
+    /// `iat` is older than the configured maximum token age.
+    TooOld,
+    /// A registered claim has the wrong JSON type (e.g. `"exp":"tomorrow"`).
+    BadClaim(String),
+    /// A required claim is absent.
+    MissingClaim(String),
+    /// `iss` is not one of the accepted issuers.
+    WrongIssuer,
+    /// No `aud` value is among the accepted audiences.
+    WrongAudience,
+    /// The header's `typ` is not an accepted token type.
+    WrongType(String),
+}
+
+impl Error {
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::TooLarge(_) => "too_large",
+            Error::TooDeep(_) => "too_deep",
+            Error::Malformed(_) => "malformed",
+            Error::UnsupportedJwe => "unsupported_jwe",
+            Error::UnsupportedSerialization => "unsupported_serialization",
+            Error::BadBase64(_) => "bad_base64",
+            Error::BadJson(_) => "bad_json",
+            Error::DuplicateMember(_) => "duplicate_member",
+            Error::BadHeader(_) => "bad_header",
+            Error::AlgNotAllowed(_) => "alg_not_allowed",
+            Error::AlgMismatch { .. } => "alg_mismatch",
+            Error::UnknownKey(_) => "unknown_key",
+            Error::AmbiguousKey(_) => "ambiguous_key",
+            Error::CritUnsupported => "crit_unsupported",
+            Error::UnsupportedHeader(_) => "unsupported_header",
+            Error::BadSignature => "bad_signature",
+            Error::Expired => "expired",
+            Error::NotYetValid => "not_yet_valid",
+            Error::IssuedInFuture => "issued_in_future",
+            Error::TooOld => "too_old",
+            Error::BadClaim(_) => "bad_claim",
+            Error::MissingClaim(_) => "missing_claim",
+            Error::WrongIssuer => "wrong_issuer",
+            Error::WrongAudience => "wrong_audience",
+            Error::WrongType(_) => "wrong_type",
+        }
+    }
+
+    /// Every code, in declaration order (for documentation and metrics).
+    pub const CODES: &'static [&'static str] = &[
+        "too_large",
+        "too_deep",
+        "malformed",
+        "unsupported_jwe",
+        "unsupported_serialization",
+        "bad_base64",
+        "bad_json",
+        "duplicate_member",
+        "bad_header",
+        "alg_not_allowed",
+        "alg_mismatch",
+        "unknown_key",
+        "ambiguous_key",
+        "crit_unsupported",
+        "unsupported_header",
+        "bad_signature",
+        "expired",
+        "not_yet_valid",
+        "issued_in_future",
+        "too_old",
+        "bad_claim",
+        "missing_claim",
+        "wrong_issuer",
+        "wrong_audience",
+        "wrong_type",
+    ];
+}
+
+impl fmt::Display for Error {
+    /// The human message. It never contains raw token bytes beyond short, sanitized names, and never a newline.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::TooLarge(what) => write!(f, "{what}"),
+            Error::TooDeep(max) => write!(f, "JSON nesting deeper than {max} levels"),
+            Error::Malformed(why) => write!(f, "not a compact JWS: {why}"),
+            Error::UnsupportedJwe => write!(f, "token has 5 segments (JWE): encrypted tokens are not supported"),
+            Error::UnsupportedSerialization => {
+                write!(f, "JWS JSON serialization is not supported; send the compact form")
+            }
+            Error::BadBase64(part) => write!(f, "{part} is not canonical unpadded base64url"),
+            Error::BadJson(why) => write!(f, "{why}"),
+            Error::DuplicateMember(name) => write!(f, "duplicate JSON member {}", Sanitized(name)),
+            Error::BadHeader(why) => write!(f, "{why}"),
+            Error::AlgNotAllowed(alg) => write!(f, "algorithm {} is not allowed", Sanitized(alg)),
+            Error::AlgMismatch { token, key } => write!(
+                f,
+                "token alg {} does not match its key's alg {key}",
+                Sanitized(token)
+            ),
+            Error::UnknownKey(kid) => write!(f, "no key for {}", Sanitized(kid)),
+            Error::AmbiguousKey(why) => write!(f, "{}", Sanitized(why)),
+            Error::CritUnsupported => write!(f, "header has crit: no critical extension is understood"),
+            Error::UnsupportedHeader(name) => write!(f, "header parameter {name} is not supported"),
+            Error::BadSignature => write!(f, "signature does not verify"),
+            Error::Expired => write!(f, "token expired (exp)"),
+            Error::NotYetValid => write!(f, "token not yet valid (nbf)"),
+            Error::IssuedInFuture => write!(f, "token issued in the future (iat)"),
+            Error::TooOld => write!(f, "token older than the maximum age (iat)"),
+            Error::BadClaim(why) => write!(f, "{why}"),
+            Error::MissingClaim(name) => write!(f, "required claim {} is missing", Sanitized(name)),
+            Error::WrongIssuer => write!(f, "issuer not accepted"),
+            Error::WrongAudience => write!(f, "audience not accepted"),
+            Error::WrongType(typ) => write!(f, "token type {} not accepted", Sanitized(typ)),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Attacker-chosen text (a `kid`, an `alg`) shown in a message: truncated, control characters escaped,
+/// so an error line can never be split or made huge by a token.
+struct Sanitized<'a>(&'a str);
+
+impl fmt::Display for Sanitized<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const MAX: usize = 64;
+        f.write_str("\"")?;
+        for (i, c) in self.0.chars().enumerate() {
+            if i == MAX {
+                return f.write_str("…\"");
+            }
+            if c.is_control() || c == '"' || c == '\\' {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        f.write_str("\"")
+    }
+}
+
+/// Why a key (or a whole key source) could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The source could not be read.
+    Io(String),
+    /// The source is not a JWK, JWKS or PEM document at all.
+    Format(String),
+    /// One key was refused; the rest of its set still loads. `kid` is `None` when the key had none.
+    Refused { kid: Option<String>, why: String },
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyError::Io(why) => write!(f, "cannot read key source: {why}"),
+            KeyError::Format(why) => write!(f, "{why}"),
+            KeyError::Refused { kid: Some(kid), why } => write!(f, "key {}: {why}", Sanitized(kid)),
+            KeyError::Refused { kid: None, why } => write!(f, "key without kid: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitized_escapes_controls_and_truncates() {
+        let s = format!("{}", Error::UnknownKey("a\nb".into()));
+        assert!(!s.contains('\n'), "{s}");
+        let long = "x".repeat(500);
+        let s = format!("{}", Error::UnknownKey(long));
+        assert!(s.len() < 100, "{s}");
+    }
+
+    #[test]
+    fn codes_are_unique_snake_case() {
+        let mut seen = std::collections::HashSet::new();
+        for c in Error::CODES {
+            assert!(c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'), "{c}");
+            assert!(seen.insert(c), "duplicate {c}");
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! Strict base64url (RFC 7515 §2, RFC 4648 §5 without padding): one token has exactly one spelling.
+//!
+//! Rejected: padding `=`, whitespace, `+` and `/`, a length of 1 mod 4, and non-zero unused trailing bits
+//! (the non-canonical spellings that let an attacker mint many byte strings for one signature).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// Decoded length of a canonical `len`-character segment, or `None` if no canonical segment has that length.
+pub fn decoded_len(len: usize) -> Option<usize> {
+    match len % 4 {
+        1 => None,
+        0 => Some(len / 4 * 3),
+        r => Some(len / 4 * 3 + r - 1),
+    }
+}
+
+/// Decodes `src` into the front of `dst`, returning the decoded length. `dst` must hold [`decoded_len`] bytes.
+pub fn decode_into(src: &[u8], dst: &mut [u8]) -> Result<usize, ()> {
+    let n = decoded_len(src.len()).ok_or(())?;
+    if dst.len() < n {
+        return Err(());
+    }
+    // URL_SAFE_NO_PAD rejects padding, non-alphabet bytes and (by default) non-zero trailing bits.
+    URL_SAFE_NO_PAD.decode_slice(src, &mut dst[..n]).map_err(|_| ())
+}
+
+/// Decodes `src` into a new vector.
+pub fn decode(src: &[u8]) -> Result<Vec<u8>, ()> {
+    let n = decoded_len(src.len()).ok_or(())?;
+    let mut out = vec![0u8; n];
+    decode_into(src, &mut out)?;
+    Ok(out)
+}
+
+/// Encodes without padding.
+pub fn encode(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_only() {
+        assert_eq!(decode(b"Zm9v").unwrap(), b"foo");
+        assert_eq!(decode(b"Zm8").unwrap(), b"fo");
+        assert_eq!(decode(b"").unwrap(), b"");
+        // Non-zero trailing bits: "Zm9" decodes to "fo" only with its last 2 bits zero ("Zm8" is canonical).
+        assert!(decode(b"Zm9").is_err());
+        for bad in [&b"Zm8="[..], b"Zm 8", b"Zm+8", b"Zm/8", b"Z", b"Zm9v\n", b"Zm9v?"] {
+            assert!(decode(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn round_trip_all_lengths() {
+        let data: Vec<u8> = (0..=255u8).collect();
+        for n in 0..data.len() {
+            let e = encode(&data[..n]);
+            assert_eq!(decoded_len(e.len()), Some(n));
+            assert_eq!(decode(e.as_bytes()).unwrap(), &data[..n]);
+        }
+    }
+}

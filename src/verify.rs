@@ -1,0 +1,164 @@
+//! The one composer: split → header → key → signature → claims. Checks run cheapest-first and every
+//! rejection names its reason.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use crate::alg::Alg;
+use crate::claims::{Policy, Registered, Text};
+use crate::error::Error;
+use crate::json;
+use crate::jws::{self, Header, Limits, b64};
+use crate::keys::{Key, KeySet};
+
+/// Verifies tokens against a key set and a claims policy. Cheap to share across threads (`&self` only).
+#[derive(Debug)]
+pub struct Verifier {
+    keys: KeySet,
+    policy: Policy,
+    limits: Limits,
+}
+
+/// A token whose signature and claims were accepted.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The decoded header, then the compact payload; valid UTF-8 (both were parsed as JSON).
+    buf: String,
+    payload: Range<usize>,
+    alg: Alg,
+    kid: Option<Arc<str>>,
+    typ: Option<Text>,
+    claims: Registered,
+}
+
+impl Verified {
+    pub fn alg(&self) -> Alg {
+        self.alg
+    }
+    /// The `kid` of the key that verified the token (absent when the token named none).
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+    pub fn typ(&self) -> Option<&str> {
+        self.typ.as_ref().map(|t| t.resolve(&self.buf))
+    }
+    /// The claims as compact JSON on one line: the payload exactly as signed when it had no insignificant
+    /// whitespace, otherwise the same document with that whitespace removed.
+    pub fn claims_json(&self) -> &str {
+        &self.buf[self.payload.clone()]
+    }
+    pub fn exp(&self) -> Option<f64> {
+        self.claims.exp
+    }
+    pub fn nbf(&self) -> Option<f64> {
+        self.claims.nbf
+    }
+    pub fn iat(&self) -> Option<f64> {
+        self.claims.iat
+    }
+    pub fn iss(&self) -> Option<&str> {
+        self.text(&self.claims.iss)
+    }
+    pub fn sub(&self) -> Option<&str> {
+        self.text(&self.claims.sub)
+    }
+    pub fn jti(&self) -> Option<&str> {
+        self.text(&self.claims.jti)
+    }
+    fn text<'a>(&'a self, t: &'a Option<Text>) -> Option<&'a str> {
+        t.as_ref().map(|t| t.resolve(&self.buf[self.payload.clone()]))
+    }
+}
+
+/// A JWS whose signature, header rules and key binding were accepted; the payload is not interpreted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedJws {
+    pub alg: Alg,
+    pub kid: Option<String>,
+    pub payload: Vec<u8>,
+}
+
+/// Signatures longer than this cannot verify under any supported key (RSA-8192 is 1024 bytes).
+const MAX_SIGNATURE: usize = 1024;
+
+impl Verifier {
+    pub fn new(keys: KeySet, policy: Policy, limits: Limits) -> Verifier {
+        Verifier { keys, policy, limits }
+    }
+
+    pub fn keys(&self) -> &KeySet {
+        &self.keys
+    }
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Verifies a compact JWT at time `now` (Unix seconds).
+    pub fn verify(&self, token: &[u8], now: u64) -> Result<Verified, Error> {
+        let parts = jws::split(token, &self.limits)?;
+        let header_len = b64::decoded_len(parts.header.len()).ok_or(Error::BadBase64("header"))?;
+        let payload_len = b64::decoded_len(parts.payload.len()).ok_or(Error::BadBase64("payload"))?;
+        let mut buf = vec![0u8; header_len + payload_len];
+        b64::decode_into(parts.header, &mut buf[..header_len]).map_err(|_| Error::BadBase64("header"))?;
+
+        let (alg, kid, typ, key) = {
+            let header = Header::parse(&buf[..header_len], self.limits.max_json_depth)?;
+            self.policy.check_typ(header.typ.as_deref())?;
+            let key = self.keys.select(header.alg, header.kid.as_deref())?;
+            let typ = header.typ.map(|t| Text::new(t, &buf[..header_len]));
+            (header.alg, header.kid.is_some().then(|| key.kid.clone()).flatten(), typ, key)
+        };
+        check_signature(key, &parts)?;
+
+        b64::decode_into(parts.payload, &mut buf[header_len..]).map_err(|_| Error::BadBase64("payload"))?;
+        let scan = json::scan(&buf[header_len..], self.limits.max_json_depth)?;
+        if scan.has_whitespace {
+            let compact = json::compact(&buf[header_len..]);
+            buf.truncate(header_len);
+            buf.extend_from_slice(&compact);
+        }
+        let claims = self.policy.check(&buf[header_len..], &buf[header_len..], now)?;
+        // Both parts parsed as JSON, whose strings serde_json checked as UTF-8; this cannot fail, but a
+        // failure would still be an error, not a panic.
+        let buf = String::from_utf8(buf).map_err(|_| Error::BadJson("token is not UTF-8".into()))?;
+        let payload = header_len..buf.len();
+        Ok(Verified {
+            buf,
+            payload,
+            alg,
+            kid,
+            typ,
+            claims,
+        })
+    }
+
+    /// Verifies the JWS layer only: size caps, segments, canonical base64url, header rules, key binding and
+    /// signature. The payload may be any bytes.
+    pub fn verify_jws(&self, token: &[u8]) -> Result<VerifiedJws, Error> {
+        let parts = jws::split(token, &self.limits)?;
+        let header_bytes = b64::decode(parts.header).map_err(|_| Error::BadBase64("header"))?;
+        let header = Header::parse(&header_bytes, self.limits.max_json_depth)?;
+        let key = self.keys.select(header.alg, header.kid.as_deref())?;
+        check_signature(key, &parts)?;
+        let payload = b64::decode(parts.payload).map_err(|_| Error::BadBase64("payload"))?;
+        Ok(VerifiedJws {
+            alg: header.alg,
+            kid: header.kid.map(|k| k.into_owned()),
+            payload,
+        })
+    }
+}
+
+fn check_signature(key: &Key, parts: &jws::Parts<'_>) -> Result<(), Error> {
+    let mut sig = [0u8; MAX_SIGNATURE];
+    let n = match b64::decoded_len(parts.signature.len()) {
+        Some(n) if n <= MAX_SIGNATURE => n,
+        Some(_) => return Err(Error::BadSignature),
+        None => return Err(Error::BadBase64("signature")),
+    };
+    b64::decode_into(parts.signature, &mut sig[..n]).map_err(|_| Error::BadBase64("signature"))?;
+    key.key.verify(parts.signing_input, &sig[..n]).map_err(|_| Error::BadSignature)
+}
