@@ -1,1 +1,18 @@
-fn main() {}
+//! The `jwtd` command line: argument parsing, key loading, output. Verification logic lives in the library.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match cli::run(args) {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("jwtd: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}

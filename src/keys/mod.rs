@@ -4,6 +4,7 @@
 
 pub mod jwk;
 pub mod pem;
+pub mod private;
 pub mod roca;
 
 use std::path::Path;

@@ -123,7 +123,7 @@ fn parse_pkcs1(der: &[u8]) -> Result<PublicKey, String> {
     })
 }
 
-fn positive_int(v: &[u8]) -> Result<&[u8], String> {
+pub(crate) fn positive_int(v: &[u8]) -> Result<&[u8], String> {
     match v {
         [] => Err("empty INTEGER".into()),
         [b, ..] if b & 0x80 != 0 => Err("negative INTEGER".into()),
@@ -134,17 +134,17 @@ fn positive_int(v: &[u8]) -> Result<&[u8], String> {
 }
 
 /// A cursor over DER TLVs.
-struct Der<'a> {
+pub(crate) struct Der<'a> {
     rest: &'a [u8],
 }
 
 impl<'a> Der<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
         Der { rest: bytes }
     }
 
     /// Reads one TLV with `tag`, returning its contents.
-    fn expect(&mut self, tag: u8) -> Result<&'a [u8], String> {
+    pub(crate) fn expect(&mut self, tag: u8) -> Result<&'a [u8], String> {
         let [t, l0, rest @ ..] = self.rest else {
             return Err("truncated DER".into());
         };
@@ -171,7 +171,7 @@ impl<'a> Der<'a> {
         Ok(v)
     }
 
-    fn end(&self) -> Result<(), String> {
+    pub(crate) fn end(&self) -> Result<(), String> {
         if self.rest.is_empty() {
             Ok(())
         } else {

@@ -1,0 +1,160 @@
+//! Subcommands. Each returns the process exit code, or a usage / key-loading message (exit 2).
+
+mod demo;
+mod keygen;
+mod sign;
+mod verify;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use jwtd::keys::SourceOptions;
+use jwtd::{Alg, KeySet, Limits, Policy};
+
+#[derive(Parser, Debug)]
+#[command(name = "jwtd", version, about = "A strict, fast JWT verifier")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Verify TOKEN, or every line of standard input: one `OK <claims>` / `ERR <code> <message>` line each.
+    Verify(verify::VerifyArgs),
+    /// Sign claims with a private JWK and print the compact token.
+    Sign(sign::SignArgs),
+    /// Generate a key: prints the private JWK, then the public JWKS (one line each).
+    Keygen(keygen::KeygenArgs),
+    /// Run the verifier on an embedded, generated key set and sample tokens (valid and attacks).
+    Demo(demo::DemoArgs),
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode, String> {
+    match cli.command {
+        Command::Verify(a) => verify::run(a),
+        Command::Sign(a) => sign::run(a),
+        Command::Keygen(a) => keygen::run(a),
+        Command::Demo(a) => demo::run(a),
+    }
+}
+
+/// Key sources and the claims policy, shared by `verify` (and later `serve`).
+#[derive(Args, Debug, Clone)]
+pub struct PolicyArgs {
+    /// A JWK, JWKS or PEM file of verification keys (repeatable).
+    #[arg(long = "keys", value_name = "FILE")]
+    pub keys: Vec<PathBuf>,
+    /// A file whose bytes are an HMAC secret (repeatable; needs --alg HS256/HS384/HS512).
+    #[arg(long = "secret", value_name = "FILE")]
+    pub secrets: Vec<PathBuf>,
+    /// The algorithm for keys that carry none (JWKS keys without alg, RSA PEM keys, secrets).
+    #[arg(long, value_name = "ALG")]
+    pub alg: Option<Alg>,
+    /// The kid given to PEM keys and secrets, which cannot carry one.
+    #[arg(long, value_name = "KID")]
+    pub kid: Option<String>,
+    /// Accepted issuer (repeatable). Without any, iss is not checked.
+    #[arg(long = "iss", value_name = "ISS")]
+    pub issuers: Vec<String>,
+    /// Accepted audience (repeatable). Without any, tokens that carry aud are rejected.
+    #[arg(long = "aud", value_name = "AUD")]
+    pub audiences: Vec<String>,
+    /// Clock skew tolerated on exp, nbf and iat, in seconds.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub leeway: u64,
+    /// Maximum token age from iat, in seconds.
+    #[arg(long, value_name = "SECS")]
+    pub max_age: Option<u64>,
+    /// Accept tokens without exp.
+    #[arg(long)]
+    pub allow_no_exp: bool,
+    /// Require a sub claim.
+    #[arg(long)]
+    pub require_sub: bool,
+    /// A claim that must be present (repeatable).
+    #[arg(long = "require", value_name = "CLAIM")]
+    pub required: Vec<String>,
+    /// Accepted typ header value (repeatable; default JWT and at+jwt).
+    #[arg(long = "typ", value_name = "TYP")]
+    pub types: Vec<String>,
+    /// Reject tokens without a typ header.
+    #[arg(long)]
+    pub require_typ: bool,
+    /// Maximum token size in bytes.
+    #[arg(long, default_value_t = 16 * 1024, value_name = "BYTES")]
+    pub max_token_len: usize,
+}
+
+impl PolicyArgs {
+    /// Loads every key source; refused keys are reported on stderr, an unusable source is an error.
+    pub fn key_set(&self) -> Result<KeySet, String> {
+        let mut set = KeySet::new();
+        let opts = SourceOptions {
+            default_alg: self.alg,
+            kid: self.kid.clone(),
+        };
+        let mut reports = Vec::new();
+        for path in &self.keys {
+            reports.push((path, set.add_file(path, &opts).map_err(|e| e.to_string())?));
+        }
+        for path in &self.secrets {
+            let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let r = set
+                .add_secret(&bytes, &opts)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            reports.push((path, r));
+        }
+        for (path, r) in &reports {
+            for e in &r.refused {
+                eprintln!("jwtd: warning: {}: {e} (skipped)", path.display());
+            }
+            for w in &r.warnings {
+                eprintln!("jwtd: warning: {}: {w}", path.display());
+            }
+        }
+        if set.is_empty() {
+            return Err("no usable verification key (give --keys FILE or --secret FILE)".into());
+        }
+        Ok(set)
+    }
+
+    pub fn policy(&self) -> Policy {
+        let d = Policy::default();
+        Policy {
+            leeway: self.leeway,
+            require_exp: !self.allow_no_exp,
+            max_age: self.max_age,
+            issuers: (!self.issuers.is_empty()).then(|| self.issuers.clone()),
+            audiences: (!self.audiences.is_empty()).then(|| self.audiences.clone()),
+            require_sub: self.require_sub,
+            required_claims: self.required.clone(),
+            types: if self.types.is_empty() { d.types } else { self.types.clone() },
+            allow_missing_typ: !self.require_typ,
+        }
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_token_len: self.max_token_len,
+            ..Limits::default()
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The reply line for one verification, in the format the daemon uses too.
+pub fn reply_line(result: Result<String, jwtd::Error>) -> String {
+    match result {
+        Ok(body) => format!("OK {body}"),
+        Err(e) => format!("ERR {} {e}", e.code()),
+    }
+}

@@ -1,0 +1,110 @@
+//! Private JWKs for `jwtd sign` and `jwtd keygen`: reading one into a [`SigningKey`], writing one (and its
+//! public half) out.
+
+use serde_json::{Map, Value, json};
+
+use crate::alg::{Alg, Family};
+use crate::crypto::sign::{Private, SigningKey};
+use crate::jws::b64;
+
+/// Reads a private JWK. Its `alg` (or `default_alg`, or the curve) fixes the signing algorithm.
+pub fn signing_key_from_jwk(bytes: &[u8], default_alg: Option<Alg>) -> Result<(SigningKey, Option<String>), String> {
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("private JWK is not JSON: {e}"))?;
+    let obj = v.as_object().ok_or("private JWK must be a JSON object")?;
+    let get = |name: &str| -> Result<Vec<u8>, String> {
+        let s = obj
+            .get(name)
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("private JWK has no {name}"))?;
+        b64::decode(s.as_bytes()).map_err(|_| format!("private JWK member {name} is not base64url"))
+    };
+    let kty = obj.get("kty").and_then(Value::as_str).ok_or("private JWK has no kty")?;
+    let declared = match obj.get("alg").and_then(Value::as_str) {
+        Some(a) => Some(a.parse::<Alg>()?),
+        None => None,
+    };
+    let by_curve = obj.get("crv").and_then(Value::as_str).and_then(Alg::for_curve);
+    let alg = declared
+        .or(by_curve)
+        .or(default_alg)
+        .ok_or("private JWK has no alg: pass --alg")?;
+    let private = match (kty, alg.family()) {
+        ("oct", Family::Hmac) => Private::Hmac(get("k")?),
+        ("RSA", Family::Rsa) => Private::Rsa {
+            n: get("n")?,
+            e: get("e")?,
+            d: get("d")?,
+            p: get("p")?,
+            q: get("q")?,
+            dp: get("dp")?,
+            dq: get("dq")?,
+            qi: get("qi")?,
+        },
+        ("EC", Family::Ecdsa) => Private::Ec {
+            d: get("d")?,
+            x: get("x")?,
+            y: get("y")?,
+        },
+        ("OKP", Family::EdDsa) => Private::Ed25519 {
+            d: get("d")?,
+            x: get("x")?,
+        },
+        _ => return Err(format!("kty {kty:?} cannot sign with {alg}")),
+    };
+    let kid = obj.get("kid").and_then(Value::as_str).map(str::to_owned);
+    Ok((SigningKey::new(alg, &private)?, kid))
+}
+
+/// The private JWK for `private`, bound to `alg`.
+pub fn private_jwk(alg: Alg, kid: Option<&str>, private: &Private) -> Value {
+    let e = |b: &[u8]| Value::String(b64::encode(b));
+    let mut m = Map::new();
+    match private {
+        Private::Hmac(k) => {
+            m.insert("kty".into(), json!("oct"));
+            m.insert("k".into(), e(k));
+        }
+        Private::Rsa { n, e: ex, d, p, q, dp, dq, qi } => {
+            m.insert("kty".into(), json!("RSA"));
+            for (name, v) in [("n", n), ("e", ex), ("d", d), ("p", p), ("q", q), ("dp", dp), ("dq", dq), ("qi", qi)] {
+                m.insert(name.into(), e(v));
+            }
+        }
+        Private::Ec { d, x, y } => {
+            m.insert("kty".into(), json!("EC"));
+            m.insert("crv".into(), json!(alg.curve()));
+            m.insert("x".into(), e(x));
+            m.insert("y".into(), e(y));
+            m.insert("d".into(), e(d));
+        }
+        Private::Ed25519 { d, x } => {
+            m.insert("kty".into(), json!("OKP"));
+            m.insert("crv".into(), json!("Ed25519"));
+            m.insert("x".into(), e(x));
+            m.insert("d".into(), e(d));
+        }
+    }
+    finish(m, alg, kid)
+}
+
+/// The public JWK for `private` (for HMAC, necessarily the secret itself).
+pub fn public_jwk(alg: Alg, kid: Option<&str>, private: &Private) -> Value {
+    let mut v = private_jwk(alg, kid, private);
+    if let Some(m) = v.as_object_mut()
+        && !matches!(private, Private::Hmac(_))
+    {
+        for secret in ["d", "p", "q", "dp", "dq", "qi"] {
+            m.remove(secret);
+        }
+    }
+    v
+}
+
+fn finish(mut m: Map<String, Value>, alg: Alg, kid: Option<&str>) -> Value {
+    m.insert("alg".into(), json!(alg.name()));
+    m.insert("use".into(), json!("sig"));
+    if let Some(kid) = kid {
+        m.insert("kid".into(), json!(kid));
+    }
+    Value::Object(m)
+}
