@@ -187,7 +187,7 @@ impl<'de> Members<'de> {
             set.insert(name);
             return Ok(());
         }
-        if self.small.iter().any(|k| *k == name) {
+        if self.small.contains(&name) {
             return Err(Error::DuplicateMember(name.into_owned()));
         }
         self.small.push(name);

@@ -111,9 +111,10 @@ impl Verifier {
             let typ = header.typ.map(|t| Text::new(t, &buf[..header_len]));
             (header.alg, header.kid.is_some().then(|| key.kid.clone()).flatten(), typ, key)
         };
+        // Decoding first gives a precise error for a mangled payload; nothing is parsed before the signature.
+        b64::decode_into(parts.payload, &mut buf[header_len..]).map_err(|_| Error::BadBase64("payload"))?;
         check_signature(key, &parts)?;
 
-        b64::decode_into(parts.payload, &mut buf[header_len..]).map_err(|_| Error::BadBase64("payload"))?;
         let scan = json::scan(&buf[header_len..], self.limits.max_json_depth)?;
         if scan.has_whitespace {
             let compact = json::compact(&buf[header_len..]);
@@ -142,8 +143,8 @@ impl Verifier {
         let header_bytes = b64::decode(parts.header).map_err(|_| Error::BadBase64("header"))?;
         let header = Header::parse(&header_bytes, self.limits.max_json_depth)?;
         let key = self.keys.select(header.alg, header.kid.as_deref())?;
-        check_signature(key, &parts)?;
         let payload = b64::decode(parts.payload).map_err(|_| Error::BadBase64("payload"))?;
+        check_signature(key, &parts)?;
         Ok(VerifiedJws {
             alg: header.alg,
             kid: header.kid.map(|k| k.into_owned()),

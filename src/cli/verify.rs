@@ -65,7 +65,6 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode, String> {
             }
         }
     }
-    drop(emit);
     out.flush().map_err(|e| format!("writing output: {e}"))?;
     Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -15,6 +15,10 @@ use ring as backend;
 
 use backend::{hmac, signature};
 
+/// A signature did not verify. Deliberately opaque: the reason is never an oracle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Invalid;
+
 /// A verification key bound to exactly one algorithm, ready to check signatures.
 pub struct PreparedKey {
     alg: Alg,
@@ -228,28 +232,28 @@ impl PreparedKey {
     }
 
     /// Checks `signature` over `message`. The error is deliberately opaque.
-    pub fn verify(&self, message: &[u8], sig: &[u8]) -> Result<(), ()> {
+    pub fn verify(&self, message: &[u8], sig: &[u8]) -> Result<(), Invalid> {
         match &self.inner {
-            Inner::Hmac(key) => hmac::verify(key, message, sig).map_err(|_| ()),
+            Inner::Hmac(key) => hmac::verify(key, message, sig).map_err(|_| Invalid),
             #[cfg(not(feature = "aws-lc"))]
             Inner::Rsa { params, n, e } => signature::RsaPublicKeyComponents { n: &**n, e: &**e }
                 .verify(params, message, sig)
-                .map_err(|_| ()),
+                .map_err(|_| Invalid),
             #[cfg(not(feature = "aws-lc"))]
             Inner::Public { alg, bytes } => signature::UnparsedPublicKey::new(*alg, &**bytes)
                 .verify(message, sig)
-                .map_err(|_| ()),
+                .map_err(|_| Invalid),
             #[cfg(feature = "aws-lc")]
-            Inner::Parsed(key) => key.verify_sig(message, sig).map_err(|_| ()),
+            Inner::Parsed(key) => key.verify_sig(message, sig).map_err(|_| Invalid),
             #[cfg(not(feature = "aws-lc"))]
             Inner::P521(key) => {
                 use p521::ecdsa::signature::Verifier as _;
                 // JWS ECDSA signatures are fixed-width R||S (RFC 7518 §3.4); DER is refused by length.
                 if sig.len() != 2 * Alg::ES512.size() {
-                    return Err(());
+                    return Err(Invalid);
                 }
-                let s = p521::ecdsa::Signature::from_slice(sig).map_err(|_| ())?;
-                key.verify(message, &s).map_err(|_| ())
+                let s = p521::ecdsa::Signature::from_slice(sig).map_err(|_| Invalid)?;
+                key.verify(message, &s).map_err(|_| Invalid)
             }
         }
     }

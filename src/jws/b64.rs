@@ -6,6 +6,10 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+/// A segment is not canonical unpadded base64url.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidBase64;
+
 /// Decoded length of a canonical `len`-character segment, or `None` if no canonical segment has that length.
 pub fn decoded_len(len: usize) -> Option<usize> {
     match len % 4 {
@@ -16,18 +20,18 @@ pub fn decoded_len(len: usize) -> Option<usize> {
 }
 
 /// Decodes `src` into the front of `dst`, returning the decoded length. `dst` must hold [`decoded_len`] bytes.
-pub fn decode_into(src: &[u8], dst: &mut [u8]) -> Result<usize, ()> {
-    let n = decoded_len(src.len()).ok_or(())?;
+pub fn decode_into(src: &[u8], dst: &mut [u8]) -> Result<usize, InvalidBase64> {
+    let n = decoded_len(src.len()).ok_or(InvalidBase64)?;
     if dst.len() < n {
-        return Err(());
+        return Err(InvalidBase64);
     }
     // URL_SAFE_NO_PAD rejects padding, non-alphabet bytes and (by default) non-zero trailing bits.
-    URL_SAFE_NO_PAD.decode_slice(src, &mut dst[..n]).map_err(|_| ())
+    URL_SAFE_NO_PAD.decode_slice(src, &mut dst[..n]).map_err(|_| InvalidBase64)
 }
 
 /// Decodes `src` into a new vector.
-pub fn decode(src: &[u8]) -> Result<Vec<u8>, ()> {
-    let n = decoded_len(src.len()).ok_or(())?;
+pub fn decode(src: &[u8]) -> Result<Vec<u8>, InvalidBase64> {
+    let n = decoded_len(src.len()).ok_or(InvalidBase64)?;
     let mut out = vec![0u8; n];
     decode_into(src, &mut out)?;
     Ok(out)

@@ -34,6 +34,9 @@ impl Key {
 #[derive(Debug, Default)]
 pub struct KeySet {
     keys: Vec<Key>,
+    /// kids that also named a refused key in the same document: which key the issuer meant is unknowable,
+    /// so tokens naming them are refused as ambiguous.
+    shadowed: Vec<Arc<str>>,
 }
 
 /// What a load did: keys added, keys refused (with the reason, by kid), and notes worth logging.
@@ -157,6 +160,16 @@ impl KeySet {
                 Err(e) => report.refused.push(e),
             }
         }
+        for refused in &report.refused {
+            if let KeyError::Refused { kid: Some(kid), .. } = refused
+                && self.keys.iter().any(|k| k.kid.as_deref() == Some(kid.as_str()))
+            {
+                report.warnings.push(format!(
+                    "kid {kid:?} also names a refused key: tokens with that kid will be refused as ambiguous"
+                ));
+                self.shadowed.push(Arc::from(kid.as_str()));
+            }
+        }
         Ok(report)
     }
 
@@ -230,6 +243,11 @@ impl KeySet {
     /// With a `kid`: the keys with that kid; if none, the keys without a kid. Without a `kid`: every key.
     /// Among those, exactly one must be bound to `alg`.
     pub fn select(&self, alg: Alg, kid: Option<&str>) -> Result<&Key, Error> {
+        if let Some(kid) = kid
+            && self.shadowed.iter().any(|s| &**s == kid)
+        {
+            return Err(Error::AmbiguousKey(format!("kid {kid} also names a key that was refused")));
+        }
         let named = |k: &&Key| match kid {
             Some(want) => k.kid.as_deref() == Some(want),
             None => true,
