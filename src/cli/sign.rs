@@ -5,12 +5,12 @@ use std::process::ExitCode;
 
 use clap::Args;
 use jwtd::Alg;
-use jwtd::keys::private::signing_key_from_jwk;
+use jwtd::keys::private::signing_key_from_file;
 use serde_json::{Map, Value, json};
 
 #[derive(Args, Debug)]
 pub struct SignArgs {
-    /// The private JWK file (as printed by `jwtd keygen`).
+    /// The private key: a JWK (as printed by `jwtd keygen`) or a PKCS#8 PEM file.
     #[arg(long, value_name = "FILE")]
     key: PathBuf,
     /// The claims, a JSON object. `"exp":"+SECS"` style is not interpreted: give numbers.
@@ -30,7 +30,7 @@ pub struct SignArgs {
 pub fn run(args: SignArgs) -> Result<ExitCode, String> {
     let bytes = std::fs::read(&args.key).map_err(|e| format!("{}: {e}", args.key.display()))?;
     let (key, jwk_kid) =
-        signing_key_from_jwk(&bytes, args.alg).map_err(|e| format!("{}: {e}", args.key.display()))?;
+        signing_key_from_file(&bytes, args.alg).map_err(|e| format!("{}: {e}", args.key.display()))?;
     let claims: Value = serde_json::from_str(&args.claims).map_err(|e| format!("--claims is not JSON: {e}"))?;
     if !claims.is_object() {
         return Err("--claims must be a JSON object".into());

@@ -95,15 +95,7 @@ impl SigningKey {
                 };
                 let pair = signature::RsaKeyPair::from_components(&comps)
                     .map_err(|e| format!("RSA private key rejected: {e}"))?;
-                let enc: &'static dyn signature::RsaEncoding = match alg {
-                    Alg::RS256 => &signature::RSA_PKCS1_SHA256,
-                    Alg::RS384 => &signature::RSA_PKCS1_SHA384,
-                    Alg::RS512 => &signature::RSA_PKCS1_SHA512,
-                    Alg::PS256 => &signature::RSA_PSS_SHA256,
-                    Alg::PS384 => &signature::RSA_PSS_SHA384,
-                    _ => &signature::RSA_PSS_SHA512,
-                };
-                Inner::Rsa(pair, enc)
+                Inner::Rsa(pair, rsa_encoding(alg))
             }
             (Family::Ecdsa, Private::Ec { d, x, y }) => {
                 let mut point = vec![4u8];
@@ -133,6 +125,30 @@ impl SigningKey {
                 Inner::Ed25519(pair)
             }
             _ => return Err(format!("key material does not fit {alg}")),
+        };
+        Ok(SigningKey { alg, inner })
+    }
+
+    /// Builds a signing key from a PKCS#8 private key (DER). ES512 is not available this way.
+    pub fn from_pkcs8(alg: Alg, der: &[u8]) -> Result<SigningKey, String> {
+        let rng = rand::SystemRandom::new();
+        let reject = |e: backend::error::KeyRejected| format!("PKCS#8 key rejected for {alg}: {e}");
+        let inner = match alg {
+            Alg::HS256 | Alg::HS384 | Alg::HS512 => return Err("HMAC secrets are not PKCS#8 keys".into()),
+            Alg::ES512 => return Err("ES512 keys are read from JWK only".into()),
+            Alg::ES256 => Inner::Ecdsa(
+                signature::EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng)
+                    .map_err(reject)?,
+            ),
+            Alg::ES384 => Inner::Ecdsa(
+                signature::EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P384_SHA384_FIXED_SIGNING, der, &rng)
+                    .map_err(reject)?,
+            ),
+            Alg::EdDSA => Inner::Ed25519(signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(reject)?),
+            _ => Inner::Rsa(
+                signature::RsaKeyPair::from_pkcs8(der).map_err(reject)?,
+                rsa_encoding(alg),
+            ),
         };
         Ok(SigningKey { alg, inner })
     }
@@ -190,6 +206,17 @@ impl SigningKey {
         out.push('.');
         out.push_str(&crate::jws::b64::encode(&sig));
         Ok(out)
+    }
+}
+
+fn rsa_encoding(alg: Alg) -> &'static dyn signature::RsaEncoding {
+    match alg {
+        Alg::RS256 => &signature::RSA_PKCS1_SHA256,
+        Alg::RS384 => &signature::RSA_PKCS1_SHA384,
+        Alg::RS512 => &signature::RSA_PKCS1_SHA512,
+        Alg::PS256 => &signature::RSA_PSS_SHA256,
+        Alg::PS384 => &signature::RSA_PSS_SHA384,
+        _ => &signature::RSA_PSS_SHA512,
     }
 }
 

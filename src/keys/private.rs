@@ -7,6 +7,34 @@ use crate::alg::{Alg, Family};
 use crate::crypto::sign::{Private, SigningKey};
 use crate::jws::b64;
 
+/// Reads a private key file: a private JWK, or a PKCS#8 PEM (`PRIVATE KEY`). A PEM key needs `default_alg`
+/// unless it is EC P-256/P-384 or Ed25519, which are tried in turn.
+pub fn signing_key_from_file(bytes: &[u8], default_alg: Option<Alg>) -> Result<(SigningKey, Option<String>), String> {
+    if !bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
+        return signing_key_from_jwk(bytes, default_alg);
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| "PEM is not UTF-8".to_string())?;
+    let blocks = super::pem::blocks(text)?;
+    let [(label, der)] = blocks.as_slice() else {
+        return Err(format!("expected exactly one PEM block, found {}", blocks.len()));
+    };
+    if label != "PRIVATE KEY" {
+        return Err(format!("PEM block {label:?}: a PKCS#8 \"PRIVATE KEY\" is needed (openssl pkcs8 -topk8 -nocrypt)"));
+    }
+    let candidates: Vec<Alg> = match default_alg {
+        Some(a) => vec![a],
+        None => vec![Alg::ES256, Alg::ES384, Alg::EdDSA],
+    };
+    let mut last = String::from("no algorithm fits");
+    for alg in candidates {
+        match SigningKey::from_pkcs8(alg, der) {
+            Ok(k) => return Ok((k, None)),
+            Err(e) => last = e,
+        }
+    }
+    Err(if default_alg.is_none() { format!("{last} (for RSA keys pass --alg)") } else { last })
+}
+
 /// Reads a private JWK. Its `alg` (or `default_alg`, or the curve) fixes the signing algorithm.
 pub fn signing_key_from_jwk(bytes: &[u8], default_alg: Option<Alg>) -> Result<(SigningKey, Option<String>), String> {
     let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("private JWK is not JSON: {e}"))?;

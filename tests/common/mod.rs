@@ -1,0 +1,97 @@
+//! Helpers shared by the integration tests: committed test keys (`data/keys/`), signing, verifiers.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use jwtd::crypto::sign::SigningKey;
+use jwtd::keys::private::signing_key_from_file;
+use jwtd::{Alg, KeySet, Limits, Policy, Verifier};
+use serde_json::{Value, json};
+
+/// The fixed "now" of every test (2023-11-14T22:13:20Z).
+pub const NOW: u64 = 1_700_000_000;
+
+pub fn data(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(rel)
+}
+
+/// The committed private test key for `alg` (kid `test-<ALG>`).
+pub fn signer(alg: Alg) -> SigningKey {
+    let bytes = std::fs::read(data(&format!("keys/{alg}.private.jwk"))).unwrap();
+    signing_key_from_file(&bytes, None).unwrap().0
+}
+
+/// The committed public JWKS for `alg`, as text.
+pub fn public_jwks(alg: Alg) -> String {
+    std::fs::read_to_string(data(&format!("keys/{alg}.public.jwks"))).unwrap()
+}
+
+/// A key set with the public test key of every listed algorithm.
+pub fn key_set(algs: &[Alg]) -> KeySet {
+    let mut keys = KeySet::new();
+    for &alg in algs {
+        let r = keys.add_jwks(public_jwks(alg).as_bytes(), None).unwrap();
+        assert_eq!(r.loaded, 1, "{alg}: {:?}", r.refused);
+    }
+    keys
+}
+
+pub fn verifier(algs: &[Alg], policy: Policy) -> Verifier {
+    Verifier::new(key_set(algs), policy, Limits::default())
+}
+
+/// The policy most tests use: issuer and audience checked.
+pub fn policy() -> Policy {
+    Policy {
+        issuers: Some(vec!["https://issuer.test".into()]),
+        audiences: Some(vec!["api".into()]),
+        ..Policy::default()
+    }
+}
+
+/// Claims that pass [`policy`] at [`NOW`], about 300 bytes like a real access token.
+pub fn claims() -> Value {
+    json!({
+        "iss": "https://issuer.test",
+        "sub": "user-1234567890",
+        "aud": ["api", "other"],
+        "iat": NOW - 10,
+        "nbf": NOW - 10,
+        "exp": NOW + 600,
+        "jti": "4f1c2a9e-6b1d-4d1e-9f8a-0c2b3d4e5f60",
+        "scope": "read:items write:items",
+        "email": "someone@example.com",
+        "roles": ["reader", "writer"],
+        "tenant": "acme-corp"
+    })
+}
+
+/// Signs `claims` with the test key of `alg`, with header `{"alg","typ":"JWT","kid"}` plus `extra`.
+pub fn token_with(alg: Alg, extra: Value, claims: &Value) -> String {
+    let mut h = json!({"alg": alg.name(), "typ": "JWT", "kid": format!("test-{alg}")});
+    if let (Some(h), Some(extra)) = (h.as_object_mut(), extra.as_object()) {
+        for (k, v) in extra {
+            if v.is_null() {
+                h.remove(k);
+            } else {
+                h.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    signer(alg)
+        .sign_compact(h.to_string().as_bytes(), claims.to_string().as_bytes())
+        .unwrap()
+}
+
+pub fn token(alg: Alg) -> String {
+    token_with(alg, json!({}), &claims())
+}
+
+/// A compact token from raw header and payload bytes, signed with `key`.
+pub fn raw_token(key: &SigningKey, header: &str, payload: &str) -> String {
+    key.sign_compact(header.as_bytes(), payload.as_bytes()).unwrap()
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    jwtd::jws::b64::encode(bytes)
+}
