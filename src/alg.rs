@@ -88,7 +88,9 @@ impl Alg {
     pub fn family(self) -> Family {
         match self {
             Alg::HS256 | Alg::HS384 | Alg::HS512 => Family::Hmac,
-            Alg::RS256 | Alg::RS384 | Alg::RS512 | Alg::PS256 | Alg::PS384 | Alg::PS512 => Family::Rsa,
+            Alg::RS256 | Alg::RS384 | Alg::RS512 | Alg::PS256 | Alg::PS384 | Alg::PS512 => {
+                Family::Rsa
+            }
             Alg::ES256 | Alg::ES384 | Alg::ES512 => Family::Ecdsa,
             Alg::EdDSA => Family::EdDsa,
         }
@@ -143,7 +145,10 @@ impl std::str::FromStr for Alg {
     fn from_str(s: &str) -> Result<Alg, String> {
         Alg::from_name(s).ok_or_else(|| {
             let names: Vec<_> = Alg::ALL.iter().map(|a| a.name()).collect();
-            format!("unknown algorithm {s:?} (expected one of {})", names.join(", "))
+            format!(
+                "unknown algorithm {s:?} (expected one of {})",
+                names.join(", ")
+            )
         })
     }
 }
@@ -157,7 +162,9 @@ mod tests {
         for a in Alg::ALL {
             assert_eq!(Alg::from_name(a.name()), Some(a));
         }
-        for bad in ["none", "None", "NONE", "nOnE", "", "hs256", "HS256 ", "ES521", "RS1"] {
+        for bad in [
+            "none", "None", "NONE", "nOnE", "", "hs256", "HS256 ", "ES521", "RS1",
+        ] {
             assert_eq!(Alg::from_name(bad), None, "{bad}");
         }
     }

@@ -62,17 +62,21 @@ impl Text {
     pub(crate) fn new(s: Cow<'_, str>, base: &[u8]) -> Text {
         let start = (s.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
         match s {
-            Cow::Borrowed(b) if start <= base.len() && start + b.len() <= base.len() => Text::Span {
-                start: start as u32,
-                len: b.len() as u32,
-            },
+            Cow::Borrowed(b) if start <= base.len() && start + b.len() <= base.len() => {
+                Text::Span {
+                    start: start as u32,
+                    len: b.len() as u32,
+                }
+            }
             other => Text::Owned(other.into_owned().into_boxed_str()),
         }
     }
 
     pub fn resolve<'a>(&'a self, base: &'a str) -> &'a str {
         match self {
-            Text::Span { start, len } => base.get(*start as usize..(*start + *len) as usize).unwrap_or(""),
+            Text::Span { start, len } => base
+                .get(*start as usize..(*start + *len) as usize)
+                .unwrap_or(""),
             Text::Owned(s) => s,
         }
     }
@@ -98,7 +102,9 @@ impl Policy {
             Some(t) => {
                 let norm = |s: &str| -> String {
                     let l = s.to_ascii_lowercase();
-                    l.strip_prefix("application/").map(str::to_owned).unwrap_or(l)
+                    l.strip_prefix("application/")
+                        .map(str::to_owned)
+                        .unwrap_or(l)
                 };
                 let t = norm(t);
                 if self.types.iter().any(|a| norm(a) == t) {
@@ -119,7 +125,8 @@ impl Policy {
             policy: self,
             base,
         };
-        let parsed = json::parse_with(bytes, seed).map_err(|e| json::take_error(&mut slot, e, "payload"))?;
+        let parsed =
+            json::parse_with(bytes, seed).map_err(|e| json::take_error(&mut slot, e, "payload"))?;
         self.check_parsed(&parsed, now)?;
         Ok(parsed.registered)
     }
@@ -165,7 +172,11 @@ impl Policy {
         if self.require_sub && r.sub.is_none() {
             return Err(Error::MissingClaim("sub".into()));
         }
-        if let Some(missing) = self.required_claims.iter().find(|c| !p.members.contains(c.as_str())) {
+        if let Some(missing) = self
+            .required_claims
+            .iter()
+            .find(|c| !p.members.contains(c.as_str()))
+        {
             return Err(Error::MissingClaim(missing.clone()));
         }
         Ok(())
@@ -218,7 +229,12 @@ impl<'de> Visitor<'de> for ClaimsSeed<'_, '_> {
                 "exp" | "nbf" | "iat" => {
                     let t = match map.next_value::<Scalar>()? {
                         Scalar::Num(t) => t,
-                        other => return Err(json::park(slot, bad_type(&name, "a NumericDate (number)", &other))),
+                        other => {
+                            return Err(json::park(
+                                slot,
+                                bad_type(&name, "a NumericDate (number)", &other),
+                            ));
+                        }
                     };
                     let field = match &*name {
                         "exp" => &mut p.registered.exp,
@@ -233,7 +249,12 @@ impl<'de> Visitor<'de> for ClaimsSeed<'_, '_> {
                         other => return Err(json::park(slot, bad_type(&name, "a string", &other))),
                     };
                     if &*name == "iss" {
-                        p.issuer_ok = Some(self.policy.issuers.as_ref().is_none_or(|set| set.iter().any(|i| *i == s)));
+                        p.issuer_ok = Some(
+                            self.policy
+                                .issuers
+                                .as_ref()
+                                .is_none_or(|set| set.iter().any(|i| *i == s)),
+                        );
                     }
                     let text = Some(Text::new(s, self.base));
                     match &*name {
@@ -318,29 +339,62 @@ impl<'de> Visitor<'de> for AudSeed<'_, '_> {
             match item {
                 Scalar::Str(s) => ok |= self.accepts(&s),
                 other => {
-                    return Err(json::park(self.slot, bad_type("aud", "a string or an array of strings", &other)));
+                    return Err(json::park(
+                        self.slot,
+                        bad_type("aud", "a string or an array of strings", &other),
+                    ));
                 }
             }
         }
         Ok(ok)
     }
     fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<bool, A::Error> {
-        Err(json::park(self.slot, bad_type("aud", "a string or an array of strings", &Scalar::Other("an object"))))
+        Err(json::park(
+            self.slot,
+            bad_type(
+                "aud",
+                "a string or an array of strings",
+                &Scalar::Other("an object"),
+            ),
+        ))
     }
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
-        Err(json::park(self.slot, bad_type("aud", "a string or an array of strings", &Scalar::Other("a boolean"))))
+        Err(json::park(
+            self.slot,
+            bad_type(
+                "aud",
+                "a string or an array of strings",
+                &Scalar::Other("a boolean"),
+            ),
+        ))
     }
     fn visit_i64<E: de::Error>(self, _: i64) -> Result<bool, E> {
-        Err(json::park(self.slot, bad_type("aud", "a string or an array of strings", &Scalar::Num(0.0))))
+        Err(json::park(
+            self.slot,
+            bad_type("aud", "a string or an array of strings", &Scalar::Num(0.0)),
+        ))
     }
     fn visit_u64<E: de::Error>(self, _: u64) -> Result<bool, E> {
-        Err(json::park(self.slot, bad_type("aud", "a string or an array of strings", &Scalar::Num(0.0))))
+        Err(json::park(
+            self.slot,
+            bad_type("aud", "a string or an array of strings", &Scalar::Num(0.0)),
+        ))
     }
     fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
-        Err(json::park(self.slot, bad_type("aud", "a string or an array of strings", &Scalar::Num(0.0))))
+        Err(json::park(
+            self.slot,
+            bad_type("aud", "a string or an array of strings", &Scalar::Num(0.0)),
+        ))
     }
     fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
-        Err(json::park(self.slot, bad_type("aud", "a string or an array of strings", &Scalar::Other("null"))))
+        Err(json::park(
+            self.slot,
+            bad_type(
+                "aud",
+                "a string or an array of strings",
+                &Scalar::Other("null"),
+            ),
+        ))
     }
 }
 
@@ -362,22 +416,37 @@ mod tests {
     fn time_rules_with_leeway() {
         let p = Policy::default();
         assert!(check(&p, &format!(r#"{{"exp":{}}}"#, NOW + 1)).is_ok());
-        assert!(check(&p, &format!(r#"{{"exp":{}}}"#, NOW - 59)).is_ok(), "inside leeway");
+        assert!(
+            check(&p, &format!(r#"{{"exp":{}}}"#, NOW - 59)).is_ok(),
+            "inside leeway"
+        );
         assert_eq!(code(&p, &format!(r#"{{"exp":{}}}"#, NOW - 60)), "expired");
-        assert!(check(&p, &format!(r#"{{"exp":{}.5}}"#, NOW)).is_ok(), "fractional");
+        assert!(
+            check(&p, &format!(r#"{{"exp":{}.5}}"#, NOW)).is_ok(),
+            "fractional"
+        );
         assert_eq!(code(&p, r#"{"sub":"x"}"#), "missing_claim");
         assert_eq!(code(&p, r#"{"exp":"1700000000"}"#), "bad_claim");
         assert_eq!(code(&p, r#"{"exp":null}"#), "bad_claim");
         assert_eq!(code(&p, r#"{"exp":true}"#), "bad_claim");
         let exp = NOW + 1000;
-        assert_eq!(code(&p, &format!(r#"{{"exp":{exp},"nbf":{}}}"#, NOW + 61)), "not_yet_valid");
+        assert_eq!(
+            code(&p, &format!(r#"{{"exp":{exp},"nbf":{}}}"#, NOW + 61)),
+            "not_yet_valid"
+        );
         assert!(check(&p, &format!(r#"{{"exp":{exp},"nbf":{}}}"#, NOW + 60)).is_ok());
-        assert_eq!(code(&p, &format!(r#"{{"exp":{exp},"iat":{}}}"#, NOW + 61)), "issued_in_future");
+        assert_eq!(
+            code(&p, &format!(r#"{{"exp":{exp},"iat":{}}}"#, NOW + 61)),
+            "issued_in_future"
+        );
         let aged = Policy {
             max_age: Some(300),
             ..Policy::default()
         };
-        assert_eq!(code(&aged, &format!(r#"{{"exp":{exp},"iat":{}}}"#, NOW - 361)), "too_old");
+        assert_eq!(
+            code(&aged, &format!(r#"{{"exp":{exp},"iat":{}}}"#, NOW - 361)),
+            "too_old"
+        );
         assert!(check(&aged, &format!(r#"{{"exp":{exp},"iat":{}}}"#, NOW - 100)).is_ok());
         assert_eq!(code(&aged, &format!(r#"{{"exp":{exp}}}"#)), "missing_claim");
     }
@@ -392,25 +461,70 @@ mod tests {
             required_claims: vec!["scope".into()],
             ..Policy::default()
         };
-        let ok = format!(r#"{{"exp":{exp},"iss":"https://idp","aud":["x","web"],"sub":"u","scope":""}}"#);
+        let ok = format!(
+            r#"{{"exp":{exp},"iss":"https://idp","aud":["x","web"],"sub":"u","scope":""}}"#
+        );
         assert!(check(&p, &ok).is_ok());
-        let single = format!(r#"{{"exp":{exp},"iss":"https://idp","aud":"api","sub":"u","scope":1}}"#);
+        let single =
+            format!(r#"{{"exp":{exp},"iss":"https://idp","aud":"api","sub":"u","scope":1}}"#);
         assert!(check(&p, &single).is_ok());
-        assert_eq!(code(&p, &format!(r#"{{"exp":{exp},"iss":"evil","aud":"api","sub":"u"}}"#)), "wrong_issuer");
-        assert_eq!(code(&p, &format!(r#"{{"exp":{exp},"aud":"api","sub":"u"}}"#)), "missing_claim");
-        assert_eq!(code(&p, &format!(r#"{{"exp":{exp},"iss":"https://idp","aud":["x"],"sub":"u"}}"#)), "wrong_audience");
-        assert_eq!(code(&p, &format!(r#"{{"exp":{exp},"iss":"https://idp","aud":[1],"sub":"u"}}"#)), "bad_claim");
-        assert_eq!(code(&p, &format!(r#"{{"exp":{exp},"iss":"https://idp","aud":"api","scope":1}}"#)), "missing_claim");
-        assert_eq!(code(&p, &format!(r#"{{"exp":{exp},"iss":"https://idp","aud":"api","sub":"u"}}"#)), "missing_claim");
+        assert_eq!(
+            code(
+                &p,
+                &format!(r#"{{"exp":{exp},"iss":"evil","aud":"api","sub":"u"}}"#)
+            ),
+            "wrong_issuer"
+        );
+        assert_eq!(
+            code(&p, &format!(r#"{{"exp":{exp},"aud":"api","sub":"u"}}"#)),
+            "missing_claim"
+        );
+        assert_eq!(
+            code(
+                &p,
+                &format!(r#"{{"exp":{exp},"iss":"https://idp","aud":["x"],"sub":"u"}}"#)
+            ),
+            "wrong_audience"
+        );
+        assert_eq!(
+            code(
+                &p,
+                &format!(r#"{{"exp":{exp},"iss":"https://idp","aud":[1],"sub":"u"}}"#)
+            ),
+            "bad_claim"
+        );
+        assert_eq!(
+            code(
+                &p,
+                &format!(r#"{{"exp":{exp},"iss":"https://idp","aud":"api","scope":1}}"#)
+            ),
+            "missing_claim"
+        );
+        assert_eq!(
+            code(
+                &p,
+                &format!(r#"{{"exp":{exp},"iss":"https://idp","aud":"api","sub":"u"}}"#)
+            ),
+            "missing_claim"
+        );
         // No audience configured: a token addressed to someone is not for us.
-        assert_eq!(code(&Policy::default(), &format!(r#"{{"exp":{exp},"aud":"api"}}"#)), "wrong_audience");
+        assert_eq!(
+            code(
+                &Policy::default(),
+                &format!(r#"{{"exp":{exp},"aud":"api"}}"#)
+            ),
+            "wrong_audience"
+        );
     }
 
     #[test]
     fn duplicates_and_shape() {
         let p = Policy::default();
         assert_eq!(code(&p, r#"{"exp":1,"exp":2}"#), "duplicate_member");
-        assert_eq!(code(&p, r#"{"exp":99999999999,"a":{"b":1,"b":2}}"#), "duplicate_member");
+        assert_eq!(
+            code(&p, r#"{"exp":99999999999,"a":{"b":1,"b":2}}"#),
+            "duplicate_member"
+        );
         assert_eq!(code(&p, r#"[1]"#), "bad_json");
         assert_eq!(code(&p, r#"{"exp":1"#), "bad_json");
     }
@@ -422,14 +536,20 @@ mod tests {
         assert!(p.check_typ(Some("JWT")).is_ok());
         assert!(p.check_typ(Some("jwt")).is_ok());
         assert!(p.check_typ(Some("application/at+jwt")).is_ok());
-        assert_eq!(p.check_typ(Some("secevent+jwt")).unwrap_err().code(), "wrong_type");
+        assert_eq!(
+            p.check_typ(Some("secevent+jwt")).unwrap_err().code(),
+            "wrong_type"
+        );
         let strict = Policy {
             types: vec!["at+jwt".into()],
             allow_missing_typ: false,
             ..Policy::default()
         };
         assert_eq!(strict.check_typ(None).unwrap_err().code(), "wrong_type");
-        assert_eq!(strict.check_typ(Some("JWT")).unwrap_err().code(), "wrong_type");
+        assert_eq!(
+            strict.check_typ(Some("JWT")).unwrap_err().code(),
+            "wrong_type"
+        );
     }
 
     #[test]

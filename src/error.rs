@@ -130,9 +130,15 @@ impl fmt::Display for Error {
             Error::TooLarge(what) => write!(f, "{what}"),
             Error::TooDeep(max) => write!(f, "JSON nesting deeper than {max} levels"),
             Error::Malformed(why) => write!(f, "not a compact JWS: {why}"),
-            Error::UnsupportedJwe => write!(f, "token has 5 segments (JWE): encrypted tokens are not supported"),
+            Error::UnsupportedJwe => write!(
+                f,
+                "token has 5 segments (JWE): encrypted tokens are not supported"
+            ),
             Error::UnsupportedSerialization => {
-                write!(f, "JWS JSON serialization is not supported; send the compact form")
+                write!(
+                    f,
+                    "JWS JSON serialization is not supported; send the compact form"
+                )
             }
             Error::BadBase64(part) => write!(f, "{part} is not canonical unpadded base64url"),
             Error::BadJson(why) => write!(f, "{why}"),
@@ -146,7 +152,9 @@ impl fmt::Display for Error {
             ),
             Error::UnknownKey(kid) => write!(f, "no key for {}", Sanitized(kid)),
             Error::AmbiguousKey(why) => write!(f, "{}", Sanitized(why)),
-            Error::CritUnsupported => write!(f, "header has crit: no critical extension is understood"),
+            Error::CritUnsupported => {
+                write!(f, "header has crit: no critical extension is understood")
+            }
             Error::UnsupportedHeader(name) => write!(f, "header parameter {name} is not supported"),
             Error::BadSignature => write!(f, "signature does not verify"),
             Error::Expired => write!(f, "token expired (exp)"),
@@ -203,7 +211,10 @@ impl fmt::Display for KeyError {
         match self {
             KeyError::Io(why) => write!(f, "cannot read key source: {why}"),
             KeyError::Format(why) => write!(f, "{why}"),
-            KeyError::Refused { kid: Some(kid), why } => write!(f, "key {}: {why}", Sanitized(kid)),
+            KeyError::Refused {
+                kid: Some(kid),
+                why,
+            } => write!(f, "key {}: {why}", Sanitized(kid)),
             KeyError::Refused { kid: None, why } => write!(f, "key without kid: {why}"),
         }
     }
@@ -228,7 +239,11 @@ mod tests {
     fn codes_are_unique_snake_case() {
         let mut seen = std::collections::HashSet::new();
         for c in Error::CODES {
-            assert!(c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'), "{c}");
+            assert!(
+                c.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{c}"
+            );
             assert!(seen.insert(c), "duplicate {c}");
         }
     }

@@ -216,7 +216,10 @@ pub fn take_error(slot: &mut Slot, e: serde_json::Error, what: &str) -> Error {
     if e.to_string().contains("recursion limit") {
         return Error::TooDeep(128);
     }
-    Error::BadJson(format!("{what} is not valid JSON: {}", e.to_string().replace('\n', " ")))
+    Error::BadJson(format!(
+        "{what} is not valid JSON: {}",
+        e.to_string().replace('\n', " ")
+    ))
 }
 
 /// Parks `err` and returns the serde error that unwinds the parser.
@@ -316,9 +319,18 @@ mod tests {
     #[test]
     fn duplicates_rejected_at_any_depth_even_when_escaped() {
         assert!(strict(r#"{"a":1,"b":{"c":[{"d":1,"e":2}]}}"#).is_ok());
-        assert_eq!(strict(r#"{"a":1,"a":2}"#).unwrap_err().code(), "duplicate_member");
-        assert_eq!(strict(r#"{"x":[{"d":1,"d":2}]}"#).unwrap_err().code(), "duplicate_member");
-        assert_eq!(strict(r#"{"ab":1,"a\u0062":2}"#).unwrap_err().code(), "duplicate_member");
+        assert_eq!(
+            strict(r#"{"a":1,"a":2}"#).unwrap_err().code(),
+            "duplicate_member"
+        );
+        assert_eq!(
+            strict(r#"{"x":[{"d":1,"d":2}]}"#).unwrap_err().code(),
+            "duplicate_member"
+        );
+        assert_eq!(
+            strict(r#"{"ab":1,"a\u0062":2}"#).unwrap_err().code(),
+            "duplicate_member"
+        );
     }
 
     #[test]
@@ -328,7 +340,10 @@ mod tests {
             doc.push_str(&format!("\"k{i}\":{i},"));
         }
         assert!(strict(&format!("{}\"z\":0}}", doc)).is_ok());
-        assert_eq!(strict(&format!("{}\"k7\":0}}", doc)).unwrap_err().code(), "duplicate_member");
+        assert_eq!(
+            strict(&format!("{}\"k7\":0}}", doc)).unwrap_err().code(),
+            "duplicate_member"
+        );
     }
 
     #[test]

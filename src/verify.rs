@@ -66,7 +66,8 @@ impl Verified {
         self.text(&self.claims.jti)
     }
     fn text<'a>(&'a self, t: &'a Option<Text>) -> Option<&'a str> {
-        t.as_ref().map(|t| t.resolve(&self.buf[self.payload.clone()]))
+        t.as_ref()
+            .map(|t| t.resolve(&self.buf[self.payload.clone()]))
     }
 }
 
@@ -83,7 +84,11 @@ const MAX_SIGNATURE: usize = 1024;
 
 impl Verifier {
     pub fn new(keys: KeySet, policy: Policy, limits: Limits) -> Verifier {
-        Verifier { keys, policy, limits }
+        Verifier {
+            keys,
+            policy,
+            limits,
+        }
     }
 
     pub fn keys(&self) -> &KeySet {
@@ -100,19 +105,27 @@ impl Verifier {
     pub fn verify(&self, token: &[u8], now: u64) -> Result<Verified, Error> {
         let parts = jws::split(token, &self.limits)?;
         let header_len = b64::decoded_len(parts.header.len()).ok_or(Error::BadBase64("header"))?;
-        let payload_len = b64::decoded_len(parts.payload.len()).ok_or(Error::BadBase64("payload"))?;
+        let payload_len =
+            b64::decoded_len(parts.payload.len()).ok_or(Error::BadBase64("payload"))?;
         let mut buf = vec![0u8; header_len + payload_len];
-        b64::decode_into(parts.header, &mut buf[..header_len]).map_err(|_| Error::BadBase64("header"))?;
+        b64::decode_into(parts.header, &mut buf[..header_len])
+            .map_err(|_| Error::BadBase64("header"))?;
 
         let (alg, kid, typ, key) = {
             let header = Header::parse(&buf[..header_len], self.limits.max_json_depth)?;
             self.policy.check_typ(header.typ.as_deref())?;
             let key = self.keys.select(header.alg, header.kid.as_deref())?;
             let typ = header.typ.map(|t| Text::new(t, &buf[..header_len]));
-            (header.alg, header.kid.is_some().then(|| key.kid.clone()).flatten(), typ, key)
+            (
+                header.alg,
+                header.kid.is_some().then(|| key.kid.clone()).flatten(),
+                typ,
+                key,
+            )
         };
         // Decoding first gives a precise error for a mangled payload; nothing is parsed before the signature.
-        b64::decode_into(parts.payload, &mut buf[header_len..]).map_err(|_| Error::BadBase64("payload"))?;
+        b64::decode_into(parts.payload, &mut buf[header_len..])
+            .map_err(|_| Error::BadBase64("payload"))?;
         check_signature(key, &parts)?;
 
         let scan = json::scan(&buf[header_len..], self.limits.max_json_depth)?;
@@ -121,10 +134,13 @@ impl Verifier {
             buf.truncate(header_len);
             buf.extend_from_slice(&compact);
         }
-        let claims = self.policy.check(&buf[header_len..], &buf[header_len..], now)?;
+        let claims = self
+            .policy
+            .check(&buf[header_len..], &buf[header_len..], now)?;
         // Both parts parsed as JSON, whose strings serde_json checked as UTF-8; this cannot fail, but a
         // failure would still be an error, not a panic.
-        let buf = String::from_utf8(buf).map_err(|_| Error::BadJson("token is not UTF-8".into()))?;
+        let buf =
+            String::from_utf8(buf).map_err(|_| Error::BadJson("token is not UTF-8".into()))?;
         let payload = header_len..buf.len();
         Ok(Verified {
             buf,
@@ -161,5 +177,7 @@ fn check_signature(key: &Key, parts: &jws::Parts<'_>) -> Result<(), Error> {
         None => return Err(Error::BadBase64("signature")),
     };
     b64::decode_into(parts.signature, &mut sig[..n]).map_err(|_| Error::BadBase64("signature"))?;
-    key.key.verify(parts.signing_input, &sig[..n]).map_err(|_| Error::BadSignature)
+    key.key
+        .verify(parts.signing_input, &sig[..n])
+        .map_err(|_| Error::BadSignature)
 }

@@ -61,24 +61,47 @@ fn jwks_without_alg_needs_a_configured_default_never_the_tokens() {
     let mut keys = KeySet::new();
     let r = keys.add_jwks(text.as_bytes(), None).unwrap();
     assert_eq!(r.loaded, 0);
-    assert!(r.refused[0].to_string().contains("configure a default alg"), "{:?}", r.refused);
+    assert!(
+        r.refused[0].to_string().contains("configure a default alg"),
+        "{:?}",
+        r.refused
+    );
     // With a default of RS256 the key verifies RS256 tokens, and only those: a PS256 token signed by the
     // same RSA private key (a different algorithm on the same key) is refused.
     let mut keys = KeySet::new();
-    assert_eq!(keys.add_jwks(text.as_bytes(), Some(Alg::RS256)).unwrap().loaded, 1);
+    assert_eq!(
+        keys.add_jwks(text.as_bytes(), Some(Alg::RS256))
+            .unwrap()
+            .loaded,
+        1
+    );
     let v = Verifier::new(keys, policy(), Limits::default());
     assert!(v.verify(token(Alg::RS256).as_bytes(), NOW).is_ok());
-    let private: Value = serde_json::from_slice(&std::fs::read(data("keys/RS256.private.jwk")).unwrap()).unwrap();
+    let private: Value =
+        serde_json::from_slice(&std::fs::read(data("keys/RS256.private.jwk")).unwrap()).unwrap();
     let mut as_ps = private.clone();
     as_ps["alg"] = json!("PS256");
-    let (ps, _) = jwtd::keys::private::signing_key_from_jwk(as_ps.to_string().as_bytes(), None).unwrap();
-    let t = raw_token(&ps, r#"{"alg":"PS256","kid":"test-RS256"}"#, &claims().to_string());
-    assert_eq!(v.verify(t.as_bytes(), NOW).unwrap_err().code(), "alg_mismatch");
+    let (ps, _) =
+        jwtd::keys::private::signing_key_from_jwk(as_ps.to_string().as_bytes(), None).unwrap();
+    let t = raw_token(
+        &ps,
+        r#"{"alg":"PS256","kid":"test-RS256"}"#,
+        &claims().to_string(),
+    );
+    assert_eq!(
+        v.verify(t.as_bytes(), NOW).unwrap_err().code(),
+        "alg_mismatch"
+    );
     // EC keys without alg take it from the curve.
     let mut ec: Value = serde_json::from_str(&public_jwks(Alg::ES384)).unwrap();
     ec["keys"][0].as_object_mut().unwrap().remove("alg");
     let mut keys = KeySet::new();
-    assert_eq!(keys.add_jwks(ec.to_string().as_bytes(), None).unwrap().loaded, 1);
+    assert_eq!(
+        keys.add_jwks(ec.to_string().as_bytes(), None)
+            .unwrap()
+            .loaded,
+        1
+    );
     assert_eq!(keys.keys()[0].alg(), Alg::ES384);
 }
 
@@ -94,20 +117,36 @@ fn pem_public_keys_of_every_kind() {
     ];
     for (file, default_alg, alg) in cases {
         let mut keys = KeySet::new();
-        let r = keys.add_file(&data(file), &opts(default_alg, Some("pem-key"))).unwrap();
+        let r = keys
+            .add_file(&data(file), &opts(default_alg, Some("pem-key")))
+            .unwrap();
         assert_eq!(r.loaded, 1, "{file}: {:?}", r.refused);
         assert_eq!(keys.keys()[0].alg(), alg, "{file}");
         assert_eq!(keys.keys()[0].kid.as_deref(), Some("pem-key"));
     }
     // RSA PEM without an alg: refused with advice.
     let mut keys = KeySet::new();
-    let r = keys.add_file(&data("pem/rsa.pub.pem"), &opts(None, None)).unwrap();
-    assert!(r.refused[0].to_string().contains("needs an alg"), "{:?}", r.refused);
+    let r = keys
+        .add_file(&data("pem/rsa.pub.pem"), &opts(None, None))
+        .unwrap();
+    assert!(
+        r.refused[0].to_string().contains("needs an alg"),
+        "{:?}",
+        r.refused
+    );
     // A private key is not a verification key.
-    let err = KeySet::new().add_file(&data("pem/p256.key.pem"), &opts(None, None)).unwrap();
-    assert!(err.refused[0].to_string().contains("-pubout"), "{:?}", err.refused);
+    let err = KeySet::new()
+        .add_file(&data("pem/p256.key.pem"), &opts(None, None))
+        .unwrap();
+    assert!(
+        err.refused[0].to_string().contains("-pubout"),
+        "{:?}",
+        err.refused
+    );
     // An EC key with a mismatching configured alg.
-    let r = KeySet::new().add_file(&data("pem/p256.pub.pem"), &opts(Some(Alg::ES384), None)).unwrap();
+    let r = KeySet::new()
+        .add_file(&data("pem/p256.pub.pem"), &opts(Some(Alg::ES384), None))
+        .unwrap();
     assert_eq!(r.loaded, 0);
 }
 
@@ -125,11 +164,16 @@ fn pem_keys_verify_tokens_signed_by_their_private_halves() {
         let default = (alg.family() == jwtd::alg::Family::Rsa).then_some(alg);
         keys.add_file(&data(public), &opts(default, None)).unwrap();
         let v = Verifier::new(keys, policy(), Limits::default());
-        let (signer, _) = signing_key_from_file(&std::fs::read(data(private)).unwrap(), default).unwrap();
+        let (signer, _) =
+            signing_key_from_file(&std::fs::read(data(private)).unwrap(), default).unwrap();
         // PEM keys have no kid: tokens with or without one find them.
-        for header in [json!({"alg": alg.name()}), json!({"alg": alg.name(), "kid": "any"})] {
+        for header in [
+            json!({"alg": alg.name()}),
+            json!({"alg": alg.name(), "kid": "any"}),
+        ] {
             let t = raw_token(&signer, &header.to_string(), &claims().to_string());
-            v.verify(t.as_bytes(), NOW).unwrap_or_else(|e| panic!("{private} {header}: {e}"));
+            v.verify(t.as_bytes(), NOW)
+                .unwrap_or_else(|e| panic!("{private} {header}: {e}"));
         }
     }
 }
@@ -137,13 +181,25 @@ fn pem_keys_verify_tokens_signed_by_their_private_halves() {
 #[test]
 fn hmac_secret_files_and_their_minimum_length() {
     let mut keys = KeySet::new();
-    let short = keys.add_secret(b"too short", &opts(Some(Alg::HS256), None)).unwrap_err();
+    let short = keys
+        .add_secret(b"too short", &opts(Some(Alg::HS256), None))
+        .unwrap_err();
     assert!(short.to_string().contains("at least 32"), "{short}");
     let no_alg = keys.add_secret(&[7; 64], &opts(None, None)).unwrap_err();
     assert!(no_alg.to_string().contains("HS256"), "{no_alg}");
-    assert!(keys.add_secret(&[7; 64], &opts(Some(Alg::RS256), None)).is_err());
-    assert_eq!(keys.add_secret(&[7; 48], &opts(Some(Alg::HS384), Some("s"))).unwrap().loaded, 1);
-    let err = KeySet::new().add_document(b"just some bytes", &opts(None, None)).unwrap_err();
+    assert!(
+        keys.add_secret(&[7; 64], &opts(Some(Alg::RS256), None))
+            .is_err()
+    );
+    assert_eq!(
+        keys.add_secret(&[7; 48], &opts(Some(Alg::HS384), Some("s")))
+            .unwrap()
+            .loaded,
+        1
+    );
+    let err = KeySet::new()
+        .add_document(b"just some bytes", &opts(None, None))
+        .unwrap_err();
     assert!(err.to_string().contains("--secret"), "{err}");
 }
 

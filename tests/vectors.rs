@@ -15,7 +15,8 @@ fn verifier_for(jwk_or_set: &Value, default_alg: Option<Alg>) -> Verifier {
     let mut keys = KeySet::new();
     if !jwk_or_set.is_null() {
         // Refused keys are fine here: the vectors check that such keys verify nothing.
-        keys.add_jwks(jwk_or_set.to_string().as_bytes(), default_alg).unwrap();
+        keys.add_jwks(jwk_or_set.to_string().as_bytes(), default_alg)
+            .unwrap();
     }
     Verifier::new(keys, Policy::default(), Limits::default())
 }
@@ -39,7 +40,10 @@ fn rfc_7515_and_7520_compact_examples() {
                 let mut bad = token.as_bytes().to_vec();
                 let last = bad.len() - 2;
                 bad[last] = if bad[last] == b'A' { b'B' } else { b'A' };
-                assert!(v.verify_jws(&bad).is_err(), "{source}: tampered signature accepted");
+                assert!(
+                    v.verify_jws(&bad).is_err(),
+                    "{source}: tampered signature accepted"
+                );
             }
             _ => {
                 let err = got.expect_err(source);
@@ -57,10 +61,16 @@ fn rfc_7515_a1_as_a_jwt_compacts_claims_and_checks_exp() {
     let v = verifier_for(&a1["jwk"], Some(Alg::HS256));
     let token = a1["token"].as_str().unwrap().as_bytes();
     // exp 1300819380 is 2011-03-22T18:43:00Z.
-    assert_eq!(v.verify(token, 1_700_000_000).unwrap_err().code(), "expired");
+    assert_eq!(
+        v.verify(token, 1_700_000_000).unwrap_err().code(),
+        "expired"
+    );
     let ok = v.verify(token, 1_300_819_000).unwrap();
     // The signed payload has CRLF + space inside the JSON; the output is the same document, compact.
-    assert_eq!(ok.claims_json(), r#"{"iss":"joe","exp":1300819380,"http://example.com/is_root":true}"#);
+    assert_eq!(
+        ok.claims_json(),
+        r#"{"iss":"joe","exp":1300819380,"http://example.com/is_root":true}"#
+    );
     assert_eq!(ok.iss(), Some("joe"));
     assert_eq!(ok.exp(), Some(1_300_819_380.0));
     assert_eq!(ok.typ(), Some("JWT"));
@@ -68,10 +78,26 @@ fn rfc_7515_a1_as_a_jwt_compacts_claims_and_checks_exp() {
 
 /// Upstream verdicts we deliberately overturn: (tcId, our error code, why).
 const JWS_QUIRKS: &[(u64, &str, &str)] = &[
-    (346, "alg_mismatch", "header alg PS384 but the key is bound to PS256"),
-    (350, "alg_mismatch", "header alg PS384 but the key is bound to PS256"),
-    (347, "unknown_key", "the JWK says alg ES521, not a registered name: the key is refused at load"),
-    (351, "unknown_key", "the JWK says alg ES521, not a registered name: the key is refused at load"),
+    (
+        346,
+        "alg_mismatch",
+        "header alg PS384 but the key is bound to PS256",
+    ),
+    (
+        350,
+        "alg_mismatch",
+        "header alg PS384 but the key is bound to PS256",
+    ),
+    (
+        347,
+        "unknown_key",
+        "the JWK says alg ES521, not a registered name: the key is refused at load",
+    ),
+    (
+        351,
+        "unknown_key",
+        "the JWK says alg ES521, not a registered name: the key is refused at load",
+    ),
     (372, "bad_base64", "'?' is not a base64url character"),
     (373, "bad_base64", "'?' is not a base64url character"),
 ];
@@ -85,7 +111,11 @@ fn wycheproof_json_web_signature() {
     let doc = data("json_web_signature_test.json");
     let (mut valid, mut invalid, mut quirks) = (0, 0, 0);
     for group in doc["testGroups"].as_array().unwrap() {
-        let key = if group["public"].is_object() { &group["public"] } else { &group["private"] };
+        let key = if group["public"].is_object() {
+            &group["public"]
+        } else {
+            &group["private"]
+        };
         let v = verifier_for(key, None);
         for t in group["tests"].as_array().unwrap() {
             let id = t["tcId"].as_u64().unwrap();
@@ -130,7 +160,10 @@ fn valid_357(doc: &Value) -> Value {
 
 /// Why each bad key set's key must be refused at load (group comment → words of the reason).
 const REFUSALS: &[(&str, &str)] = &[
-    ("jws_mixedSymmetryKeyset", "symmetric key in a key set that also holds public keys"),
+    (
+        "jws_mixedSymmetryKeyset",
+        "symmetric key in a key set that also holds public keys",
+    ),
     ("jws_duplicate_kid", "not canonical"),
     ("jws_rsa_roca_key", "ROCA"),
     ("keysize_too_small", "1024 bits"),
@@ -150,7 +183,11 @@ fn wycheproof_json_web_key() {
     let doc = data("json_web_key_test.json");
     let mut count = 0;
     for group in doc["testGroups"].as_array().unwrap() {
-        let set = if group["public"].is_object() { &group["public"] } else { &group["private"] };
+        let set = if group["public"].is_object() {
+            &group["public"]
+        } else {
+            &group["private"]
+        };
         let mut keys = KeySet::new();
         let report = keys.add_jwks(set.to_string().as_bytes(), None).unwrap();
         if let Some((_, why)) = REFUSALS.iter().find(|r| group["comment"] == r.0) {

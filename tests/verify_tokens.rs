@@ -16,7 +16,9 @@ fn every_algorithm_round_trips_with_claims_out() {
     let v = verifier(&Alg::ALL, policy());
     for alg in Alg::ALL {
         let t = token(alg);
-        let ok = v.verify(t.as_bytes(), NOW).unwrap_or_else(|e| panic!("{alg}: {e}"));
+        let ok = v
+            .verify(t.as_bytes(), NOW)
+            .unwrap_or_else(|e| panic!("{alg}: {e}"));
         assert_eq!(ok.alg(), alg);
         assert_eq!(ok.kid(), Some(format!("test-{alg}").as_str()));
         assert_eq!(ok.typ(), Some("JWT"));
@@ -64,11 +66,24 @@ fn a_flipped_bit_anywhere_is_rejected() {
 fn alg_none_in_every_spelling_is_refused() {
     let v = verifier(&Alg::ALL, policy());
     let payload = b64(claims().to_string().as_bytes());
-    for none in ["none", "None", "NONE", "nOnE", "NoNe", "none ", " none", "none\u{0000}"] {
+    for none in [
+        "none",
+        "None",
+        "NONE",
+        "nOnE",
+        "NoNe",
+        "none ",
+        " none",
+        "none\u{0000}",
+    ] {
         let header = b64(json!({"alg": none, "typ": "JWT"}).to_string().as_bytes());
         for sig in ["", "AAAA", "e30"] {
             let t = format!("{header}.{payload}.{sig}");
-            assert_eq!(code(&v, &t), "alg_not_allowed", "{none:?} with signature {sig:?}");
+            assert_eq!(
+                code(&v, &t),
+                "alg_not_allowed",
+                "{none:?} with signature {sig:?}"
+            );
         }
     }
     // Unicode-escaped "none" decodes to none: still refused.
@@ -83,7 +98,8 @@ fn hmac_keyed_with_a_public_key_is_refused() {
         let v = verifier(&[alg], policy());
         let jwks: Value = serde_json::from_str(&public_jwks(alg)).unwrap();
         let jwk = &jwks["keys"][0];
-        let mut candidates: Vec<Vec<u8>> = vec![public_jwks(alg).into_bytes(), jwk.to_string().into_bytes()];
+        let mut candidates: Vec<Vec<u8>> =
+            vec![public_jwks(alg).into_bytes(), jwk.to_string().into_bytes()];
         for member in ["n", "x"] {
             if let Some(s) = jwk[member].as_str() {
                 candidates.push(jwtd::jws::b64::decode(s.as_bytes()).unwrap());
@@ -111,7 +127,9 @@ fn a_token_cannot_bring_its_own_key() {
     let v = verifier(&[Alg::ES256], policy());
     // The attacker's own ES256 key, embedded or referenced in every header form.
     let (attacker, private) = SigningKey::generate(Alg::ES256).unwrap();
-    let Private::Ec { x, y, .. } = private else { unreachable!() };
+    let Private::Ec { x, y, .. } = private else {
+        unreachable!()
+    };
     let jwk = json!({"kty":"EC","crv":"P-256","x":b64(&x),"y":b64(&y)});
     let headers = [
         json!({"alg":"ES256","jwk":jwk}),
@@ -144,7 +162,11 @@ fn kid_is_only_a_lookup_key() {
         "TEST-HS256",
         "",
     ] {
-        let t = raw_token(&key, &json!({"alg":"HS256","kid":kid}).to_string(), &claims().to_string());
+        let t = raw_token(
+            &key,
+            &json!({"alg":"HS256","kid":kid}).to_string(),
+            &claims().to_string(),
+        );
         let err = v.verify(t.as_bytes(), NOW).unwrap_err();
         // No key answers to these kids except through an exact match; the set's one key has a kid, so a
         // foreign kid finds nothing.
@@ -152,7 +174,11 @@ fn kid_is_only_a_lookup_key() {
         assert!(!err.to_string().contains('\n'));
     }
     // The kid must be a string.
-    let t = raw_token(&key, r#"{"alg":"HS256","kid":["test-HS256"]}"#, &claims().to_string());
+    let t = raw_token(
+        &key,
+        r#"{"alg":"HS256","kid":["test-HS256"]}"#,
+        &claims().to_string(),
+    );
     assert_eq!(code(&v, &t), "bad_header");
 }
 
@@ -162,12 +188,30 @@ fn crit_b64_and_duplicates_are_refused() {
     let key = signer(Alg::HS256);
     let body = claims().to_string();
     let cases = [
-        (r#"{"alg":"HS256","kid":"test-HS256","crit":["exp"],"exp":1}"#.to_string(), "crit_unsupported"),
-        (r#"{"alg":"HS256","kid":"test-HS256","crit":[]}"#.to_string(), "crit_unsupported"),
-        (r#"{"alg":"HS256","kid":"test-HS256","crit":["b64"],"b64":false}"#.to_string(), "crit_unsupported"),
-        (r#"{"alg":"HS256","kid":"test-HS256","b64":false}"#.to_string(), "unsupported_header"),
-        (r#"{"alg":"HS256","kid":"test-HS256","alg":"HS256"}"#.to_string(), "duplicate_member"),
-        (r#"{"alg":"HS256","kid":"x","kid":"test-HS256"}"#.to_string(), "duplicate_member"),
+        (
+            r#"{"alg":"HS256","kid":"test-HS256","crit":["exp"],"exp":1}"#.to_string(),
+            "crit_unsupported",
+        ),
+        (
+            r#"{"alg":"HS256","kid":"test-HS256","crit":[]}"#.to_string(),
+            "crit_unsupported",
+        ),
+        (
+            r#"{"alg":"HS256","kid":"test-HS256","crit":["b64"],"b64":false}"#.to_string(),
+            "crit_unsupported",
+        ),
+        (
+            r#"{"alg":"HS256","kid":"test-HS256","b64":false}"#.to_string(),
+            "unsupported_header",
+        ),
+        (
+            r#"{"alg":"HS256","kid":"test-HS256","alg":"HS256"}"#.to_string(),
+            "duplicate_member",
+        ),
+        (
+            r#"{"alg":"HS256","kid":"x","kid":"test-HS256"}"#.to_string(),
+            "duplicate_member",
+        ),
     ];
     for (header, want) in cases {
         let t = raw_token(&key, &header, &body);
@@ -189,15 +233,31 @@ fn psychic_and_der_ecdsa_signatures_are_refused() {
         let (signing_input, _) = t.rsplit_once('.').unwrap();
         // CVE-2022-21449: r = s = 0 "verifies" every message in a broken verifier.
         let zeros = b64(&vec![0u8; 2 * alg.size()]);
-        assert_eq!(code(&v, &format!("{signing_input}.{zeros}")), "bad_signature", "{alg}");
+        assert_eq!(
+            code(&v, &format!("{signing_input}.{zeros}")),
+            "bad_signature",
+            "{alg}"
+        );
         // r = s = n-ish garbage of the right length, and an empty signature.
         let ones = b64(&vec![0xffu8; 2 * alg.size()]);
-        assert_eq!(code(&v, &format!("{signing_input}.{ones}")), "bad_signature", "{alg}");
-        assert_eq!(code(&v, &format!("{signing_input}.")), "bad_signature", "{alg}");
+        assert_eq!(
+            code(&v, &format!("{signing_input}.{ones}")),
+            "bad_signature",
+            "{alg}"
+        );
+        assert_eq!(
+            code(&v, &format!("{signing_input}.")),
+            "bad_signature",
+            "{alg}"
+        );
         // The valid signature re-encoded as DER (SEQUENCE of two INTEGERs) is refused: JWS wants R||S.
         let sig = jwtd::jws::b64::decode(t.rsplit_once('.').unwrap().1.as_bytes()).unwrap();
         let der = der_ecdsa(&sig[..alg.size()], &sig[alg.size()..]);
-        assert_eq!(code(&v, &format!("{signing_input}.{}", b64(&der))), "bad_signature", "{alg}");
+        assert_eq!(
+            code(&v, &format!("{signing_input}.{}", b64(&der))),
+            "bad_signature",
+            "{alg}"
+        );
     }
 }
 
@@ -246,10 +306,21 @@ fn non_canonical_base64_is_refused_in_every_segment() {
         let err = v.verify(p.join(".").as_bytes(), NOW).unwrap_err();
         assert_eq!(err.code(), "bad_base64", "segment {seg}: {err}");
     }
-    for (seg, junk) in [(0, "="), (1, "=="), (2, "="), (1, " "), (2, "+"), (0, "/"), (1, "\n")] {
+    for (seg, junk) in [
+        (0, "="),
+        (1, "=="),
+        (2, "="),
+        (1, " "),
+        (2, "+"),
+        (0, "/"),
+        (1, "\n"),
+    ] {
         let mut p: Vec<String> = parts.iter().map(|s| s.to_string()).collect();
         p[seg].push_str(junk);
-        assert!(v.verify(p.join(".").as_bytes(), NOW).is_err(), "segment {seg} + {junk:?}");
+        assert!(
+            v.verify(p.join(".").as_bytes(), NOW).is_err(),
+            "segment {seg} + {junk:?}"
+        );
     }
 }
 
@@ -258,7 +329,12 @@ fn oversized_and_deeply_nested_input_fails_fast() {
     let v = verifier(&[Alg::HS256], policy());
     let huge = "a".repeat(1 << 20);
     assert_eq!(code(&v, &huge), "too_large");
-    let huge_token = format!("{}.{}.{}", b64(br#"{"alg":"HS256"}"#), "A".repeat(1 << 20), "A");
+    let huge_token = format!(
+        "{}.{}.{}",
+        b64(br#"{"alg":"HS256"}"#),
+        "A".repeat(1 << 20),
+        "A"
+    );
     assert_eq!(code(&v, &huge_token), "too_large");
     // A payload nested 100,000 deep, validly signed: refused by the depth cap before parsing, and a
     // generous token cap makes sure it is the depth rule that fires.
@@ -273,12 +349,27 @@ fn oversized_and_deeply_nested_input_fails_fast() {
             ..Limits::default()
         },
     );
-    assert_eq!(roomy.verify(t.as_bytes(), NOW).unwrap_err().code(), "too_deep");
-    let deep_obj = format!("{{\"exp\":{},\"a\":{}1{}}}", NOW + 60, "{\"a\":".repeat(50_000), "}".repeat(50_000));
+    assert_eq!(
+        roomy.verify(t.as_bytes(), NOW).unwrap_err().code(),
+        "too_deep"
+    );
+    let deep_obj = format!(
+        "{{\"exp\":{},\"a\":{}1{}}}",
+        NOW + 60,
+        "{\"a\":".repeat(50_000),
+        "}".repeat(50_000)
+    );
     let t = raw_token(&key, r#"{"alg":"HS256","kid":"test-HS256"}"#, &deep_obj);
-    assert_eq!(roomy.verify(t.as_bytes(), NOW).unwrap_err().code(), "too_deep");
+    assert_eq!(
+        roomy.verify(t.as_bytes(), NOW).unwrap_err().code(),
+        "too_deep"
+    );
     // A deeply nested header is refused too.
-    let deep_header = format!("{{\"alg\":\"HS256\",\"x\":{}0{}}}", "[".repeat(1000), "]".repeat(1000));
+    let deep_header = format!(
+        "{{\"alg\":\"HS256\",\"x\":{}0{}}}",
+        "[".repeat(1000),
+        "]".repeat(1000)
+    );
     let t = raw_token(&key, &deep_header, &claims().to_string());
     assert_eq!(code(&v, &t), "too_deep");
 }
@@ -286,8 +377,14 @@ fn oversized_and_deeply_nested_input_fails_fast() {
 #[test]
 fn jwe_and_json_serialization_have_their_own_codes() {
     let v = verifier(&[Alg::HS256], policy());
-    assert_eq!(code(&v, "eyJhbGciOiJSU0EtT0FFUCIsImVuYyI6IkEyNTZHQ00ifQ.a.b.c.d"), "unsupported_jwe");
-    assert_eq!(code(&v, r#"{"payload":"e30","signatures":[]}"#), "unsupported_serialization");
+    assert_eq!(
+        code(&v, "eyJhbGciOiJSU0EtT0FFUCIsImVuYyI6IkEyNTZHQ00ifQ.a.b.c.d"),
+        "unsupported_jwe"
+    );
+    assert_eq!(
+        code(&v, r#"{"payload":"e30","signatures":[]}"#),
+        "unsupported_serialization"
+    );
     assert_eq!(code(&v, "a.b"), "malformed");
     assert_eq!(code(&v, "a.b.c.d"), "malformed");
 }
@@ -306,7 +403,11 @@ fn key_selection_rules() {
     let es_no_kid = token_with(Alg::ES256, json!({"kid": null}), &claims());
     assert!(v.verify(es_no_kid.as_bytes(), NOW).is_ok());
     // A kid naming the ES256 key, on an HS256 token.
-    let t = raw_token(&signer(Alg::HS256), r#"{"alg":"HS256","kid":"test-ES256"}"#, &claims().to_string());
+    let t = raw_token(
+        &signer(Alg::HS256),
+        r#"{"alg":"HS256","kid":"test-ES256"}"#,
+        &claims().to_string(),
+    );
     assert_eq!(code(&v, &t), "alg_mismatch");
     // An algorithm no key is bound to.
     assert_eq!(code(&v, &token(Alg::RS256)), "unknown_key");
@@ -321,14 +422,49 @@ fn claims_policy_through_the_verifier() {
         token_with(Alg::ES256, json!({}), &c)
     };
     assert_eq!(code(&v, &with(&|c| c["exp"] = json!(NOW - 61))), "expired");
-    assert_eq!(code(&v, &with(&|c| c["nbf"] = json!(NOW + 61))), "not_yet_valid");
-    assert_eq!(code(&v, &with(&|c| c["iss"] = json!("https://evil.test"))), "wrong_issuer");
-    assert_eq!(code(&v, &with(&|c| c["aud"] = json!("nobody"))), "wrong_audience");
+    assert_eq!(
+        code(&v, &with(&|c| c["nbf"] = json!(NOW + 61))),
+        "not_yet_valid"
+    );
+    assert_eq!(
+        code(&v, &with(&|c| c["iss"] = json!("https://evil.test"))),
+        "wrong_issuer"
+    );
+    assert_eq!(
+        code(&v, &with(&|c| c["aud"] = json!("nobody"))),
+        "wrong_audience"
+    );
     assert_eq!(code(&v, &with(&|c| c["exp"] = json!("soon"))), "bad_claim");
-    assert_eq!(code(&v, &with(&|c| { c.as_object_mut().unwrap().remove("exp"); })), "missing_claim");
-    assert_eq!(code(&v, &token_with(Alg::ES256, json!({"typ":"secevent+jwt"}), &claims())), "wrong_type");
-    assert!(v.verify(token_with(Alg::ES256, json!({"typ":"at+jwt"}), &claims()).as_bytes(), NOW).is_ok());
-    assert!(v.verify(token_with(Alg::ES256, json!({"typ":null}), &claims()).as_bytes(), NOW).is_ok());
+    assert_eq!(
+        code(
+            &v,
+            &with(&|c| {
+                c.as_object_mut().unwrap().remove("exp");
+            })
+        ),
+        "missing_claim"
+    );
+    assert_eq!(
+        code(
+            &v,
+            &token_with(Alg::ES256, json!({"typ":"secevent+jwt"}), &claims())
+        ),
+        "wrong_type"
+    );
+    assert!(
+        v.verify(
+            token_with(Alg::ES256, json!({"typ":"at+jwt"}), &claims()).as_bytes(),
+            NOW
+        )
+        .is_ok()
+    );
+    assert!(
+        v.verify(
+            token_with(Alg::ES256, json!({"typ":null}), &claims()).as_bytes(),
+            NOW
+        )
+        .is_ok()
+    );
     // A payload that is not a claims object.
     let key = signer(Alg::ES256);
     let t = raw_token(&key, r#"{"alg":"ES256","kid":"test-ES256"}"#, "[1,2,3]");
@@ -338,5 +474,8 @@ fn claims_policy_through_the_verifier() {
     // Time rules follow `now`, with no clock involved.
     let t = token(Alg::ES256);
     assert!(v.verify(t.as_bytes(), NOW + 600 + 59).is_ok());
-    assert_eq!(v.verify(t.as_bytes(), NOW + 600 + 60).unwrap_err().code(), "expired");
+    assert_eq!(
+        v.verify(t.as_bytes(), NOW + 600 + 60).unwrap_err().code(),
+        "expired"
+    );
 }

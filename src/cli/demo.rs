@@ -26,14 +26,23 @@ struct DemoKey {
 
 fn key(alg: Alg, kid: &'static str) -> Result<DemoKey, String> {
     let (signer, private) = SigningKey::generate(alg)?;
-    Ok(DemoKey { kid, signer, private })
+    Ok(DemoKey {
+        kid,
+        signer,
+        private,
+    })
 }
 
-fn token(k: &DemoKey, header: serde_json::Value, claims: serde_json::Value) -> Result<String, String> {
+fn token(
+    k: &DemoKey,
+    header: serde_json::Value,
+    claims: serde_json::Value,
+) -> Result<String, String> {
     let mut h = header;
     h["alg"] = json!(k.signer.alg().name());
     h["kid"] = json!(k.kid);
-    k.signer.sign_compact(h.to_string().as_bytes(), claims.to_string().as_bytes())
+    k.signer
+        .sign_compact(h.to_string().as_bytes(), claims.to_string().as_bytes())
 }
 
 pub fn run(args: DemoArgs) -> Result<ExitCode, String> {
@@ -51,7 +60,10 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, String> {
             .add_jwks(public.to_string().as_bytes(), None)
             .map_err(|e| e.to_string())?;
         if report.loaded != 1 {
-            return Err(format!("demo key {} did not load: {:?}", k.kid, report.refused));
+            return Err(format!(
+                "demo key {} did not load: {:?}",
+                k.kid, report.refused
+            ));
         }
     }
     let policy = Policy {
@@ -61,9 +73,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, String> {
     };
     let verifier = Verifier::new(keys, policy, Limits::default());
 
-    let claims = |aud: &str, exp: u64| {
-        json!({"iss":"https://issuer.demo","sub":"user-42","aud":aud,"iat":now,"exp":exp,"scope":"read:demo"})
-    };
+    let claims = |aud: &str, exp: u64| json!({"iss":"https://issuer.demo","sub":"user-42","aud":aud,"iat":now,"exp":exp,"scope":"read:demo"});
     let typ = json!({"typ":"JWT"});
     let good = claims("demo-api", now + 300);
     let es_ok = token(&es, typ.clone(), good.clone())?;
@@ -71,15 +81,31 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, String> {
         ("ES256, valid", es_ok.clone()),
         ("EdDSA, valid", token(&ed, typ.clone(), good.clone())?),
         ("HS256, valid", token(&hs, typ.clone(), good.clone())?),
-        ("ES256, expired an hour ago", token(&es, typ.clone(), claims("demo-api", now - 3600))?),
-        ("ES256, for another audience", token(&es, typ.clone(), claims("other-api", now + 300))?),
-        ("ES256, signed by an attacker's key with our kid", token(&attacker, typ.clone(), good.clone())?),
-        ("ES256, crit header", token(&es, json!({"crit":["exp"]}), good.clone())?),
+        (
+            "ES256, expired an hour ago",
+            token(&es, typ.clone(), claims("demo-api", now - 3600))?,
+        ),
+        (
+            "ES256, for another audience",
+            token(&es, typ.clone(), claims("other-api", now + 300))?,
+        ),
+        (
+            "ES256, signed by an attacker's key with our kid",
+            token(&attacker, typ.clone(), good.clone())?,
+        ),
+        (
+            "ES256, crit header",
+            token(&es, json!({"crit":["exp"]}), good.clone())?,
+        ),
     ];
     // Payload swapped after signing.
     let parts: Vec<&str> = es_ok.split('.').collect();
-    let forged_payload = jwtd::jws::b64::encode(claims("demo-api", now + 999_999).to_string().as_bytes());
-    samples.push(("ES256, payload altered", format!("{}.{}.{}", parts[0], forged_payload, parts[2])));
+    let forged_payload =
+        jwtd::jws::b64::encode(claims("demo-api", now + 999_999).to_string().as_bytes());
+    samples.push((
+        "ES256, payload altered",
+        format!("{}.{}.{}", parts[0], forged_payload, parts[2]),
+    ));
     // alg none, and HMAC "signed" with the ES256 public key (the classic key-confusion attack).
     let none_header = jwtd::jws::b64::encode(br#"{"alg":"none","typ":"JWT"}"#);
     samples.push(("alg none", format!("{none_header}.{}.", parts[1])));
@@ -89,18 +115,33 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, String> {
         public.extend_from_slice(y);
         let confused = SigningKey::new(Alg::HS256, &Private::Hmac(public))?;
         let h = json!({"alg":"HS256","kid":"demo-es256","typ":"JWT"}).to_string();
-        samples.push(("HS256 keyed with our ES256 public key", confused.sign_compact(h.as_bytes(), good.to_string().as_bytes())?));
+        samples.push((
+            "HS256 keyed with our ES256 public key",
+            confused.sign_compact(h.as_bytes(), good.to_string().as_bytes())?,
+        ));
     }
-    samples.push(("JWE (5 segments)", "eyJhbGciOiJSU0EtT0FFUCIsImVuYyI6IkEyNTZHQ00ifQ.a.b.c.d".into()));
+    samples.push((
+        "JWE (5 segments)",
+        "eyJhbGciOiJSU0EtT0FFUCIsImVuYyI6IkEyNTZHQ00ifQ.a.b.c.d".into(),
+    ));
 
-    println!("jwtd demo: a generated key set (ES256, EdDSA, HS256), iss https://issuer.demo, aud demo-api\n");
+    println!(
+        "jwtd demo: a generated key set (ES256, EdDSA, HS256), iss https://issuer.demo, aud demo-api\n"
+    );
     for (label, t) in &samples {
-        let line = reply_line(verifier.verify(t.as_bytes(), now).map(|v| v.claims_json().to_owned()));
+        let line = reply_line(
+            verifier
+                .verify(t.as_bytes(), now)
+                .map(|v| v.claims_json().to_owned()),
+        );
         println!("{label:<48} {line}");
     }
 
     if args.iterations > 0 {
-        println!("\nthroughput, one thread, {} verifications each:", args.iterations);
+        println!(
+            "\nthroughput, one thread, {} verifications each:",
+            args.iterations
+        );
         for (label, t) in samples.iter().take(3) {
             let start = Instant::now();
             let mut ok = 0u32;
@@ -119,6 +160,8 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, String> {
             );
         }
     }
-    println!("\nnext: jwtd keygen --alg ES256 --kid k1 > keys.txt; see README.md for verify and sign.");
+    println!(
+        "\nnext: jwtd keygen --alg ES256 --kid k1 > keys.txt; see README.md for verify and sign."
+    );
     Ok(ExitCode::SUCCESS)
 }

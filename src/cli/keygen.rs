@@ -28,16 +28,20 @@ pub struct KeygenArgs {
 pub fn run(args: KeygenArgs) -> Result<ExitCode, String> {
     let (_, private) = SigningKey::generate(args.alg)?;
     let private_json = private_jwk(args.alg, Some(&args.kid), &private).to_string();
-    let public_json = json!({ "keys": [public_jwk(args.alg, Some(&args.kid), &private)] }).to_string();
+    let public_json =
+        json!({ "keys": [public_jwk(args.alg, Some(&args.kid), &private)] }).to_string();
     if args.alg.family() == jwtd::alg::Family::Hmac {
-        eprintln!("jwtd: note: an HMAC key is a shared secret; its \"public\" JWKS holds the secret too");
+        eprintln!(
+            "jwtd: note: an HMAC key is a shared secret; its \"public\" JWKS holds the secret too"
+        );
     }
     match &args.private_out {
         Some(path) => write_private(path, &private_json)?,
         None => println!("{private_json}"),
     }
     match &args.public_out {
-        Some(path) => std::fs::write(path, format!("{public_json}\n")).map_err(|e| format!("{}: {e}", path.display()))?,
+        Some(path) => std::fs::write(path, format!("{public_json}\n"))
+            .map_err(|e| format!("{}: {e}", path.display()))?,
         None => println!("{public_json}"),
     }
     Ok(ExitCode::SUCCESS)

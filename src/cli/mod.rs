@@ -130,7 +130,11 @@ impl PolicyArgs {
             audiences: (!self.audiences.is_empty()).then(|| self.audiences.clone()),
             require_sub: self.require_sub,
             required_claims: self.required.clone(),
-            types: if self.types.is_empty() { d.types } else { self.types.clone() },
+            types: if self.types.is_empty() {
+                d.types
+            } else {
+                self.types.clone()
+            },
             allow_missing_typ: !self.require_typ,
         }
     }

@@ -13,7 +13,7 @@ pub struct SignArgs {
     /// The private key: a JWK (as printed by `jwtd keygen`) or a PKCS#8 PEM file.
     #[arg(long, value_name = "FILE")]
     key: PathBuf,
-    /// The claims, a JSON object. `"exp":"+SECS"` style is not interpreted: give numbers.
+    /// The claims, a JSON object, signed as written (whitespace removed).
     #[arg(long, value_name = "JSON")]
     claims: String,
     /// Algorithm, when the JWK has no alg.
@@ -29,12 +29,25 @@ pub struct SignArgs {
 
 pub fn run(args: SignArgs) -> Result<ExitCode, String> {
     let bytes = std::fs::read(&args.key).map_err(|e| format!("{}: {e}", args.key.display()))?;
-    let (key, jwk_kid) =
-        signing_key_from_file(&bytes, args.alg).map_err(|e| format!("{}: {e}", args.key.display()))?;
-    let claims: Value = serde_json::from_str(&args.claims).map_err(|e| format!("--claims is not JSON: {e}"))?;
+    let (key, jwk_kid) = signing_key_from_file(&bytes, args.alg)
+        .map_err(|e| format!("{}: {e}", args.key.display()))?;
+    let claims: Value =
+        serde_json::from_str(&args.claims).map_err(|e| format!("--claims is not JSON: {e}"))?;
     if !claims.is_object() {
         return Err("--claims must be a JSON object".into());
     }
+    // Refuse what the verifier would refuse, rather than sign it.
+    let mut slot = None;
+    jwtd::json::parse_with(
+        args.claims.as_bytes(),
+        jwtd::json::StrictIgnore { slot: &mut slot },
+    )
+    .map_err(|e| {
+        format!(
+            "--claims: {}",
+            jwtd::json::take_error(&mut slot, e, "claims")
+        )
+    })?;
     let mut header = Map::new();
     header.insert("alg".into(), json!(key.alg().name()));
     if !args.typ.is_empty() {
@@ -44,7 +57,8 @@ pub fn run(args: SignArgs) -> Result<ExitCode, String> {
         header.insert("kid".into(), json!(kid));
     }
     let header = serde_json::to_vec(&header).map_err(|e| e.to_string())?;
-    let payload = serde_json::to_vec(&claims).map_err(|e| e.to_string())?;
+    // Sign the claims as written (member order kept), minus insignificant whitespace.
+    let payload = jwtd::json::compact(args.claims.as_bytes());
     println!("{}", key.sign_compact(&header, &payload)?);
     Ok(ExitCode::SUCCESS)
 }

@@ -23,7 +23,11 @@ pub struct VerifyArgs {
 }
 
 pub fn run(args: VerifyArgs) -> Result<ExitCode, String> {
-    let verifier = Verifier::new(args.policy.key_set()?, args.policy.policy(), args.policy.limits());
+    let verifier = Verifier::new(
+        args.policy.key_set()?,
+        args.policy.policy(),
+        args.policy.limits(),
+    );
     let now = args.now.unwrap_or_else(unix_now);
     let check = |token: &[u8]| -> Result<String, Error> {
         if args.jws {
@@ -31,7 +35,9 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode, String> {
                 .verify_jws(token)
                 .map(|v| jwtd::jws::b64::encode(&v.payload))
         } else {
-            verifier.verify(token, now).map(|v| v.claims_json().to_owned())
+            verifier
+                .verify(token, now)
+                .map(|v| v.claims_json().to_owned())
         }
     };
     let stdout = std::io::stdout();
@@ -66,7 +72,11 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode, String> {
         }
     }
     out.flush().map_err(|e| format!("writing output: {e}"))?;
-    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 enum LineRead {
@@ -77,7 +87,11 @@ enum LineRead {
 
 /// Reads one `\n`-terminated line (without the `\n`) into `buf`, keeping at most `cap` bytes; the rest of an
 /// over-long line is consumed and dropped.
-fn read_capped_line(input: &mut impl BufRead, buf: &mut Vec<u8>, cap: usize) -> std::io::Result<LineRead> {
+fn read_capped_line(
+    input: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    cap: usize,
+) -> std::io::Result<LineRead> {
     let mut too_long = false;
     let mut saw_any = false;
     loop {
@@ -104,7 +118,11 @@ fn read_capped_line(input: &mut impl BufRead, buf: &mut Vec<u8>, cap: usize) -> 
         }
         input.consume(take + usize::from(done));
         if done {
-            return Ok(if too_long { LineRead::TooLong } else { LineRead::Line });
+            return Ok(if too_long {
+                LineRead::TooLong
+            } else {
+                LineRead::Line
+            });
         }
     }
 }

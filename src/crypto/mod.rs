@@ -90,10 +90,14 @@ impl PreparedKey {
         let e = strip_zeros(e);
         let bits = bit_len(n);
         if bits < RSA_MIN_BITS {
-            return Err(format!("RSA modulus is {bits} bits; at least {RSA_MIN_BITS} are required"));
+            return Err(format!(
+                "RSA modulus is {bits} bits; at least {RSA_MIN_BITS} are required"
+            ));
         }
         if bits > RSA_MAX_BITS {
-            return Err(format!("RSA modulus is {bits} bits; at most {RSA_MAX_BITS} are supported"));
+            return Err(format!(
+                "RSA modulus is {bits} bits; at most {RSA_MAX_BITS} are supported"
+            ));
         }
         if n.last().is_none_or(|b| b & 1 == 0) {
             return Err("RSA modulus is even".into());
@@ -108,7 +112,9 @@ impl PreparedKey {
             return Err("RSA public exponent must be odd, at least 3 and below 2^33".into());
         }
         if crate::keys::roca::is_vulnerable(n) {
-            return Err("RSA modulus has the ROCA fingerprint (CVE-2017-15361): the key is weak".into());
+            return Err(
+                "RSA modulus has the ROCA fingerprint (CVE-2017-15361): the key is weak".into(),
+            );
         }
         Self::rsa_backend(alg, n, e)
     }
@@ -187,7 +193,10 @@ impl PreparedKey {
     /// An Ed25519 public key (RFC 8037 `OKP`, `crv` Ed25519).
     pub fn ed25519(x: &[u8]) -> Result<PreparedKey, String> {
         if x.len() != 32 {
-            return Err(format!("Ed25519 public key must be 32 bytes (got {})", x.len()));
+            return Err(format!(
+                "Ed25519 public key must be 32 bytes (got {})",
+                x.len()
+            ));
         }
         Self::public_backend(Alg::EdDSA, x.to_vec())
     }
@@ -224,7 +233,8 @@ impl PreparedKey {
             Alg::ES512 => &signature::ECDSA_P521_SHA512_FIXED,
             _ => &signature::ED25519,
         };
-        let parsed = signature::ParsedPublicKey::new(v, &bytes).map_err(|e| format!("key rejected: {e}"))?;
+        let parsed =
+            signature::ParsedPublicKey::new(v, &bytes).map_err(|e| format!("key rejected: {e}"))?;
         Ok(PreparedKey {
             alg,
             inner: Inner::Parsed(parsed),
@@ -296,7 +306,11 @@ mod tests {
     fn small_rsa_and_bad_exponent_refused() {
         let mut n = vec![0xC5u8; 128];
         n[127] |= 1;
-        assert!(PreparedKey::rsa(Alg::RS256, &n, &[1, 0, 1]).unwrap_err().contains("1024 bits"));
+        assert!(
+            PreparedKey::rsa(Alg::RS256, &n, &[1, 0, 1])
+                .unwrap_err()
+                .contains("1024 bits")
+        );
         let mut n = vec![0xC5u8; 256];
         n[255] |= 1;
         assert!(PreparedKey::rsa(Alg::RS256, &n, &[1]).is_err());
@@ -305,7 +319,11 @@ mod tests {
 
     #[test]
     fn ec_point_off_curve_refused() {
-        assert!(PreparedKey::ec(Alg::ES256, &[1; 32], &[2; 32]).unwrap_err().contains("not on"));
+        assert!(
+            PreparedKey::ec(Alg::ES256, &[1; 32], &[2; 32])
+                .unwrap_err()
+                .contains("not on")
+        );
         assert!(PreparedKey::ec(Alg::ES256, &[1; 31], &[2; 32]).is_err());
     }
 }

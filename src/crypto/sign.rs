@@ -83,7 +83,19 @@ impl SigningKey {
                 };
                 Inner::Hmac(hmac::Key::new(h, k))
             }
-            (Family::Rsa, Private::Rsa { n, e, d, p, q, dp, dq, qi }) => {
+            (
+                Family::Rsa,
+                Private::Rsa {
+                    n,
+                    e,
+                    d,
+                    p,
+                    q,
+                    dp,
+                    dq,
+                    qi,
+                },
+            ) => {
                 let comps = backend::rsa::KeyPairComponents {
                     public_key: backend::rsa::PublicKeyComponents { n, e },
                     d,
@@ -113,8 +125,10 @@ impl SigningKey {
                         } else {
                             &signature::ECDSA_P384_SHA384_FIXED_SIGNING
                         };
-                        let pair = signature::EcdsaKeyPair::from_private_key_and_public_key(a, d, &point, &rng)
-                            .map_err(|e| format!("EC private key rejected: {e}"))?;
+                        let pair = signature::EcdsaKeyPair::from_private_key_and_public_key(
+                            a, d, &point, &rng,
+                        )
+                        .map_err(|e| format!("EC private key rejected: {e}"))?;
                         Inner::Ecdsa(pair)
                     }
                 }
@@ -134,17 +148,29 @@ impl SigningKey {
         let rng = rand::SystemRandom::new();
         let reject = |e: backend::error::KeyRejected| format!("PKCS#8 key rejected for {alg}: {e}");
         let inner = match alg {
-            Alg::HS256 | Alg::HS384 | Alg::HS512 => return Err("HMAC secrets are not PKCS#8 keys".into()),
+            Alg::HS256 | Alg::HS384 | Alg::HS512 => {
+                return Err("HMAC secrets are not PKCS#8 keys".into());
+            }
             Alg::ES512 => return Err("ES512 keys are read from JWK only".into()),
             Alg::ES256 => Inner::Ecdsa(
-                signature::EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng)
-                    .map_err(reject)?,
+                signature::EcdsaKeyPair::from_pkcs8(
+                    &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                    der,
+                    &rng,
+                )
+                .map_err(reject)?,
             ),
             Alg::ES384 => Inner::Ecdsa(
-                signature::EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P384_SHA384_FIXED_SIGNING, der, &rng)
-                    .map_err(reject)?,
+                signature::EcdsaKeyPair::from_pkcs8(
+                    &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+                    der,
+                    &rng,
+                )
+                .map_err(reject)?,
             ),
-            Alg::EdDSA => Inner::Ed25519(signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(reject)?),
+            Alg::EdDSA => Inner::Ed25519(
+                signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(reject)?,
+            ),
             _ => Inner::Rsa(
                 signature::RsaKeyPair::from_pkcs8(der).map_err(reject)?,
                 rsa_encoding(alg),
@@ -228,9 +254,15 @@ fn generate_ec(alg: Alg) -> Result<Private, String> {
             d[0] &= 1;
         }
         let point: Option<Box<[u8]>> = match alg {
-            Alg::ES256 => p256::SecretKey::from_slice(&d).ok().map(|k| k.public_key().to_sec1_bytes()),
-            Alg::ES384 => p384::SecretKey::from_slice(&d).ok().map(|k| k.public_key().to_sec1_bytes()),
-            _ => p521::SecretKey::from_slice(&d).ok().map(|k| k.public_key().to_sec1_bytes()),
+            Alg::ES256 => p256::SecretKey::from_slice(&d)
+                .ok()
+                .map(|k| k.public_key().to_sec1_bytes()),
+            Alg::ES384 => p384::SecretKey::from_slice(&d)
+                .ok()
+                .map(|k| k.public_key().to_sec1_bytes()),
+            _ => p521::SecretKey::from_slice(&d)
+                .ok()
+                .map(|k| k.public_key().to_sec1_bytes()),
         };
         if let Some(point) = point {
             let size = alg.size();
@@ -249,7 +281,8 @@ fn generate_ec(alg: Alg) -> Result<Private, String> {
 fn generate_rsa() -> Result<Private, String> {
     use rsa::pkcs1::EncodeRsaPrivateKey as _;
     let mut rng = getrandom::SysRng;
-    let key = rsa::PrivateKey::new(&mut rng, 2048).map_err(|e| format!("RSA generation failed: {e}"))?;
+    let key =
+        rsa::PrivateKey::new(&mut rng, 2048).map_err(|e| format!("RSA generation failed: {e}"))?;
     let der = key
         .to_pkcs1_der()
         .map_err(|e| format!("RSA encoding failed: {e}"))?;

@@ -26,7 +26,9 @@ pub fn decode_into(src: &[u8], dst: &mut [u8]) -> Result<usize, InvalidBase64> {
         return Err(InvalidBase64);
     }
     // URL_SAFE_NO_PAD rejects padding, non-alphabet bytes and (by default) non-zero trailing bits.
-    URL_SAFE_NO_PAD.decode_slice(src, &mut dst[..n]).map_err(|_| InvalidBase64)
+    URL_SAFE_NO_PAD
+        .decode_slice(src, &mut dst[..n])
+        .map_err(|_| InvalidBase64)
 }
 
 /// Decodes `src` into a new vector.
@@ -53,7 +55,15 @@ mod tests {
         assert_eq!(decode(b"").unwrap(), b"");
         // Non-zero trailing bits: "Zm9" decodes to "fo" only with its last 2 bits zero ("Zm8" is canonical).
         assert!(decode(b"Zm9").is_err());
-        for bad in [&b"Zm8="[..], b"Zm 8", b"Zm+8", b"Zm/8", b"Z", b"Zm9v\n", b"Zm9v?"] {
+        for bad in [
+            &b"Zm8="[..],
+            b"Zm 8",
+            b"Zm+8",
+            b"Zm/8",
+            b"Z",
+            b"Zm9v\n",
+            b"Zm9v?",
+        ] {
             assert!(decode(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
     }

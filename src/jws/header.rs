@@ -49,7 +49,10 @@ fn string_member<'de, A: MapAccess<'de>>(
         Scalar::Str(s) => Ok(s),
         other => Err(json::park(
             slot,
-            Error::BadHeader(format!("header member {name} must be a string, not {}", other.kind())),
+            Error::BadHeader(format!(
+                "header member {name} must be a string, not {}",
+                other.kind()
+            )),
         )),
     }
 }
@@ -90,10 +93,16 @@ impl<'de> Visitor<'de> for HeaderSeed<'_> {
             }
         }
         let Some(alg_name) = alg else {
-            return Err(json::park(slot, Error::BadHeader("header has no alg".into())));
+            return Err(json::park(
+                slot,
+                Error::BadHeader("header has no alg".into()),
+            ));
         };
         let Some(alg) = Alg::from_name(&alg_name) else {
-            return Err(json::park(slot, Error::AlgNotAllowed(alg_name.into_owned())));
+            return Err(json::park(
+                slot,
+                Error::AlgNotAllowed(alg_name.into_owned()),
+            ));
         };
         Ok(Header { alg, kid, typ })
     }
@@ -135,7 +144,8 @@ mod tests {
 
     #[test]
     fn parses_the_facts() {
-        let h = Header::parse(br#"{"alg":"ES256","kid":"k1","typ":"JWT","x5t":"abc"}"#, 32).unwrap();
+        let h =
+            Header::parse(br#"{"alg":"ES256","kid":"k1","typ":"JWT","x5t":"abc"}"#, 32).unwrap();
         assert_eq!(h.alg, Alg::ES256);
         assert_eq!(h.kid.as_deref(), Some("k1"));
         assert_eq!(h.typ.as_deref(), Some("JWT"));
@@ -149,12 +159,21 @@ mod tests {
         assert_eq!(code(r#"{"alg":256}"#), "bad_header");
         assert_eq!(code(r#"{"alg":"HS256","kid":7}"#), "bad_header");
         assert_eq!(code(r#"{"alg":"HS256","alg":"none"}"#), "duplicate_member");
-        assert_eq!(code(r#"{"alg":"HS256","crit":["exp"],"exp":1}"#), "crit_unsupported");
+        assert_eq!(
+            code(r#"{"alg":"HS256","crit":["exp"],"exp":1}"#),
+            "crit_unsupported"
+        );
         assert_eq!(code(r#"{"alg":"HS256","crit":[]}"#), "crit_unsupported");
         assert_eq!(code(r#"{"alg":"HS256","b64":false}"#), "unsupported_header");
-        assert_eq!(code(r#"{"alg":"RSA-OAEP","enc":"A256GCM"}"#), "unsupported_jwe");
+        assert_eq!(
+            code(r#"{"alg":"RSA-OAEP","enc":"A256GCM"}"#),
+            "unsupported_jwe"
+        );
         assert_eq!(code(r#"["alg"]"#), "bad_json");
         assert_eq!(code(r#"{"alg":"HS256"} x"#), "bad_json");
-        assert_eq!(code(r#"{"alg":"HS256","x":{"a":1,"a":2}}"#), "duplicate_member");
+        assert_eq!(
+            code(r#"{"alg":"HS256","x":{"a":1,"a":2}}"#),
+            "duplicate_member"
+        );
     }
 }

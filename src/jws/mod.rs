@@ -111,8 +111,14 @@ mod tests {
     #[test]
     fn precise_errors_for_wrong_shapes() {
         let l = Limits::default();
-        assert_eq!(split(b"a.b.c.d.e", &l).unwrap_err().code(), "unsupported_jwe");
-        assert_eq!(split(b" {\"payload\":\"x\"}", &l).unwrap_err().code(), "unsupported_serialization");
+        assert_eq!(
+            split(b"a.b.c.d.e", &l).unwrap_err().code(),
+            "unsupported_jwe"
+        );
+        assert_eq!(
+            split(b" {\"payload\":\"x\"}", &l).unwrap_err().code(),
+            "unsupported_serialization"
+        );
         assert_eq!(split(b"a.b", &l).unwrap_err().code(), "malformed");
         assert_eq!(split(b"a.b.c.d", &l).unwrap_err().code(), "malformed");
         assert_eq!(split(b".b.c", &l).unwrap_err().code(), "malformed");

@@ -39,7 +39,9 @@ fn prepare(obj: &Map<String, Value>, default_alg: Option<Alg>) -> Result<Prepare
     if let Some(usage) = str_member(obj, "use")?
         && usage != "sig"
     {
-        return Err(format!("use is {usage:?}, not \"sig\": not a signature key"));
+        return Err(format!(
+            "use is {usage:?}, not \"sig\": not a signature key"
+        ));
     }
     if let Some(ops) = obj.get("key_ops") {
         let ops = ops.as_array().ok_or("key_ops must be an array")?;
@@ -47,13 +49,13 @@ fn prepare(obj: &Map<String, Value>, default_alg: Option<Alg>) -> Result<Prepare
             return Err("key_ops does not include \"verify\"".into());
         }
     }
-    let declared = match str_member(obj, "alg")? {
-        None => None,
-        Some(name) => Some(
-            Alg::from_name(name)
-                .ok_or_else(|| format!("alg {name:?} is not a supported JWS signature algorithm"))?,
-        ),
-    };
+    let declared =
+        match str_member(obj, "alg")? {
+            None => None,
+            Some(name) => Some(Alg::from_name(name).ok_or_else(|| {
+                format!("alg {name:?} is not a supported JWS signature algorithm")
+            })?),
+        };
     let family = match kty {
         "oct" => Family::Hmac,
         "RSA" => Family::Rsa,
@@ -76,7 +78,10 @@ fn prepare(obj: &Map<String, Value>, default_alg: Option<Alg>) -> Result<Prepare
     };
     let alg = match (declared, implied) {
         (Some(d), Some(i)) if d != i => {
-            return Err(format!("alg {d} does not match curve {}", crv.unwrap_or("?")));
+            return Err(format!(
+                "alg {d} does not match curve {}",
+                crv.unwrap_or("?")
+            ));
         }
         (Some(d), _) => d,
         (None, Some(i)) => i,

@@ -80,18 +80,24 @@ impl KeySet {
 
     /// Reads a file holding a JWK, a JWKS or PEM public keys (told apart by content).
     pub fn add_file(&mut self, path: &Path, opts: &SourceOptions) -> Result<LoadReport, KeyError> {
-        let bytes = std::fs::read(path).map_err(|e| KeyError::Io(format!("{}: {e}", path.display())))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| KeyError::Io(format!("{}: {e}", path.display())))?;
         self.add_document(&bytes, opts)
             .map_err(|e| KeyError::Format(format!("{}: {e}", path.display())))
     }
 
     /// Adds the keys of a JWK, JWKS or PEM document.
-    pub fn add_document(&mut self, bytes: &[u8], opts: &SourceOptions) -> Result<LoadReport, KeyError> {
+    pub fn add_document(
+        &mut self,
+        bytes: &[u8],
+        opts: &SourceOptions,
+    ) -> Result<LoadReport, KeyError> {
         let text = bytes.trim_ascii_start();
         if text.starts_with(b"{") {
             self.add_jwks(bytes, opts.default_alg)
         } else if text.starts_with(b"-----BEGIN") {
-            let text = std::str::from_utf8(bytes).map_err(|_| KeyError::Format("PEM is not UTF-8".into()))?;
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| KeyError::Format("PEM is not UTF-8".into()))?;
             self.add_pem(text, opts)
         } else {
             Err(KeyError::Format(
@@ -101,11 +107,17 @@ impl KeySet {
     }
 
     /// Adds a raw HMAC secret (the bytes as given, no decoding) bound to `opts.default_alg`.
-    pub fn add_secret(&mut self, secret: &[u8], opts: &SourceOptions) -> Result<LoadReport, KeyError> {
+    pub fn add_secret(
+        &mut self,
+        secret: &[u8],
+        opts: &SourceOptions,
+    ) -> Result<LoadReport, KeyError> {
         let alg = opts
             .default_alg
             .filter(|a| a.family() == Family::Hmac)
-            .ok_or_else(|| KeyError::Format("an HMAC secret needs an HS256/HS384/HS512 alg".into()))?;
+            .ok_or_else(|| {
+                KeyError::Format("an HMAC secret needs an HS256/HS384/HS512 alg".into())
+            })?;
         let key = PreparedKey::hmac(alg, secret).map_err(|why| KeyError::Refused {
             kid: opts.kid.clone(),
             why,
@@ -122,27 +134,46 @@ impl KeySet {
 
     /// Adds a JWK (`{"kty":…}`) or JWK Set (`{"keys":[…]}`). Refused keys are reported, not fatal; a document
     /// that is not JSON, has duplicate members or has no usable shape is an error.
-    pub fn add_jwks(&mut self, bytes: &[u8], default_alg: Option<Alg>) -> Result<LoadReport, KeyError> {
+    pub fn add_jwks(
+        &mut self,
+        bytes: &[u8],
+        default_alg: Option<Alg>,
+    ) -> Result<LoadReport, KeyError> {
         let mut slot = None;
         json::scan(bytes, 64).map_err(|e| KeyError::Format(format!("JWKS: {e}")))?;
-        json::parse_with(bytes, json::StrictIgnore { slot: &mut slot })
-            .map_err(|e| KeyError::Format(format!("JWKS: {}", json::take_error(&mut slot, e, "document"))))?;
-        let doc: Value = serde_json::from_slice(bytes).map_err(|e| KeyError::Format(format!("JWKS: {e}")))?;
+        json::parse_with(bytes, json::StrictIgnore { slot: &mut slot }).map_err(|e| {
+            KeyError::Format(format!(
+                "JWKS: {}",
+                json::take_error(&mut slot, e, "document")
+            ))
+        })?;
+        let doc: Value =
+            serde_json::from_slice(bytes).map_err(|e| KeyError::Format(format!("JWKS: {e}")))?;
         let objs: Vec<&serde_json::Map<String, Value>> = match &doc {
             Value::Object(o) if o.contains_key("keys") => match &o["keys"] {
                 Value::Array(a) => a
                     .iter()
-                    .map(|k| k.as_object().ok_or_else(|| KeyError::Format("JWKS: keys[] holds a non-object".into())))
+                    .map(|k| {
+                        k.as_object().ok_or_else(|| {
+                            KeyError::Format("JWKS: keys[] holds a non-object".into())
+                        })
+                    })
                     .collect::<Result<_, _>>()?,
                 _ => return Err(KeyError::Format("JWKS: keys must be an array".into())),
             },
             Value::Object(o) if o.contains_key("kty") => vec![o],
-            _ => return Err(KeyError::Format("neither a JWK (kty) nor a JWK Set (keys)".into())),
+            _ => {
+                return Err(KeyError::Format(
+                    "neither a JWK (kty) nor a JWK Set (keys)".into(),
+                ));
+            }
         };
         let mut report = LoadReport::default();
         // A published JWKS must not carry secrets, and a set that mixes secrets with public keys is how
         // key-confusion bugs start: in a mixed set, the symmetric keys are refused.
-        let has_public = objs.iter().any(|o| o.get("kty").and_then(Value::as_str) != Some("oct"));
+        let has_public = objs
+            .iter()
+            .any(|o| o.get("kty").and_then(Value::as_str) != Some("oct"));
         for obj in objs {
             if has_public && obj.get("kty").and_then(Value::as_str) == Some("oct") {
                 report.refused.push(KeyError::Refused {
@@ -162,7 +193,10 @@ impl KeySet {
         }
         for refused in &report.refused {
             if let KeyError::Refused { kid: Some(kid), .. } = refused
-                && self.keys.iter().any(|k| k.kid.as_deref() == Some(kid.as_str()))
+                && self
+                    .keys
+                    .iter()
+                    .any(|k| k.kid.as_deref() == Some(kid.as_str()))
             {
                 report.warnings.push(format!(
                     "kid {kid:?} also names a refused key: tokens with that kid will be refused as ambiguous"
@@ -190,7 +224,9 @@ impl KeySet {
                 pem::PublicKey::Rsa { n, e } => match opts.default_alg {
                     Some(a) if a.family() == Family::Rsa => PreparedKey::rsa(a, &n, &e),
                     Some(a) => Err(format!("RSA key cannot be used with {a}")),
-                    None => Err("RSA PEM key needs an alg (RS256, PS256, …) for its key set".into()),
+                    None => {
+                        Err("RSA PEM key needs an alg (RS256, PS256, …) for its key set".into())
+                    }
                 },
                 pem::PublicKey::Ec { crv, point } => {
                     let a = Alg::for_curve(crv).ok_or("unsupported curve")?;
@@ -229,7 +265,10 @@ impl KeySet {
 
     fn note_duplicate(&self, key: &Key, report: &mut LoadReport) {
         if let Some(kid) = &key.kid
-            && self.keys.iter().any(|k| k.kid.as_ref() == Some(kid) && k.alg() == key.alg())
+            && self
+                .keys
+                .iter()
+                .any(|k| k.kid.as_ref() == Some(kid) && k.alg() == key.alg())
         {
             report.warnings.push(format!(
                 "kid {kid:?} names more than one {} key: tokens with that kid will be refused as ambiguous",
@@ -246,14 +285,22 @@ impl KeySet {
         if let Some(kid) = kid
             && self.shadowed.iter().any(|s| &**s == kid)
         {
-            return Err(Error::AmbiguousKey(format!("kid {kid} also names a key that was refused")));
+            return Err(Error::AmbiguousKey(format!(
+                "kid {kid} also names a key that was refused"
+            )));
         }
         let named = |k: &&Key| match kid {
             Some(want) => k.kid.as_deref() == Some(want),
             None => true,
         };
         let by_kid = self.keys.iter().filter(named).count();
-        let pool = |k: &&Key| if by_kid > 0 { named(k) } else { k.kid.is_none() };
+        let pool = |k: &&Key| {
+            if by_kid > 0 {
+                named(k)
+            } else {
+                k.kid.is_none()
+            }
+        };
         let mut found: Option<&Key> = None;
         let mut other_alg: Option<Alg> = None;
         let mut matches = 0usize;

@@ -7,9 +7,15 @@ use base64::engine::general_purpose::STANDARD;
 /// A public key read from PEM, before it is bound to an algorithm.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublicKey {
-    Rsa { n: Vec<u8>, e: Vec<u8> },
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
     /// SEC1 uncompressed point (0x04 || x || y) on the named curve.
-    Ec { crv: &'static str, point: Vec<u8> },
+    Ec {
+        crv: &'static str,
+        point: Vec<u8>,
+    },
     Ed25519(Vec<u8>),
 }
 
@@ -31,7 +37,9 @@ pub fn blocks(text: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
             .filter(|c| !c.is_ascii_whitespace())
             .collect();
         if body.contains(':') {
-            return Err(format!("PEM block {label:?} has headers (encrypted?): not supported"));
+            return Err(format!(
+                "PEM block {label:?} has headers (encrypted?): not supported"
+            ));
         }
         let der = STANDARD
             .decode(body.as_bytes())
@@ -47,12 +55,16 @@ pub fn parse_block(label: &str, der: &[u8]) -> Result<PublicKey, String> {
     match label {
         "PUBLIC KEY" => parse_spki(der),
         "RSA PUBLIC KEY" => parse_pkcs1(der),
-        "PRIVATE KEY" | "RSA PRIVATE KEY" | "EC PRIVATE KEY" | "ENCRYPTED PRIVATE KEY" => Err(format!(
-            "PEM block {label:?} is a private key: give jwtd the public key (openssl pkey -pubout)"
-        )),
-        "CERTIFICATE" => Err("PEM certificates are not supported: extract the public key \
+        "PRIVATE KEY" | "RSA PRIVATE KEY" | "EC PRIVATE KEY" | "ENCRYPTED PRIVATE KEY" => {
+            Err(format!(
+                "PEM block {label:?} is a private key: give jwtd the public key (openssl pkey -pubout)"
+            ))
+        }
+        "CERTIFICATE" => Err(
+            "PEM certificates are not supported: extract the public key \
              (openssl x509 -pubkey -noout)"
-            .into()),
+                .into(),
+        ),
         other => Err(format!("unsupported PEM block {other:?}")),
     }
 }
@@ -200,7 +212,15 @@ mod tests {
 
     #[test]
     fn private_keys_and_certificates_get_advice() {
-        assert!(parse_block("PRIVATE KEY", &[]).unwrap_err().contains("-pubout"));
-        assert!(parse_block("CERTIFICATE", &[]).unwrap_err().contains("x509"));
+        assert!(
+            parse_block("PRIVATE KEY", &[])
+                .unwrap_err()
+                .contains("-pubout")
+        );
+        assert!(
+            parse_block("CERTIFICATE", &[])
+                .unwrap_err()
+                .contains("x509")
+        );
     }
 }

@@ -9,17 +9,25 @@ use crate::jws::b64;
 
 /// Reads a private key file: a private JWK, or a PKCS#8 PEM (`PRIVATE KEY`). A PEM key needs `default_alg`
 /// unless it is EC P-256/P-384 or Ed25519, which are tried in turn.
-pub fn signing_key_from_file(bytes: &[u8], default_alg: Option<Alg>) -> Result<(SigningKey, Option<String>), String> {
+pub fn signing_key_from_file(
+    bytes: &[u8],
+    default_alg: Option<Alg>,
+) -> Result<(SigningKey, Option<String>), String> {
     if !bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
         return signing_key_from_jwk(bytes, default_alg);
     }
     let text = std::str::from_utf8(bytes).map_err(|_| "PEM is not UTF-8".to_string())?;
     let blocks = super::pem::blocks(text)?;
     let [(label, der)] = blocks.as_slice() else {
-        return Err(format!("expected exactly one PEM block, found {}", blocks.len()));
+        return Err(format!(
+            "expected exactly one PEM block, found {}",
+            blocks.len()
+        ));
     };
     if label != "PRIVATE KEY" {
-        return Err(format!("PEM block {label:?}: a PKCS#8 \"PRIVATE KEY\" is needed (openssl pkcs8 -topk8 -nocrypt)"));
+        return Err(format!(
+            "PEM block {label:?}: a PKCS#8 \"PRIVATE KEY\" is needed (openssl pkcs8 -topk8 -nocrypt)"
+        ));
     }
     let candidates: Vec<Alg> = match default_alg {
         Some(a) => vec![a],
@@ -32,12 +40,20 @@ pub fn signing_key_from_file(bytes: &[u8], default_alg: Option<Alg>) -> Result<(
             Err(e) => last = e,
         }
     }
-    Err(if default_alg.is_none() { format!("{last} (for RSA keys pass --alg)") } else { last })
+    Err(if default_alg.is_none() {
+        format!("{last} (for RSA keys pass --alg)")
+    } else {
+        last
+    })
 }
 
 /// Reads a private JWK. Its `alg` (or `default_alg`, or the curve) fixes the signing algorithm.
-pub fn signing_key_from_jwk(bytes: &[u8], default_alg: Option<Alg>) -> Result<(SigningKey, Option<String>), String> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("private JWK is not JSON: {e}"))?;
+pub fn signing_key_from_jwk(
+    bytes: &[u8],
+    default_alg: Option<Alg>,
+) -> Result<(SigningKey, Option<String>), String> {
+    let v: Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("private JWK is not JSON: {e}"))?;
     let obj = v.as_object().ok_or("private JWK must be a JSON object")?;
     let get = |name: &str| -> Result<Vec<u8>, String> {
         let s = obj
@@ -46,12 +62,18 @@ pub fn signing_key_from_jwk(bytes: &[u8], default_alg: Option<Alg>) -> Result<(S
             .ok_or_else(|| format!("private JWK has no {name}"))?;
         b64::decode(s.as_bytes()).map_err(|_| format!("private JWK member {name} is not base64url"))
     };
-    let kty = obj.get("kty").and_then(Value::as_str).ok_or("private JWK has no kty")?;
+    let kty = obj
+        .get("kty")
+        .and_then(Value::as_str)
+        .ok_or("private JWK has no kty")?;
     let declared = match obj.get("alg").and_then(Value::as_str) {
         Some(a) => Some(a.parse::<Alg>()?),
         None => None,
     };
-    let by_curve = obj.get("crv").and_then(Value::as_str).and_then(Alg::for_curve);
+    let by_curve = obj
+        .get("crv")
+        .and_then(Value::as_str)
+        .and_then(Alg::for_curve);
     let alg = declared
         .or(by_curve)
         .or(default_alg)
@@ -92,9 +114,27 @@ pub fn private_jwk(alg: Alg, kid: Option<&str>, private: &Private) -> Value {
             m.insert("kty".into(), json!("oct"));
             m.insert("k".into(), e(k));
         }
-        Private::Rsa { n, e: ex, d, p, q, dp, dq, qi } => {
+        Private::Rsa {
+            n,
+            e: ex,
+            d,
+            p,
+            q,
+            dp,
+            dq,
+            qi,
+        } => {
             m.insert("kty".into(), json!("RSA"));
-            for (name, v) in [("n", n), ("e", ex), ("d", d), ("p", p), ("q", q), ("dp", dp), ("dq", dq), ("qi", qi)] {
+            for (name, v) in [
+                ("n", n),
+                ("e", ex),
+                ("d", d),
+                ("p", p),
+                ("q", q),
+                ("dp", dp),
+                ("dq", dq),
+                ("qi", qi),
+            ] {
                 m.insert(name.into(), e(v));
             }
         }

@@ -5,14 +5,16 @@
 //! 38 tests with negligible probability, so the fingerprint has no practical false positives.
 
 const PRIMES: [u32; 38] = [
-    3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97, 101, 103,
-    107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167,
+    3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97,
+    101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167,
 ];
 
 /// True when the big-endian modulus `n` carries the ROCA fingerprint.
 pub fn is_vulnerable(n: &[u8]) -> bool {
     PRIMES.iter().all(|&p| {
-        let r = n.iter().fold(0u32, |acc, &b| (acc * 256 + u32::from(b)) % p);
+        let r = n
+            .iter()
+            .fold(0u32, |acc, &b| (acc * 256 + u32::from(b)) % p);
         in_subgroup_of_65537(r, p)
     })
 }

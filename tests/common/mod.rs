@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 pub const NOW: u64 = 1_700_000_000;
 
 pub fn data(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(rel)
 }
 
 /// The committed private test key for `alg` (kid `test-<ALG>`).
@@ -89,7 +91,8 @@ pub fn token(alg: Alg) -> String {
 
 /// A compact token from raw header and payload bytes, signed with `key`.
 pub fn raw_token(key: &SigningKey, header: &str, payload: &str) -> String {
-    key.sign_compact(header.as_bytes(), payload.as_bytes()).unwrap()
+    key.sign_compact(header.as_bytes(), payload.as_bytes())
+        .unwrap()
 }
 
 pub fn b64(bytes: &[u8]) -> String {
