@@ -12,7 +12,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use jwt_simple::prelude::{self as js, MACLike as _, ECDSAP256PublicKeyLike as _, ECDSAP384PublicKeyLike as _, EdDSAPublicKeyLike as _, RSAPublicKeyLike as _};
+use jwt_simple::prelude::{
+    self as js, ECDSAP256PublicKeyLike as _, ECDSAP384PublicKeyLike as _, EdDSAPublicKeyLike as _,
+    MACLike as _, RSAPublicKeyLike as _,
+};
 use jwtd::keys::SourceOptions;
 use jwtd::keys::pem::{self, PublicKey};
 use jwtd::keys::private::signing_key_from_file;
@@ -21,7 +24,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 fn data(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(rel)
 }
 
 const HMAC_SECRET: &[u8] = b"bench-secret-bench-secret-bench-secret!!";
@@ -37,7 +42,10 @@ const CASES: &[(Alg, &str, &str)] = &[
 ];
 
 fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// What a service typically deserializes with jsonwebtoken.
@@ -76,18 +84,29 @@ fn bench_verify(c: &mut Criterion) {
     for &(alg, private, public) in CASES {
         let header = json!({"alg": alg.name(), "typ": "JWT", "kid": "bench"}).to_string();
         let (signer, public_pem) = if alg == Alg::HS256 {
-            let jwk = json!({"kty":"oct","alg":"HS256","k": jwtd::jws::b64::encode(HMAC_SECRET)}).to_string();
-            (signing_key_from_file(jwk.as_bytes(), None).unwrap().0, String::new())
+            let jwk = json!({"kty":"oct","alg":"HS256","k": jwtd::jws::b64::encode(HMAC_SECRET)})
+                .to_string();
+            (
+                signing_key_from_file(jwk.as_bytes(), None).unwrap().0,
+                String::new(),
+            )
         } else {
             let rsa = (alg.family() == jwtd::alg::Family::Rsa).then_some(alg);
-            let key = signing_key_from_file(&std::fs::read(data(private)).unwrap(), rsa).unwrap().0;
+            let key = signing_key_from_file(&std::fs::read(data(private)).unwrap(), rsa)
+                .unwrap()
+                .0;
             (key, std::fs::read_to_string(data(public)).unwrap())
         };
-        let token = signer.sign_compact(header.as_bytes(), claims.as_bytes()).unwrap();
+        let token = signer
+            .sign_compact(header.as_bytes(), claims.as_bytes())
+            .unwrap();
 
         // jwtd
         let mut keys = KeySet::new();
-        let opts = SourceOptions { default_alg: Some(alg), kid: Some("bench".into()) };
+        let opts = SourceOptions {
+            default_alg: Some(alg),
+            kid: Some("bench".into()),
+        };
         if alg == Alg::HS256 {
             keys.add_secret(HMAC_SECRET, &opts).unwrap();
         } else {
@@ -104,8 +123,12 @@ fn bench_verify(c: &mut Criterion) {
         // jsonwebtoken
         let jt_key = match alg {
             Alg::HS256 => jsonwebtoken::DecodingKey::from_secret(HMAC_SECRET),
-            Alg::RS256 | Alg::PS256 => jsonwebtoken::DecodingKey::from_rsa_pem(public_pem.as_bytes()).unwrap(),
-            Alg::ES256 | Alg::ES384 => jsonwebtoken::DecodingKey::from_ec_pem(public_pem.as_bytes()).unwrap(),
+            Alg::RS256 | Alg::PS256 => {
+                jsonwebtoken::DecodingKey::from_rsa_pem(public_pem.as_bytes()).unwrap()
+            }
+            Alg::ES256 | Alg::ES384 => {
+                jsonwebtoken::DecodingKey::from_ec_pem(public_pem.as_bytes()).unwrap()
+            }
             _ => jsonwebtoken::DecodingKey::from_ed_pem(public_pem.as_bytes()).unwrap(),
         };
         let mut jt_val = jsonwebtoken::Validation::new(alg.name().parse().unwrap());
@@ -124,32 +147,50 @@ fn bench_verify(c: &mut Criterion) {
             Alg::HS256 => {
                 let k = js::HS256Key::from_bytes(HMAC_SECRET);
                 let o = js_opts.clone();
-                Box::new(move |t| k.verify_token::<js::NoCustomClaims>(t, Some(o.clone())).is_ok())
+                Box::new(move |t| {
+                    k.verify_token::<js::NoCustomClaims>(t, Some(o.clone()))
+                        .is_ok()
+                })
             }
             Alg::RS256 => {
                 let k = js::RS256PublicKey::from_pem(&public_pem).unwrap();
                 let o = js_opts.clone();
-                Box::new(move |t| k.verify_token::<js::NoCustomClaims>(t, Some(o.clone())).is_ok())
+                Box::new(move |t| {
+                    k.verify_token::<js::NoCustomClaims>(t, Some(o.clone()))
+                        .is_ok()
+                })
             }
             Alg::PS256 => {
                 let k = js::PS256PublicKey::from_pem(&public_pem).unwrap();
                 let o = js_opts.clone();
-                Box::new(move |t| k.verify_token::<js::NoCustomClaims>(t, Some(o.clone())).is_ok())
+                Box::new(move |t| {
+                    k.verify_token::<js::NoCustomClaims>(t, Some(o.clone()))
+                        .is_ok()
+                })
             }
             Alg::ES256 => {
                 let k = js::ES256PublicKey::from_pem(&public_pem).unwrap();
                 let o = js_opts.clone();
-                Box::new(move |t| k.verify_token::<js::NoCustomClaims>(t, Some(o.clone())).is_ok())
+                Box::new(move |t| {
+                    k.verify_token::<js::NoCustomClaims>(t, Some(o.clone()))
+                        .is_ok()
+                })
             }
             Alg::ES384 => {
                 let k = js::ES384PublicKey::from_pem(&public_pem).unwrap();
                 let o = js_opts.clone();
-                Box::new(move |t| k.verify_token::<js::NoCustomClaims>(t, Some(o.clone())).is_ok())
+                Box::new(move |t| {
+                    k.verify_token::<js::NoCustomClaims>(t, Some(o.clone()))
+                        .is_ok()
+                })
             }
             _ => {
                 let k = js::Ed25519PublicKey::from_pem(&public_pem).unwrap();
                 let o = js_opts.clone();
-                Box::new(move |t| k.verify_token::<js::NoCustomClaims>(t, Some(o.clone())).is_ok())
+                Box::new(move |t| {
+                    k.verify_token::<js::NoCustomClaims>(t, Some(o.clone()))
+                        .is_ok()
+                })
             }
         };
         assert!(js_verify(&token), "jwt-simple {alg}");
@@ -169,18 +210,42 @@ fn bench_verify(c: &mut Criterion) {
         assert!(aws_floor(signing_input.as_bytes(), &sig));
 
         let mut g = c.benchmark_group(format!("verify/{alg}"));
-        g.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1)).sample_size(50);
-        let backend = if cfg!(feature = "aws-lc") { "jwtd-aws-lc" } else { "jwtd" };
-        g.bench_function(backend, |b| b.iter(|| black_box(jwtd.verify(black_box(token.as_bytes()), now).is_ok())));
-        g.bench_function("jsonwebtoken", |b| {
-            b.iter(|| black_box(jsonwebtoken::decode::<Claims>(black_box(&token), &jt_key, &jt_val).is_ok()))
+        g.measurement_time(Duration::from_secs(3))
+            .warm_up_time(Duration::from_secs(1))
+            .sample_size(50);
+        let backend = if cfg!(feature = "aws-lc") {
+            "jwtd-aws-lc"
+        } else {
+            "jwtd"
+        };
+        g.bench_function(backend, |b| {
+            b.iter(|| black_box(jwtd.verify(black_box(token.as_bytes()), now).is_ok()))
         });
-        g.bench_function("jwt-simple", |b| b.iter(|| black_box(js_verify(black_box(&token)))));
+        g.bench_function("jsonwebtoken", |b| {
+            b.iter(|| {
+                black_box(
+                    jsonwebtoken::decode::<Claims>(black_box(&token), &jt_key, &jt_val).is_ok(),
+                )
+            })
+        });
+        g.bench_function("jwt-simple", |b| {
+            b.iter(|| black_box(js_verify(black_box(&token))))
+        });
         g.bench_function("floor-ring", |b| {
-            b.iter(|| black_box(ring_floor(black_box(signing_input.as_bytes()), black_box(&sig))))
+            b.iter(|| {
+                black_box(ring_floor(
+                    black_box(signing_input.as_bytes()),
+                    black_box(&sig),
+                ))
+            })
         });
         g.bench_function("floor-aws-lc", |b| {
-            b.iter(|| black_box(aws_floor(black_box(signing_input.as_bytes()), black_box(&sig))))
+            b.iter(|| {
+                black_box(aws_floor(
+                    black_box(signing_input.as_bytes()),
+                    black_box(&sig),
+                ))
+            })
         });
         g.finish();
     }
@@ -196,17 +261,30 @@ fn floor_ring(alg: Alg, material: Option<PublicKey>) -> Floor {
             Box::new(move |m, sig| hmac::verify(&k, m, sig).is_ok())
         }
         (_, Some(PublicKey::Rsa { n, e })) => {
-            let params = if alg == Alg::RS256 { &s::RSA_PKCS1_2048_8192_SHA256 } else { &s::RSA_PSS_2048_8192_SHA256 };
-            Box::new(move |m, sig| s::RsaPublicKeyComponents { n: &n, e: &e }.verify(params, m, sig).is_ok())
+            let params = if alg == Alg::RS256 {
+                &s::RSA_PKCS1_2048_8192_SHA256
+            } else {
+                &s::RSA_PSS_2048_8192_SHA256
+            };
+            Box::new(move |m, sig| {
+                s::RsaPublicKeyComponents { n: &n, e: &e }
+                    .verify(params, m, sig)
+                    .is_ok()
+            })
         }
         (_, Some(PublicKey::Ec { point, .. })) => {
-            let a: &'static dyn s::VerificationAlgorithm =
-                if alg == Alg::ES256 { &s::ECDSA_P256_SHA256_FIXED } else { &s::ECDSA_P384_SHA384_FIXED };
+            let a: &'static dyn s::VerificationAlgorithm = if alg == Alg::ES256 {
+                &s::ECDSA_P256_SHA256_FIXED
+            } else {
+                &s::ECDSA_P384_SHA384_FIXED
+            };
             Box::new(move |m, sig| s::UnparsedPublicKey::new(a, &point).verify(m, sig).is_ok())
         }
-        (_, Some(PublicKey::Ed25519(x))) => {
-            Box::new(move |m, sig| s::UnparsedPublicKey::new(&s::ED25519, &x).verify(m, sig).is_ok())
-        }
+        (_, Some(PublicKey::Ed25519(x))) => Box::new(move |m, sig| {
+            s::UnparsedPublicKey::new(&s::ED25519, &x)
+                .verify(m, sig)
+                .is_ok()
+        }),
         _ => unreachable!(),
     }
 }
@@ -220,15 +298,26 @@ fn floor_aws(alg: Alg, material: Option<PublicKey>) -> Floor {
             Box::new(move |m, sig| hmac::verify(&k, m, sig).is_ok())
         }
         (_, Some(PublicKey::Rsa { n, e })) => {
-            let v: &'static dyn s::VerificationAlgorithm =
-                if alg == Alg::RS256 { &s::RSA_PKCS1_2048_8192_SHA256 } else { &s::RSA_PSS_2048_8192_SHA256 };
-            let der = s::RsaPublicKeyComponents { n: &n[..], e: &e[..] }.as_der().unwrap();
+            let v: &'static dyn s::VerificationAlgorithm = if alg == Alg::RS256 {
+                &s::RSA_PKCS1_2048_8192_SHA256
+            } else {
+                &s::RSA_PSS_2048_8192_SHA256
+            };
+            let der = s::RsaPublicKeyComponents {
+                n: &n[..],
+                e: &e[..],
+            }
+            .as_der()
+            .unwrap();
             let k = s::ParsedPublicKey::new(v, der.as_ref()).unwrap();
             Box::new(move |m, sig| k.verify_sig(m, sig).is_ok())
         }
         (_, Some(PublicKey::Ec { point, .. })) => {
-            let v: &'static dyn s::VerificationAlgorithm =
-                if alg == Alg::ES256 { &s::ECDSA_P256_SHA256_FIXED } else { &s::ECDSA_P384_SHA384_FIXED };
+            let v: &'static dyn s::VerificationAlgorithm = if alg == Alg::ES256 {
+                &s::ECDSA_P256_SHA256_FIXED
+            } else {
+                &s::ECDSA_P384_SHA384_FIXED
+            };
             let k = s::ParsedPublicKey::new(v, &point).unwrap();
             Box::new(move |m, sig| k.verify_sig(m, sig).is_ok())
         }

@@ -7,7 +7,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::error::Error;
-use crate::json::{self, CowStr, Members, Scalar, Slot, StrictIgnore};
+use crate::json::{self, CowStr, Depth, Members, Scalar, Slot, StrictIgnore};
 
 /// What a verifier demands of a token's claims. `Policy::default()` is the safe starting point:
 /// `exp` required, 60 s leeway, `typ` absent, `JWT` or `at+jwt`.
@@ -49,6 +49,17 @@ impl Default for Policy {
             allow_missing_typ: true,
         }
     }
+}
+
+/// RFC 7515 §4.1.9: `typ` compares case-insensitively, with an `application/` prefix optional.
+fn media_type_eq(a: &str, b: &str) -> bool {
+    fn bare(s: &str) -> &str {
+        match s.get(..12) {
+            Some(p) if p.eq_ignore_ascii_case("application/") => &s[12..],
+            _ => s,
+        }
+    }
+    bare(a).eq_ignore_ascii_case(bare(b))
 }
 
 /// A string claim: a span of the verified payload when it had no escapes, owned otherwise.
@@ -99,31 +110,26 @@ impl Policy {
         match typ {
             None if self.allow_missing_typ => Ok(()),
             None => Err(Error::WrongType("(missing)".into())),
-            Some(t) => {
-                let norm = |s: &str| -> String {
-                    let l = s.to_ascii_lowercase();
-                    l.strip_prefix("application/")
-                        .map(str::to_owned)
-                        .unwrap_or(l)
-                };
-                let t = norm(t);
-                if self.types.iter().any(|a| norm(a) == t) {
-                    Ok(())
-                } else {
-                    Err(Error::WrongType(typ.unwrap_or_default().to_string()))
-                }
-            }
+            Some(t) if self.types.iter().any(|a| media_type_eq(a, t)) => Ok(()),
+            Some(t) => Err(Error::WrongType(t.to_string())),
         }
     }
 
-    /// Parses the payload `bytes` (already depth-checked) as a claims object and applies every rule at `now`
-    /// (Unix seconds). `base` is the buffer string spans are measured from.
-    pub fn check(&self, bytes: &[u8], base: &[u8], now: u64) -> Result<Registered, Error> {
+    /// Parses the payload `bytes` as a claims object (nesting capped at `max_depth`) and applies every rule
+    /// at `now` (Unix seconds). `base` is the buffer string spans are measured from.
+    pub fn check(
+        &self,
+        bytes: &[u8],
+        base: &[u8],
+        now: u64,
+        max_depth: usize,
+    ) -> Result<Registered, Error> {
         let mut slot: Slot = None;
         let seed = ClaimsSeed {
             slot: &mut slot,
             policy: self,
             base,
+            depth: Depth::new(max_depth),
         };
         let parsed =
             json::parse_with(bytes, seed).map_err(|e| json::take_error(&mut slot, e, "payload"))?;
@@ -131,7 +137,7 @@ impl Policy {
         Ok(parsed.registered)
     }
 
-    fn check_parsed(&self, p: &Parsed, now: u64) -> Result<(), Error> {
+    fn check_parsed(&self, p: &Parsed<'_>, now: u64) -> Result<(), Error> {
         let now = now as f64;
         let leeway = self.leeway as f64;
         let r = &p.registered;
@@ -172,35 +178,33 @@ impl Policy {
         if self.require_sub && r.sub.is_none() {
             return Err(Error::MissingClaim("sub".into()));
         }
-        if let Some(missing) = self
-            .required_claims
-            .iter()
-            .find(|c| !p.members.contains(c.as_str()))
-        {
-            return Err(Error::MissingClaim(missing.clone()));
+        if let Some(missing) = p.missing {
+            return Err(Error::MissingClaim(missing.to_string()));
         }
         Ok(())
     }
 }
 
-struct Parsed<'de> {
+struct Parsed<'p> {
     registered: Registered,
     /// `None`: no `iss`; `Some(ok)`: whether it is accepted (always true without an issuer policy).
     issuer_ok: Option<bool>,
     /// `None`: no `aud`; `Some(ok)`: whether one value is accepted.
     audience_ok: Option<bool>,
-    members: Members<'de>,
+    /// The first required claim that is absent.
+    missing: Option<&'p str>,
 }
 
 struct ClaimsSeed<'s, 'p> {
     slot: &'s mut Slot,
     policy: &'p Policy,
     base: &'p [u8],
+    depth: Depth,
 }
 
-impl<'de> DeserializeSeed<'de> for ClaimsSeed<'_, '_> {
-    type Value = Parsed<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Parsed<'de>, D::Error> {
+impl<'de, 'p> DeserializeSeed<'de> for ClaimsSeed<'_, 'p> {
+    type Value = Parsed<'p>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Parsed<'p>, D::Error> {
         d.deserialize_any(self)
     }
 }
@@ -209,20 +213,22 @@ fn bad_type(name: &str, want: &str, got: &Scalar) -> Error {
     Error::BadClaim(format!("claim {name} must be {want}, not {}", got.kind()))
 }
 
-impl<'de> Visitor<'de> for ClaimsSeed<'_, '_> {
-    type Value = Parsed<'de>;
+impl<'de, 'p> Visitor<'de> for ClaimsSeed<'_, 'p> {
+    type Value = Parsed<'p>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object of claims")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parsed<'de>, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parsed<'p>, A::Error> {
         let slot = self.slot;
+        let depth = self.depth.enter(slot)?;
+        let mut members = Members::default();
         let mut p = Parsed {
             registered: Registered::default(),
             issuer_ok: None,
             audience_ok: None,
-            members: Members::default(),
+            missing: None,
         };
         while let Some(CowStr(name)) = map.next_key()? {
             match &*name {
@@ -270,34 +276,43 @@ impl<'de> Visitor<'de> for ClaimsSeed<'_, '_> {
                     })?;
                     p.audience_ok = Some(ok);
                 }
-                _ => map.next_value_seed(StrictIgnore { slot: &mut *slot })?,
+                _ => map.next_value_seed(StrictIgnore {
+                    slot: &mut *slot,
+                    depth,
+                })?,
             }
-            if let Err(e) = p.members.insert(name) {
+            if let Err(e) = members.insert(name) {
                 return Err(json::park(slot, e));
             }
         }
+        p.missing = self
+            .policy
+            .required_claims
+            .iter()
+            .find(|c| !members.contains(c))
+            .map(String::as_str);
         Ok(p)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Parsed<'de>, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Parsed<'p>, A::Error> {
         Err(json::park(self.slot, not_object("an array")))
     }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Parsed<'de>, E> {
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Parsed<'p>, E> {
         Err(json::park(self.slot, not_object("a string")))
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Parsed<'de>, E> {
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Parsed<'p>, E> {
         Err(json::park(self.slot, not_object("a boolean")))
     }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Parsed<'de>, E> {
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Parsed<'p>, E> {
         Err(json::park(self.slot, not_object("a number")))
     }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Parsed<'de>, E> {
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Parsed<'p>, E> {
         Err(json::park(self.slot, not_object("a number")))
     }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Parsed<'de>, E> {
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Parsed<'p>, E> {
         Err(json::park(self.slot, not_object("a number")))
     }
-    fn visit_unit<E: de::Error>(self) -> Result<Parsed<'de>, E> {
+    fn visit_unit<E: de::Error>(self) -> Result<Parsed<'p>, E> {
         Err(json::park(self.slot, not_object("null")))
     }
 }
@@ -405,7 +420,7 @@ mod tests {
     const NOW: u64 = 1_700_000_000;
 
     fn check(policy: &Policy, claims: &str) -> Result<Registered, Error> {
-        policy.check(claims.as_bytes(), claims.as_bytes(), NOW)
+        policy.check(claims.as_bytes(), claims.as_bytes(), NOW, 32)
     }
 
     fn code(policy: &Policy, claims: &str) -> &'static str {

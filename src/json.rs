@@ -12,20 +12,20 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 
 use crate::error::Error;
 
-/// What [`scan`] learned about a document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Scan {
-    /// Whitespace outside strings: the document is not compact and [`compact`] must be applied before output.
-    pub has_whitespace: bool,
-}
-
-/// One pass over the bytes: rejects nesting deeper than `max_depth` before any recursive parser runs, and
-/// notes insignificant whitespace. It does not validate JSON; the parser does that afterwards.
-pub fn scan(bytes: &[u8], max_depth: usize) -> Result<Scan, Error> {
-    let mut depth = 0usize;
-    let mut has_whitespace = false;
-    let mut i = 0;
+/// True when `bytes` (a JSON document) has whitespace outside its strings, i.e. is not compact.
+///
+/// Raw tab, CR and LF cannot occur inside JSON strings, so any of them answers yes; a document with no
+/// whitespace byte at all answers no after two SIMD passes. Only a document with spaces needs the
+/// string-aware scan.
+pub fn has_insignificant_whitespace(bytes: &[u8]) -> bool {
+    if memchr::memchr3(b'\t', b'\n', b'\r', bytes).is_some() {
+        return true;
+    }
+    if memchr::memchr(b' ', bytes).is_none() {
+        return false;
+    }
     let n = bytes.len();
+    let mut i = 0;
     while i < n {
         match bytes[i] {
             b'"' => {
@@ -39,19 +39,12 @@ pub fn scan(bytes: &[u8], max_depth: usize) -> Result<Scan, Error> {
                     }
                 }
             }
-            b'{' | b'[' => {
-                depth += 1;
-                if depth > max_depth {
-                    return Err(Error::TooDeep(max_depth));
-                }
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            b' ' | b'\t' | b'\n' | b'\r' => has_whitespace = true,
+            b' ' => return true,
             _ => {}
         }
         i += 1;
     }
-    Ok(Scan { has_whitespace })
+    false
 }
 
 /// Removes whitespace outside strings. Only meaningful for a document the parser has accepted.
@@ -168,40 +161,80 @@ impl<'de> de::Deserialize<'de> for Scalar<'de> {
     }
 }
 
-/// Member names seen in one object; rejects a repeat. Linear for the usual handful, hashed beyond.
-#[derive(Default)]
+/// Member names seen in one object; rejects a repeat. The usual handful live inline with a hash each, so
+/// detection costs no allocation; escaped names and large objects spill to the heap (hashed beyond a few
+/// dozen, so a hostile object with thousands of members stays linear).
 pub struct Members<'de> {
-    small: Vec<Cow<'de, str>>,
+    inline: [(u64, &'de str); Members::INLINE],
+    len: usize,
+    spill: Vec<(u64, Cow<'de, str>)>,
     large: Option<HashSet<Cow<'de, str>>>,
 }
 
+impl Default for Members<'_> {
+    fn default() -> Self {
+        Members {
+            inline: [(0, ""); Members::INLINE],
+            len: 0,
+            spill: Vec::new(),
+            large: None,
+        }
+    }
+}
+
+/// FNV-1a: names are short, and this only pre-filters string comparisons.
+fn name_hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
 impl<'de> Members<'de> {
-    const LINEAR_MAX: usize = 24;
+    const INLINE: usize = 16;
+    const LINEAR_MAX: usize = 32;
 
     /// Records `name`; `Err(DuplicateMember)` if it was already there.
     pub fn insert(&mut self, name: Cow<'de, str>) -> Result<(), Error> {
+        if self.contains(&name) {
+            return Err(Error::DuplicateMember(name.into_owned()));
+        }
         if let Some(set) = &mut self.large {
-            if set.contains(&name) {
-                return Err(Error::DuplicateMember(name.into_owned()));
-            }
             set.insert(name);
             return Ok(());
         }
-        if self.small.contains(&name) {
-            return Err(Error::DuplicateMember(name.into_owned()));
-        }
-        self.small.push(name);
-        if self.small.len() > Self::LINEAR_MAX {
-            self.large = Some(self.small.drain(..).collect());
+        let h = name_hash(&name);
+        match name {
+            Cow::Borrowed(b) if self.len < Self::INLINE => {
+                self.inline[self.len] = (h, b);
+                self.len += 1;
+            }
+            name => {
+                self.spill.push((h, name));
+                if self.spill.len() > Self::LINEAR_MAX {
+                    let mut set: HashSet<Cow<'de, str>> =
+                        self.spill.drain(..).map(|(_, n)| n).collect();
+                    set.extend(
+                        self.inline[..self.len]
+                            .iter()
+                            .map(|&(_, n)| Cow::Borrowed(n)),
+                    );
+                    self.len = 0;
+                    self.large = Some(set);
+                }
+            }
         }
         Ok(())
     }
 
     pub fn contains(&self, name: &str) -> bool {
-        match &self.large {
-            Some(set) => set.contains(name),
-            None => self.small.iter().any(|k| k == name),
+        if let Some(set) = &self.large {
+            return set.contains(name);
         }
+        let h = name_hash(name);
+        self.inline[..self.len]
+            .iter()
+            .any(|&(k, n)| k == h && n == name)
+            || self.spill.iter().any(|(k, n)| *k == h && n == name)
     }
 }
 
@@ -229,9 +262,36 @@ pub fn park<E: de::Error>(slot: &mut Slot, err: Error) -> E {
     E::custom(msg)
 }
 
-/// Walks and discards any JSON value, rejecting duplicate members in every object inside it.
+/// How many more levels of arrays and objects a value may open, and the cap to report.
+#[derive(Debug, Clone, Copy)]
+pub struct Depth {
+    pub left: usize,
+    pub max: usize,
+}
+
+impl Depth {
+    /// A document may nest `max` levels (the top-level object is level 1).
+    pub fn new(max: usize) -> Depth {
+        Depth { left: max, max }
+    }
+
+    /// Enters one level; `Err` (parked in `slot`) past the cap.
+    pub fn enter<E: de::Error>(self, slot: &mut Slot) -> Result<Depth, E> {
+        match self.left.checked_sub(1) {
+            Some(left) => Ok(Depth {
+                left,
+                max: self.max,
+            }),
+            None => Err(park(slot, Error::TooDeep(self.max))),
+        }
+    }
+}
+
+/// Walks and discards any JSON value, rejecting duplicate members in every object inside it and nesting
+/// beyond the depth cap (checked as the parser descends, before serde_json's own limit of 128).
 pub struct StrictIgnore<'s> {
     pub slot: &'s mut Slot,
+    pub depth: Depth,
 }
 
 impl<'de> DeserializeSeed<'de> for StrictIgnore<'_> {
@@ -268,15 +328,18 @@ impl<'de> Visitor<'de> for StrictIgnore<'_> {
         Ok(())
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let depth = self.depth.enter(self.slot)?;
         while seq
             .next_element_seed(StrictIgnore {
                 slot: &mut *self.slot,
+                depth,
             })?
             .is_some()
         {}
         Ok(())
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let depth = self.depth.enter(self.slot)?;
         let mut members = Members::default();
         while let Some(CowStr(name)) = map.next_key()? {
             if let Err(e) = members.insert(name) {
@@ -284,6 +347,7 @@ impl<'de> Visitor<'de> for StrictIgnore<'_> {
             }
             map.next_value_seed(StrictIgnore {
                 slot: &mut *self.slot,
+                depth,
             })?;
         }
         Ok(())
@@ -301,19 +365,20 @@ pub fn parse_with<'de, S: DeserializeSeed<'de>>(
     Ok(v)
 }
 
-/// Consumes a value without looking at it (for callers that already rejected its presence).
-pub fn skip<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
-    map.next_value::<IgnoredAny>().map(|_| ())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn strict(doc: &str) -> Result<(), Error> {
         let mut slot = None;
-        parse_with(doc.as_bytes(), StrictIgnore { slot: &mut slot })
-            .map_err(|e| take_error(&mut slot, e, "doc"))
+        parse_with(
+            doc.as_bytes(),
+            StrictIgnore {
+                slot: &mut slot,
+                depth: Depth::new(32),
+            },
+        )
+        .map_err(|e| take_error(&mut slot, e, "doc"))
     }
 
     #[test]
@@ -347,12 +412,23 @@ mod tests {
     }
 
     #[test]
-    fn scan_caps_depth_and_ignores_brackets_in_strings() {
-        let deep = "[".repeat(100_000);
-        assert_eq!(scan(deep.as_bytes(), 32).unwrap_err().code(), "too_deep");
-        assert!(scan(br#"{"a":"[[[[[[[[[[[[\"[[[["}"#, 3).is_ok());
-        assert!(!scan(br#"{"a":"x y"}"#, 3).unwrap().has_whitespace);
-        assert!(scan(b"{\"a\": 1}", 3).unwrap().has_whitespace);
+    fn depth_is_capped_as_the_parser_descends() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(strict(&deep).unwrap_err().code(), "too_deep");
+        let ok = format!("{}{}", "[".repeat(32), "]".repeat(32));
+        assert!(strict(&ok).is_ok());
+        let over = format!("{}{}", "[".repeat(33), "]".repeat(33));
+        assert_eq!(strict(&over).unwrap_err().code(), "too_deep");
+        assert!(strict(r#"{"a":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}"#).is_ok());
+    }
+
+    #[test]
+    fn whitespace_outside_strings_is_found() {
+        assert!(!has_insignificant_whitespace(br#"{"a":"x y","b":[1,2]}"#));
+        assert!(!has_insignificant_whitespace(br#"{"a":"x\" y"}"#));
+        assert!(has_insignificant_whitespace(b"{\"a\": 1}"));
+        assert!(has_insignificant_whitespace(b"{\"a\":1}\n"));
+        assert!(has_insignificant_whitespace(br#"{"a":"x y" }"#));
     }
 
     #[test]

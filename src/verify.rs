@@ -128,15 +128,17 @@ impl Verifier {
             .map_err(|_| Error::BadBase64("payload"))?;
         check_signature(key, &parts)?;
 
-        let scan = json::scan(&buf[header_len..], self.limits.max_json_depth)?;
-        if scan.has_whitespace {
-            let compact = json::compact(&buf[header_len..]);
+        let depth = self.limits.max_json_depth;
+        let payload = &buf[header_len..];
+        let mut claims = self.policy.check(payload, payload, now, depth)?;
+        if json::has_insignificant_whitespace(payload) {
+            // Rare (issuers sign compact JSON): compact, and parse again so spans point into the output.
+            let compact = json::compact(payload);
             buf.truncate(header_len);
             buf.extend_from_slice(&compact);
+            let payload = &buf[header_len..];
+            claims = self.policy.check(payload, payload, now, depth)?;
         }
-        let claims = self
-            .policy
-            .check(&buf[header_len..], &buf[header_len..], now)?;
         // Both parts parsed as JSON, whose strings serde_json checked as UTF-8; this cannot fail, but a
         // failure would still be an error, not a panic.
         let buf =

@@ -40,7 +40,10 @@ pub fn run(args: SignArgs) -> Result<ExitCode, String> {
     let mut slot = None;
     jwtd::json::parse_with(
         args.claims.as_bytes(),
-        jwtd::json::StrictIgnore { slot: &mut slot },
+        jwtd::json::StrictIgnore {
+            slot: &mut slot,
+            depth: jwtd::json::Depth::new(32),
+        },
     )
     .map_err(|e| {
         format!(

@@ -3,9 +3,6 @@
 //! Rejected: padding `=`, whitespace, `+` and `/`, a length of 1 mod 4, and non-zero unused trailing bits
 //! (the non-canonical spellings that let an attacker mint many byte strings for one signature).
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
 /// A segment is not canonical unpadded base64url.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InvalidBase64;
@@ -25,9 +22,11 @@ pub fn decode_into(src: &[u8], dst: &mut [u8]) -> Result<usize, InvalidBase64> {
     if dst.len() < n {
         return Err(InvalidBase64);
     }
-    // URL_SAFE_NO_PAD rejects padding, non-alphabet bytes and (by default) non-zero trailing bits.
-    URL_SAFE_NO_PAD
-        .decode_slice(src, &mut dst[..n])
+    // base64-simd (SIMD, several times faster than scalar decoding on token-sized input). Its non-forgiving
+    // URL_SAFE_NO_PAD rejects padding, bytes outside the alphabet and non-zero trailing bits.
+    base64_simd::URL_SAFE_NO_PAD
+        .decode(src, base64_simd::Out::from_slice(&mut dst[..n]))
+        .map(|out| out.len())
         .map_err(|_| InvalidBase64)
 }
 
@@ -41,7 +40,7 @@ pub fn decode(src: &[u8]) -> Result<Vec<u8>, InvalidBase64> {
 
 /// Encodes without padding.
 pub fn encode(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
+    base64_simd::URL_SAFE_NO_PAD.encode_to_string(bytes)
 }
 
 #[cfg(test)]

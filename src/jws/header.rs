@@ -7,7 +7,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 
 use crate::alg::Alg;
 use crate::error::Error;
-use crate::json::{self, CowStr, Members, Scalar, Slot, StrictIgnore};
+use crate::json::{self, CowStr, Depth, Members, Scalar, Slot, StrictIgnore};
 
 /// The header facts jwtd acts on. Everything else in the header is checked for duplicates and ignored;
 /// in particular `jwk`, `jku`, `x5u` and `x5c` are never used: a token cannot bring its own key.
@@ -22,15 +22,22 @@ pub struct Header<'a> {
 impl<'a> Header<'a> {
     /// Parses the decoded header bytes. `max_depth` caps nesting in ignored members.
     pub fn parse(bytes: &'a [u8], max_depth: usize) -> Result<Header<'a>, Error> {
-        json::scan(bytes, max_depth)?;
         let mut slot: Slot = None;
-        json::parse_with(bytes, HeaderSeed { slot: &mut slot })
-            .map_err(|e| json::take_error(&mut slot, e, "header"))
+        let depth = Depth::new(max_depth);
+        json::parse_with(
+            bytes,
+            HeaderSeed {
+                slot: &mut slot,
+                depth,
+            },
+        )
+        .map_err(|e| json::take_error(&mut slot, e, "header"))
     }
 }
 
 struct HeaderSeed<'s> {
     slot: &'s mut Slot,
+    depth: Depth,
 }
 
 impl<'de> DeserializeSeed<'de> for HeaderSeed<'_> {
@@ -66,6 +73,7 @@ impl<'de> Visitor<'de> for HeaderSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Header<'de>, A::Error> {
         let slot = self.slot;
+        let depth = self.depth.enter(slot)?;
         let mut members = Members::default();
         let mut alg: Option<Cow<'de, str>> = None;
         let mut kid = None;
@@ -86,7 +94,10 @@ impl<'de> Visitor<'de> for HeaderSeed<'_> {
                 // JWE-only members: this is an encrypted token's header, not a JWS one.
                 "enc" => return Err(json::park(slot, Error::UnsupportedJwe)),
                 "zip" => return Err(json::park(slot, Error::UnsupportedHeader("zip"))),
-                _ => map.next_value_seed(StrictIgnore { slot: &mut *slot })?,
+                _ => map.next_value_seed(StrictIgnore {
+                    slot: &mut *slot,
+                    depth,
+                })?,
             }
             if let Err(e) = members.insert(name) {
                 return Err(json::park(slot, e));

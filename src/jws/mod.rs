@@ -57,17 +57,17 @@ pub fn split<'a>(token: &'a [u8], limits: &Limits) -> Result<Parts<'a>, Error> {
     }
     let mut dots = [0usize; 2];
     let mut count = 0usize;
-    for (i, &b) in token.iter().enumerate() {
-        if b == b'.' {
-            if count < 2 {
-                dots[count] = i;
-            }
-            count += 1;
+    // Counting stops at 5 dots: enough to tell 3 segments from JWE's 5 and from garbage.
+    for i in memchr::memchr_iter(b'.', token).take(5) {
+        if count < 2 {
+            dots[count] = i;
         }
+        count += 1;
     }
     match count {
         2 => {}
         4 => return Err(Error::UnsupportedJwe),
+        5 => return Err(Error::Malformed("more than 5 segments".into())),
         n => {
             return Err(Error::Malformed(format!(
                 "{} segments, a compact JWS has exactly 3",

@@ -140,8 +140,15 @@ impl KeySet {
         default_alg: Option<Alg>,
     ) -> Result<LoadReport, KeyError> {
         let mut slot = None;
-        json::scan(bytes, 64).map_err(|e| KeyError::Format(format!("JWKS: {e}")))?;
-        json::parse_with(bytes, json::StrictIgnore { slot: &mut slot }).map_err(|e| {
+        let depth = json::Depth::new(16);
+        json::parse_with(
+            bytes,
+            json::StrictIgnore {
+                slot: &mut slot,
+                depth,
+            },
+        )
+        .map_err(|e| {
             KeyError::Format(format!(
                 "JWKS: {}",
                 json::take_error(&mut slot, e, "document")
