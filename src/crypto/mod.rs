@@ -26,7 +26,7 @@ pub struct PreparedKey {
 }
 
 enum Inner {
-    Hmac(hmac::Key),
+    Hmac(Box<hmac::Key>),
     #[cfg(not(feature = "aws-lc"))]
     Rsa {
         params: &'static signature::RsaParameters,
@@ -77,7 +77,7 @@ impl PreparedKey {
         }
         Ok(PreparedKey {
             alg,
-            inner: Inner::Hmac(hmac::Key::new(h, secret)),
+            inner: Inner::Hmac(Box::new(hmac::Key::new(h, secret))),
         })
     }
 

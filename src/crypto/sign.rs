@@ -1,8 +1,9 @@
 //! Signing and key generation, for `jwtd sign` / `jwtd keygen`, tests, demos and benchmarks.
 //! The verifier never uses this module.
 
-use super::backend::{self, hmac, rand, signature};
+// Signing always uses ring (whatever the verification backend): it is off the hot path.
 use crate::alg::{Alg, Family};
+use ring::{self as backend, hmac, rand, signature};
 
 /// Private key material in JWK terms (RFC 7518 §6), big-endian bytes.
 #[derive(Clone, PartialEq, Eq)]
