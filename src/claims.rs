@@ -2,12 +2,9 @@
 //! audience, subject, required claims and explicit typing. Time is an argument; nothing here reads a clock.
 
 use std::borrow::Cow;
-use std::fmt;
-
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::error::Error;
-use crate::json::{self, CowStr, Depth, Members, Scalar, Slot, StrictIgnore};
+use crate::json::{Kind, Members, Reader};
 
 /// What a verifier demands of a token's claims. `Policy::default()` is the safe starting point:
 /// `exp` required, 60 s leeway, `typ` absent, `JWT` or `at+jwt`.
@@ -116,25 +113,21 @@ impl Policy {
     }
 
     /// Parses the payload `bytes` as a claims object (nesting capped at `max_depth`) and applies every rule
-    /// at `now` (Unix seconds). `base` is the buffer string spans are measured from.
+    /// at `now` (Unix seconds). `base` is the buffer string spans are measured from. Also says whether the
+    /// payload had insignificant whitespace (so that the caller can compact it).
     pub fn check(
         &self,
-        bytes: &[u8],
-        base: &[u8],
+        text: &str,
+        base: &str,
         now: u64,
         max_depth: usize,
-    ) -> Result<Registered, Error> {
-        let mut slot: Slot = None;
-        let seed = ClaimsSeed {
-            slot: &mut slot,
-            policy: self,
-            base,
-            depth: Depth::new(max_depth),
-        };
-        let parsed =
-            json::parse_with(bytes, seed).map_err(|e| json::take_error(&mut slot, e, "payload"))?;
+    ) -> Result<Checked, Error> {
+        let parsed = self.parse(text, base, max_depth)?;
         self.check_parsed(&parsed, now)?;
-        Ok(parsed.registered)
+        Ok(Checked {
+            registered: parsed.registered,
+            had_whitespace: parsed.had_whitespace,
+        })
     }
 
     fn check_parsed(&self, p: &Parsed<'_>, now: u64) -> Result<(), Error> {
@@ -185,6 +178,13 @@ impl Policy {
     }
 }
 
+/// The outcome of [`Policy::check`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked {
+    pub registered: Registered,
+    pub had_whitespace: bool,
+}
+
 struct Parsed<'p> {
     registered: Registered,
     /// `None`: no `iss`; `Some(ok)`: whether it is accepted (always true without an issuer policy).
@@ -193,55 +193,45 @@ struct Parsed<'p> {
     audience_ok: Option<bool>,
     /// The first required claim that is absent.
     missing: Option<&'p str>,
+    had_whitespace: bool,
 }
 
-struct ClaimsSeed<'s, 'p> {
-    slot: &'s mut Slot,
-    policy: &'p Policy,
-    base: &'p [u8],
-    depth: Depth,
+fn bad_type(name: &str, want: &str, got: Kind) -> Error {
+    Error::BadClaim(format!("claim {name} must be {want}, not {}", got.name()))
 }
 
-impl<'de, 'p> DeserializeSeed<'de> for ClaimsSeed<'_, 'p> {
-    type Value = Parsed<'p>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Parsed<'p>, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-fn bad_type(name: &str, want: &str, got: &Scalar) -> Error {
-    Error::BadClaim(format!("claim {name} must be {want}, not {}", got.kind()))
-}
-
-impl<'de, 'p> Visitor<'de> for ClaimsSeed<'_, 'p> {
-    type Value = Parsed<'p>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object of claims")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parsed<'p>, A::Error> {
-        let slot = self.slot;
-        let depth = self.depth.enter(slot)?;
+impl Policy {
+    fn parse<'p>(&'p self, text: &str, base: &str, max_depth: usize) -> Result<Parsed<'p>, Error> {
+        let mut r = Reader::new(text, max_depth, "payload");
+        match r.peek()? {
+            Kind::Object => {}
+            other => {
+                return Err(Error::BadJson(format!(
+                    "payload is {}, not a JSON object of claims",
+                    other.name()
+                )));
+            }
+        }
+        r.begin_object()?;
         let mut members = Members::default();
         let mut p = Parsed {
             registered: Registered::default(),
             issuer_ok: None,
             audience_ok: None,
             missing: None,
+            had_whitespace: false,
         };
-        while let Some(CowStr(name)) = map.next_key()? {
+        let mut first = true;
+        while let Some(name) = r.next_key(&mut first)? {
             match &*name {
                 "exp" | "nbf" | "iat" => {
-                    let t = match map.next_value::<Scalar>()? {
-                        Scalar::Num(t) => t,
-                        other => {
-                            return Err(json::park(
-                                slot,
-                                bad_type(&name, "a NumericDate (number)", &other),
-                            ));
-                        }
+                    let t = match r.peek()? {
+                        Kind::Number => r.number()?,
+                        other => return Err(bad_type(&name, "a NumericDate (number)", other)),
                     };
+                    if !t.is_finite() {
+                        return Err(Error::BadClaim(format!("claim {name} is out of range")));
+                    }
                     let field = match &*name {
                         "exp" => &mut p.registered.exp,
                         "nbf" => &mut p.registered.nbf,
@@ -250,43 +240,32 @@ impl<'de, 'p> Visitor<'de> for ClaimsSeed<'_, 'p> {
                     *field = Some(t);
                 }
                 "iss" | "sub" | "jti" => {
-                    let s = match map.next_value::<Scalar>()? {
-                        Scalar::Str(s) => s,
-                        other => return Err(json::park(slot, bad_type(&name, "a string", &other))),
+                    let s = match r.peek()? {
+                        Kind::String => r.string()?,
+                        other => return Err(bad_type(&name, "a string", other)),
                     };
                     if &*name == "iss" {
                         p.issuer_ok = Some(
-                            self.policy
-                                .issuers
+                            self.issuers
                                 .as_ref()
                                 .is_none_or(|set| set.iter().any(|i| *i == s)),
                         );
                     }
-                    let text = Some(Text::new(s, self.base));
+                    let text = Some(Text::new(s, base.as_bytes()));
                     match &*name {
                         "iss" => p.registered.iss = text,
                         "sub" => p.registered.sub = text,
                         _ => p.registered.jti = text,
                     }
                 }
-                "aud" => {
-                    let ok = map.next_value_seed(AudSeed {
-                        slot: &mut *slot,
-                        accepted: self.policy.audiences.as_deref(),
-                    })?;
-                    p.audience_ok = Some(ok);
-                }
-                _ => map.next_value_seed(StrictIgnore {
-                    slot: &mut *slot,
-                    depth,
-                })?,
+                "aud" => p.audience_ok = Some(self.read_aud(&mut r)?),
+                _ => r.skip()?,
             }
-            if let Err(e) = members.insert(name) {
-                return Err(json::park(slot, e));
-            }
+            members.insert(name)?;
         }
+        r.finish()?;
+        p.had_whitespace = r.saw_whitespace();
         p.missing = self
-            .policy
             .required_claims
             .iter()
             .find(|c| !members.contains(c))
@@ -294,122 +273,30 @@ impl<'de, 'p> Visitor<'de> for ClaimsSeed<'_, 'p> {
         Ok(p)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Parsed<'p>, A::Error> {
-        Err(json::park(self.slot, not_object("an array")))
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Parsed<'p>, E> {
-        Err(json::park(self.slot, not_object("a string")))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Parsed<'p>, E> {
-        Err(json::park(self.slot, not_object("a boolean")))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Parsed<'p>, E> {
-        Err(json::park(self.slot, not_object("a number")))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Parsed<'p>, E> {
-        Err(json::park(self.slot, not_object("a number")))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Parsed<'p>, E> {
-        Err(json::park(self.slot, not_object("a number")))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Parsed<'p>, E> {
-        Err(json::park(self.slot, not_object("null")))
-    }
-}
-
-fn not_object(kind: &str) -> Error {
-    Error::BadJson(format!("payload is {kind}, not a JSON object of claims"))
-}
-
-/// `aud`: a string or an array of strings (RFC 7519 §4.1.3). Yields whether one value is accepted.
-struct AudSeed<'s, 'p> {
-    slot: &'s mut Slot,
-    accepted: Option<&'p [String]>,
-}
-
-impl AudSeed<'_, '_> {
-    fn accepts(&self, v: &str) -> bool {
-        self.accepted.is_some_and(|set| set.iter().any(|a| a == v))
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for AudSeed<'_, '_> {
-    type Value = bool;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for AudSeed<'_, '_> {
-    type Value = bool;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a string or an array of strings")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
-        Ok(self.accepts(v))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
-        let mut ok = false;
-        while let Some(item) = seq.next_element::<Scalar>()? {
-            match item {
-                Scalar::Str(s) => ok |= self.accepts(&s),
-                other => {
-                    return Err(json::park(
-                        self.slot,
-                        bad_type("aud", "a string or an array of strings", &other),
-                    ));
+    /// `aud`: a string or an array of strings (RFC 7519 §4.1.3). Yields whether one value is accepted.
+    fn read_aud(&self, r: &mut Reader<'_>) -> Result<bool, Error> {
+        const WANT: &str = "a string or an array of strings";
+        let accepts = |v: &str| {
+            self.audiences
+                .as_ref()
+                .is_some_and(|set| set.iter().any(|a| a == v))
+        };
+        match r.peek()? {
+            Kind::String => Ok(accepts(&r.string()?)),
+            Kind::Array => {
+                r.begin_array()?;
+                let mut ok = false;
+                let mut first = true;
+                while r.next_element(&mut first)? {
+                    match r.peek()? {
+                        Kind::String => ok |= accepts(&r.string()?),
+                        other => return Err(bad_type("aud", WANT, other)),
+                    }
                 }
+                Ok(ok)
             }
+            other => Err(bad_type("aud", WANT, other)),
         }
-        Ok(ok)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<bool, A::Error> {
-        Err(json::park(
-            self.slot,
-            bad_type(
-                "aud",
-                "a string or an array of strings",
-                &Scalar::Other("an object"),
-            ),
-        ))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
-        Err(json::park(
-            self.slot,
-            bad_type(
-                "aud",
-                "a string or an array of strings",
-                &Scalar::Other("a boolean"),
-            ),
-        ))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<bool, E> {
-        Err(json::park(
-            self.slot,
-            bad_type("aud", "a string or an array of strings", &Scalar::Num(0.0)),
-        ))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<bool, E> {
-        Err(json::park(
-            self.slot,
-            bad_type("aud", "a string or an array of strings", &Scalar::Num(0.0)),
-        ))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
-        Err(json::park(
-            self.slot,
-            bad_type("aud", "a string or an array of strings", &Scalar::Num(0.0)),
-        ))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
-        Err(json::park(
-            self.slot,
-            bad_type(
-                "aud",
-                "a string or an array of strings",
-                &Scalar::Other("null"),
-            ),
-        ))
     }
 }
 
@@ -420,7 +307,7 @@ mod tests {
     const NOW: u64 = 1_700_000_000;
 
     fn check(policy: &Policy, claims: &str) -> Result<Registered, Error> {
-        policy.check(claims.as_bytes(), claims.as_bytes(), NOW, 32)
+        policy.check(claims, claims, NOW, 32).map(|c| c.registered)
     }
 
     fn code(policy: &Policy, claims: &str) -> &'static str {

@@ -1,164 +1,492 @@
-//! Strict JSON helpers shared by header and claims parsing: a cheap pre-scan (nesting depth, insignificant
-//! whitespace), whitespace-free compaction, and duplicate-member detection at every depth.
+//! A strict, single-pass JSON reader (RFC 8259) for headers and claims, and the helpers around it.
 //!
-//! serde_json alone keeps the last of duplicate members and allows 128 levels of nesting; RFC 7515 §5.2 and
-//! RFC 8725 §3.x want one meaning per token, so duplicates are errors here, wherever they occur.
+//! Why not serde_json here: verification needs, in one pass, the registered claims, duplicate-member
+//! detection at every depth (RFC 7515 §5.2 / RFC 8725: one meaning per token), a nesting cap checked while
+//! descending, and whether the document is compact. serde_json keeps the last duplicate, allows 128 levels,
+//! and cannot tell us about whitespace, so it cost a pre-scan and a second pass; this reader does it all in
+//! one. It borrows strings without escapes, validates UTF-8 and rejects control characters in strings,
+//! lone surrogates, leading zeros, bare `.5`/`1.`, and trailing garbage. `tests/json_reader.rs` compares
+//! it with serde_json on generated documents, and the fuzz target `json_reader` does the same.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::fmt;
-
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::error::Error;
 
-/// True when `bytes` (a JSON document) has whitespace outside its strings, i.e. is not compact.
-///
-/// Raw tab, CR and LF cannot occur inside JSON strings, so any of them answers yes; a document with no
-/// whitespace byte at all answers no after two SIMD passes. Only a document with spaces needs the
-/// string-aware scan.
-pub fn has_insignificant_whitespace(bytes: &[u8]) -> bool {
-    if memchr::memchr3(b'\t', b'\n', b'\r', bytes).is_some() {
-        return true;
+/// The hard ceiling on nesting, whatever a caller configures: the reader recurses once per level.
+pub const MAX_DEPTH_CEILING: usize = 256;
+
+/// The kind of the next JSON value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Object,
+    Array,
+    String,
+    Number,
+    Bool,
+    Null,
+}
+
+impl Kind {
+    /// For error messages: "a string", "an array", …
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Object => "an object",
+            Kind::Array => "an array",
+            Kind::String => "a string",
+            Kind::Number => "a number",
+            Kind::Bool => "a boolean",
+            Kind::Null => "null",
+        }
     }
-    if memchr::memchr(b' ', bytes).is_none() {
-        return false;
+}
+
+/// A cursor over one JSON document. The document is a `&str`, so UTF-8 is validated once, up front, in one
+/// fast pass; string values are then slices of it (`"` is ASCII, so slicing at quotes is always on a char
+/// boundary) with no per-string validation.
+pub struct Reader<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+    depth: usize,
+    max_depth: usize,
+    whitespace: bool,
+    what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    /// `what` names the document in error messages ("header", "payload").
+    pub fn new(text: &'a str, max_depth: usize, what: &'static str) -> Reader<'a> {
+        Reader {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+            depth: 0,
+            max_depth: max_depth.min(MAX_DEPTH_CEILING),
+            whitespace: false,
+            what,
+        }
     }
-    let n = bytes.len();
-    let mut i = 0;
-    while i < n {
-        match bytes[i] {
-            b'"' => {
-                // Skip the string body: only `"` and `\` matter inside it.
-                i += 1;
-                while i < n {
-                    match bytes[i] {
-                        b'"' => break,
-                        b'\\' => i += 2,
-                        _ => i += 1,
+
+    /// A reader over bytes that must be UTF-8.
+    pub fn from_bytes(
+        bytes: &'a [u8],
+        max_depth: usize,
+        what: &'static str,
+    ) -> Result<Reader<'a>, Error> {
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            Error::BadJson(format!(
+                "{what} is not valid JSON: invalid UTF-8 at byte {}",
+                e.valid_up_to()
+            ))
+        })?;
+        Ok(Reader::new(text, max_depth, what))
+    }
+
+    /// Whether insignificant whitespace was seen so far (the document is not compact).
+    pub fn saw_whitespace(&self) -> bool {
+        self.whitespace
+    }
+
+    fn syntax(&self, msg: &str) -> Error {
+        Error::BadJson(format!(
+            "{} is not valid JSON: {msg} at byte {}",
+            self.what, self.pos
+        ))
+    }
+
+    #[inline]
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.pos) {
+            self.pos += 1;
+            self.whitespace = true;
+        }
+    }
+
+    #[inline]
+    fn expect(&mut self, byte: u8, msg: &str) -> Result<(), Error> {
+        self.skip_ws();
+        if self.bytes.get(self.pos) == Some(&byte) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.syntax(msg))
+        }
+    }
+
+    /// The kind of the next value (skipping whitespace), without consuming it.
+    #[inline]
+    pub fn peek(&mut self) -> Result<Kind, Error> {
+        self.skip_ws();
+        match self.bytes.get(self.pos) {
+            Some(b'{') => Ok(Kind::Object),
+            Some(b'[') => Ok(Kind::Array),
+            Some(b'"') => Ok(Kind::String),
+            Some(b'-' | b'0'..=b'9') => Ok(Kind::Number),
+            Some(b't' | b'f') => Ok(Kind::Bool),
+            Some(b'n') => Ok(Kind::Null),
+            Some(_) => Err(self.syntax("unexpected character")),
+            None => Err(self.syntax("unexpected end")),
+        }
+    }
+
+    #[inline]
+    fn enter(&mut self) -> Result<(), Error> {
+        self.depth += 1;
+        if self.depth > self.max_depth {
+            return Err(Error::TooDeep(self.max_depth));
+        }
+        Ok(())
+    }
+
+    /// Consumes `{`. Then call [`Reader::next_key`] until it returns `None`.
+    pub fn begin_object(&mut self) -> Result<(), Error> {
+        self.expect(b'{', "expected an object")?;
+        self.enter()
+    }
+
+    /// The next member name of the current object (its value is next), or `None` after the closing `}`.
+    /// `first` starts true for each object.
+    #[inline]
+    pub fn next_key(&mut self, first: &mut bool) -> Result<Option<Cow<'a, str>>, Error> {
+        self.skip_ws();
+        match self.bytes.get(self.pos) {
+            Some(b'}') => {
+                self.pos += 1;
+                self.depth -= 1;
+                return Ok(None);
+            }
+            Some(b',') if !*first => {
+                self.pos += 1;
+                self.skip_ws();
+            }
+            Some(b'"') if *first => {}
+            _ => {
+                return Err(self.syntax(if *first {
+                    "expected a member name or }"
+                } else {
+                    "expected , or }"
+                }));
+            }
+        }
+        *first = false;
+        if self.bytes.get(self.pos) != Some(&b'"') {
+            return Err(self.syntax("expected a member name"));
+        }
+        let key = self.string()?;
+        self.expect(b':', "expected :")?;
+        Ok(Some(key))
+    }
+
+    /// Consumes `[`. Then call [`Reader::next_element`] until it returns false.
+    pub fn begin_array(&mut self) -> Result<(), Error> {
+        self.expect(b'[', "expected an array")?;
+        self.enter()
+    }
+
+    /// True when another element follows (read it next); false after the closing `]`.
+    #[inline]
+    pub fn next_element(&mut self, first: &mut bool) -> Result<bool, Error> {
+        self.skip_ws();
+        match self.bytes.get(self.pos) {
+            Some(b']') => {
+                self.pos += 1;
+                self.depth -= 1;
+                Ok(false)
+            }
+            Some(b',') if !*first => {
+                self.pos += 1;
+                Ok(true)
+            }
+            Some(_) if *first => {
+                *first = false;
+                Ok(true)
+            }
+            _ => Err(self.syntax("expected , or ]")),
+        }
+    }
+
+    /// Reads a string value; borrowed when it has no escapes.
+    #[inline]
+    pub fn string(&mut self) -> Result<Cow<'a, str>, Error> {
+        self.expect(b'"', "expected a string")?;
+        let start = self.pos;
+        let (end, stop) = scan_string_body(self.bytes, start);
+        match stop {
+            Stop::Quote => {
+                let text: &'a str = self.text;
+                let s = text
+                    .get(start..end)
+                    .ok_or_else(|| self.syntax("bad string"))?;
+                self.pos = end + 1;
+                Ok(Cow::Borrowed(s))
+            }
+            Stop::Escape => self.escaped_string(start),
+            Stop::Control => {
+                self.pos = end;
+                Err(self.syntax("control character in string"))
+            }
+            Stop::End => {
+                self.pos = end;
+                Err(self.syntax("unterminated string"))
+            }
+        }
+    }
+
+    fn escaped_string(&mut self, start: usize) -> Result<Cow<'a, str>, Error> {
+        let mut out = String::with_capacity(32);
+        let mut i = start;
+        loop {
+            let (end, stop) = scan_string_body(self.bytes, i);
+            out.push_str(
+                self.text
+                    .get(i..end)
+                    .ok_or_else(|| self.syntax("bad string"))?,
+            );
+            self.pos = end;
+            match stop {
+                Stop::Quote => break,
+                Stop::Control => return Err(self.syntax("control character in string")),
+                Stop::End => return Err(self.syntax("unterminated string")),
+                Stop::Escape => {}
+            }
+            let esc = *self
+                .bytes
+                .get(end + 1)
+                .ok_or_else(|| self.syntax("unterminated escape"))?;
+            i = end + 2;
+            let c = match esc {
+                b'"' => '"',
+                b'\\' => '\\',
+                b'/' => '/',
+                b'b' => '\u{8}',
+                b'f' => '\u{c}',
+                b'n' => '\n',
+                b'r' => '\r',
+                b't' => '\t',
+                b'u' => {
+                    let hi = self.hex4(i)?;
+                    i += 4;
+                    match hi {
+                        0xD800..=0xDBFF => {
+                            if self.bytes.get(i..i + 2) != Some(b"\\u") {
+                                return Err(self.syntax("lone surrogate in string"));
+                            }
+                            let lo = self.hex4(i + 2)?;
+                            if !(0xDC00..=0xDFFF).contains(&lo) {
+                                return Err(self.syntax("lone surrogate in string"));
+                            }
+                            i += 6;
+                            let cp = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+                            char::from_u32(cp).ok_or_else(|| self.syntax("bad escape"))?
+                        }
+                        0xDC00..=0xDFFF => return Err(self.syntax("lone surrogate in string")),
+                        cp => char::from_u32(cp).ok_or_else(|| self.syntax("bad escape"))?,
                     }
                 }
+                _ => return Err(self.syntax("bad escape")),
+            };
+            out.push(c);
+        }
+        self.pos += 1;
+        Ok(Cow::Owned(out))
+    }
+
+    fn hex4(&self, at: usize) -> Result<u32, Error> {
+        let digits = self
+            .bytes
+            .get(at..at + 4)
+            .ok_or_else(|| self.syntax("short \\u escape"))?;
+        digits.iter().try_fold(0u32, |acc, &d| {
+            let v = (d as char)
+                .to_digit(16)
+                .ok_or_else(|| self.syntax("bad \\u escape"))?;
+            Ok(acc * 16 + v)
+        })
+    }
+
+    /// Reads a number (RFC 8259 §6 grammar) as f64. Integers of up to 15 digits are exact without parsing.
+    #[inline]
+    pub fn number(&mut self) -> Result<f64, Error> {
+        let (start, integral) = self.number_token()?;
+        let text = &self.bytes[start..self.pos];
+        if integral && text.len() <= 15 {
+            let (neg, digits) = match text.split_first() {
+                Some((b'-', rest)) => (true, rest),
+                _ => (false, text),
+            };
+            let v = digits
+                .iter()
+                .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0')) as f64;
+            return Ok(if neg { -v } else { v });
+        }
+        let s = self
+            .text
+            .get(start..self.pos)
+            .ok_or_else(|| self.syntax("bad number"))?;
+        s.parse::<f64>().map_err(|_| self.syntax("bad number"))
+    }
+
+    /// Validates a number token, returning its start and whether it is a plain integer.
+    #[inline]
+    fn number_token(&mut self) -> Result<(usize, bool), Error> {
+        self.skip_ws();
+        let b = self.bytes;
+        let start = self.pos;
+        let mut i = start;
+        let digits = |i: &mut usize| {
+            let s = *i;
+            while let Some(b'0'..=b'9') = b.get(*i) {
+                *i += 1;
             }
-            b' ' => return true,
+            *i - s
+        };
+        if b.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        match b.get(i) {
+            Some(b'0') => i += 1,
+            Some(b'1'..=b'9') => {
+                digits(&mut i);
+            }
+            _ => {
+                self.pos = i;
+                return Err(self.syntax("bad number"));
+            }
+        }
+        let mut integral = true;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            integral = false;
+            if digits(&mut i) == 0 {
+                self.pos = i;
+                return Err(self.syntax("bad number"));
+            }
+        }
+        if let Some(b'e' | b'E') = b.get(i) {
+            i += 1;
+            integral = false;
+            if let Some(b'+' | b'-') = b.get(i) {
+                i += 1;
+            }
+            if digits(&mut i) == 0 {
+                self.pos = i;
+                return Err(self.syntax("bad number"));
+            }
+        }
+        self.pos = i;
+        Ok((start, integral))
+    }
+
+    /// Reads `true` or `false`.
+    pub fn boolean(&mut self) -> Result<bool, Error> {
+        self.skip_ws();
+        if self.bytes[self.pos..].starts_with(b"true") {
+            self.pos += 4;
+            Ok(true)
+        } else if self.bytes[self.pos..].starts_with(b"false") {
+            self.pos += 5;
+            Ok(false)
+        } else {
+            Err(self.syntax("expected true or false"))
+        }
+    }
+
+    fn null(&mut self) -> Result<(), Error> {
+        self.skip_ws();
+        if self.bytes[self.pos..].starts_with(b"null") {
+            self.pos += 4;
+            Ok(())
+        } else {
+            Err(self.syntax("expected null"))
+        }
+    }
+
+    /// Reads and discards any value, still rejecting duplicate members and nesting past the cap.
+    pub fn skip(&mut self) -> Result<(), Error> {
+        match self.peek()? {
+            Kind::Object => {
+                self.begin_object()?;
+                let mut members = Members::default();
+                let mut first = true;
+                while let Some(name) = self.next_key(&mut first)? {
+                    members.insert(name)?;
+                    self.skip()?;
+                }
+                Ok(())
+            }
+            Kind::Array => {
+                self.begin_array()?;
+                let mut first = true;
+                while self.next_element(&mut first)? {
+                    self.skip()?;
+                }
+                Ok(())
+            }
+            Kind::String => self.string().map(drop),
+            Kind::Number => self.number_token().map(drop),
+            Kind::Bool => self.boolean().map(drop),
+            Kind::Null => self.null(),
+        }
+    }
+
+    /// Requires the end of the document (trailing whitespace allowed).
+    pub fn finish(&mut self) -> Result<(), Error> {
+        self.skip_ws();
+        if self.pos == self.bytes.len() {
+            Ok(())
+        } else {
+            Err(self.syntax("trailing characters"))
+        }
+    }
+}
+
+/// Where [`scan_string_body`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Quote,
+    Escape,
+    Control,
+    End,
+}
+
+/// Scans a string body from `i` to the first `"`, `\\`, control character or the end, eight bytes at a
+/// time (SWAR: string contents are most of a token's bytes). Returns the stop index and why it stopped.
+#[inline]
+fn scan_string_body(bytes: &[u8], mut i: usize) -> (usize, Stop) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let x = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        let quote = x ^ (ONES * u64::from(b'"'));
+        let slash = x ^ (ONES * u64::from(b'\\'));
+        // A byte is "interesting" when it is zero in `quote` or `slash`, or below 0x20 in `x`: the classic
+        // has-zero / has-less-than tricks (exact about whether such a byte exists; the byte loop finds it).
+        let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+        let below_0x20 = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+        if (zero(quote) | zero(slash) | below_0x20) == 0 {
+            i += 8;
+            continue;
+        }
+        break;
+    }
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'"' => return (i, Stop::Quote),
+            b'\\' => return (i, Stop::Escape),
+            0..0x20 => return (i, Stop::Control),
             _ => {}
         }
         i += 1;
     }
-    false
+    (i, Stop::End)
 }
 
-/// Removes whitespace outside strings. Only meaningful for a document the parser has accepted.
-pub fn compact(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in bytes {
-        if in_string {
-            out.push(b);
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-        } else {
-            match b {
-                b' ' | b'\t' | b'\n' | b'\r' => {}
-                b'"' => {
-                    in_string = true;
-                    out.push(b);
-                }
-                _ => out.push(b),
-            }
-        }
-    }
-    out
-}
-
-/// A JSON string that borrows from the input when it has no escapes.
-pub struct CowStr<'de>(pub Cow<'de, str>);
-
-impl<'de> de::Deserialize<'de> for CowStr<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = CowStr<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(CowStr(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(CowStr(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(CowStr(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-/// A member value read as a scalar; arrays and objects are consumed and reported by kind only.
-pub enum Scalar<'de> {
-    Str(Cow<'de, str>),
-    Num(f64),
-    Other(&'static str),
-}
-
-impl Scalar<'_> {
-    /// The JSON kind, for error messages.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Scalar::Str(_) => "a string",
-            Scalar::Num(_) => "a number",
-            Scalar::Other(k) => k,
-        }
-    }
-}
-
-impl<'de> de::Deserialize<'de> for Scalar<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Scalar<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON value")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Scalar::Str(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Scalar::Str(Cow::Owned(v.to_owned())))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(Scalar::Other("a boolean"))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(Scalar::Num(v as f64))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(Scalar::Num(v as f64))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(Scalar::Num(v))
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(Scalar::Other("null"))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
-                while s.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Scalar::Other("an array"))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
-                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Scalar::Other("an object"))
-            }
-        }
-        d.deserialize_any(V)
-    }
+/// Validates a whole document strictly (syntax, duplicates, depth) without keeping anything.
+pub fn validate(bytes: &[u8], max_depth: usize, what: &'static str) -> Result<(), Error> {
+    let mut r = Reader::from_bytes(bytes, max_depth, what)?;
+    r.skip()?;
+    r.finish()
 }
 
 /// Member names seen in one object; rejects a repeat. The usual handful live inline with a hash each, so
@@ -182,11 +510,18 @@ impl Default for Members<'_> {
     }
 }
 
-/// FNV-1a: names are short, and this only pre-filters string comparisons.
+/// A cheap pre-filter for string comparison: the length and the first and last (up to) 8 bytes. Equal
+/// names always hash equal; unequal ones rarely do, and then a string comparison settles it.
 fn name_hash(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
+    let b = s.as_bytes();
+    let word = |chunk: &[u8]| {
+        let mut w = [0u8; 8];
+        w[..chunk.len()].copy_from_slice(chunk);
+        u64::from_le_bytes(w)
+    };
+    let head = word(&b[..b.len().min(8)]);
+    let tail = word(&b[b.len().saturating_sub(8)..]);
+    head ^ tail.rotate_left(29) ^ (b.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 impl<'de> Members<'de> {
@@ -195,14 +530,14 @@ impl<'de> Members<'de> {
 
     /// Records `name`; `Err(DuplicateMember)` if it was already there.
     pub fn insert(&mut self, name: Cow<'de, str>) -> Result<(), Error> {
-        if self.contains(&name) {
+        let h = name_hash(&name);
+        if self.contains_hashed(h, &name) {
             return Err(Error::DuplicateMember(name.into_owned()));
         }
         if let Some(set) = &mut self.large {
             set.insert(name);
             return Ok(());
         }
-        let h = name_hash(&name);
         match name {
             Cow::Borrowed(b) if self.len < Self::INLINE => {
                 self.inline[self.len] = (h, b);
@@ -227,10 +562,13 @@ impl<'de> Members<'de> {
     }
 
     pub fn contains(&self, name: &str) -> bool {
+        self.contains_hashed(name_hash(name), name)
+    }
+
+    fn contains_hashed(&self, h: u64, name: &str) -> bool {
         if let Some(set) = &self.large {
             return set.contains(name);
         }
-        let h = name_hash(name);
         self.inline[..self.len]
             .iter()
             .any(|&(k, n)| k == h && n == name)
@@ -238,131 +576,27 @@ impl<'de> Members<'de> {
     }
 }
 
-/// Where a visitor parks the precise [`Error`] behind the opaque serde error it must return.
-pub type Slot = Option<Error>;
-
-/// Turns a serde_json failure into our error, preferring the precise one a visitor parked in `slot`.
-pub fn take_error(slot: &mut Slot, e: serde_json::Error, what: &str) -> Error {
-    if let Some(err) = slot.take() {
-        return err;
-    }
-    if e.to_string().contains("recursion limit") {
-        return Error::TooDeep(128);
-    }
-    Error::BadJson(format!(
-        "{what} is not valid JSON: {}",
-        e.to_string().replace('\n', " ")
-    ))
-}
-
-/// Parks `err` and returns the serde error that unwinds the parser.
-pub fn park<E: de::Error>(slot: &mut Slot, err: Error) -> E {
-    let msg = err.to_string();
-    *slot = Some(err);
-    E::custom(msg)
-}
-
-/// How many more levels of arrays and objects a value may open, and the cap to report.
-#[derive(Debug, Clone, Copy)]
-pub struct Depth {
-    pub left: usize,
-    pub max: usize,
-}
-
-impl Depth {
-    /// A document may nest `max` levels (the top-level object is level 1).
-    pub fn new(max: usize) -> Depth {
-        Depth { left: max, max }
-    }
-
-    /// Enters one level; `Err` (parked in `slot`) past the cap.
-    pub fn enter<E: de::Error>(self, slot: &mut Slot) -> Result<Depth, E> {
-        match self.left.checked_sub(1) {
-            Some(left) => Ok(Depth {
-                left,
-                max: self.max,
-            }),
-            None => Err(park(slot, Error::TooDeep(self.max))),
-        }
-    }
-}
-
-/// Walks and discards any JSON value, rejecting duplicate members in every object inside it and nesting
-/// beyond the depth cap (checked as the parser descends, before serde_json's own limit of 128).
-pub struct StrictIgnore<'s> {
-    pub slot: &'s mut Slot,
-    pub depth: Depth,
-}
-
-impl<'de> DeserializeSeed<'de> for StrictIgnore<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for StrictIgnore<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_none<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let depth = self.depth.enter(self.slot)?;
-        while seq
-            .next_element_seed(StrictIgnore {
-                slot: &mut *self.slot,
-                depth,
-            })?
-            .is_some()
-        {}
-        Ok(())
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let depth = self.depth.enter(self.slot)?;
-        let mut members = Members::default();
-        while let Some(CowStr(name)) = map.next_key()? {
-            if let Err(e) = members.insert(name) {
-                return Err(park(self.slot, e));
+/// Removes whitespace outside strings. Only meaningful for a document the reader has accepted.
+pub fn compact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in text.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
             }
-            map.next_value_seed(StrictIgnore {
-                slot: &mut *self.slot,
-                depth,
-            })?;
+        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            in_string = c == '"';
+            out.push(c);
         }
-        Ok(())
     }
-}
-
-/// Parses a whole document with `seed`, requiring nothing but whitespace after it.
-pub fn parse_with<'de, S: DeserializeSeed<'de>>(
-    bytes: &'de [u8],
-    seed: S,
-) -> Result<S::Value, serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let v = seed.deserialize(&mut de)?;
-    de.end()?;
-    Ok(v)
+    out
 }
 
 #[cfg(test)]
@@ -370,15 +604,7 @@ mod tests {
     use super::*;
 
     fn strict(doc: &str) -> Result<(), Error> {
-        let mut slot = None;
-        parse_with(
-            doc.as_bytes(),
-            StrictIgnore {
-                slot: &mut slot,
-                depth: Depth::new(32),
-            },
-        )
-        .map_err(|e| take_error(&mut slot, e, "doc"))
+        validate(doc.as_bytes(), 32, "doc")
     }
 
     #[test]
@@ -415,25 +641,108 @@ mod tests {
     fn depth_is_capped_as_the_parser_descends() {
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         assert_eq!(strict(&deep).unwrap_err().code(), "too_deep");
-        let ok = format!("{}{}", "[".repeat(32), "]".repeat(32));
-        assert!(strict(&ok).is_ok());
-        let over = format!("{}{}", "[".repeat(33), "]".repeat(33));
-        assert_eq!(strict(&over).unwrap_err().code(), "too_deep");
+        assert!(strict(&format!("{}{}", "[".repeat(32), "]".repeat(32))).is_ok());
+        assert_eq!(
+            strict(&format!("{}{}", "[".repeat(33), "]".repeat(33)))
+                .unwrap_err()
+                .code(),
+            "too_deep"
+        );
         assert!(strict(r#"{"a":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}"#).is_ok());
+        // A configured cap above the ceiling is clamped, so recursion stays bounded.
+        let r = validate(
+            format!("{}{}", "[".repeat(300), "]".repeat(300)).as_bytes(),
+            1_000_000,
+            "doc",
+        );
+        assert_eq!(r.unwrap_err().code(), "too_deep");
     }
 
     #[test]
-    fn whitespace_outside_strings_is_found() {
-        assert!(!has_insignificant_whitespace(br#"{"a":"x y","b":[1,2]}"#));
-        assert!(!has_insignificant_whitespace(br#"{"a":"x\" y"}"#));
-        assert!(has_insignificant_whitespace(b"{\"a\": 1}"));
-        assert!(has_insignificant_whitespace(b"{\"a\":1}\n"));
-        assert!(has_insignificant_whitespace(br#"{"a":"x y" }"#));
+    fn grammar() {
+        for ok in [
+            "{}",
+            "[]",
+            "0",
+            "-0",
+            "1.5e-3",
+            "1E+2",
+            "\"\"",
+            "true",
+            "false",
+            "null",
+            " [1 , 2 ] ",
+            r#"{"a":[{},[],"",0]}"#,
+            r#""\u00e9\ud83d\ude00\n\/""#,
+            "\"é😀\"",
+        ] {
+            assert!(strict(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "{",
+            "}",
+            "[1,]",
+            "[,1]",
+            "{\"a\":1,}",
+            "{\"a\" 1}",
+            "{a:1}",
+            "01",
+            "1.",
+            ".5",
+            "-",
+            "1e",
+            "+1",
+            "tru",
+            "nul",
+            "\"\\x\"",
+            "\"\\u12\"",
+            "\"\\ud800\"",
+            "\"\\udc00\"",
+            "\"\\ud800\\u0041\"",
+            "\"a\tb\"",
+            "\"a\nb\"",
+            "[1 2]",
+            "{} {}",
+            "\"abc",
+            "NaN",
+            "Infinity",
+            "'a'",
+        ] {
+            assert_eq!(strict(bad).unwrap_err().code(), "bad_json", "{bad:?}");
+        }
+        assert_eq!(
+            validate(b"\"\xff\"", 32, "doc").unwrap_err().code(),
+            "bad_json"
+        );
+    }
+
+    #[test]
+    fn strings_borrow_unless_escaped_and_numbers_parse() {
+        let mut r = Reader::new(r#"["plain","es\"c",12345,-1.25e2,1700000000.5]"#, 32, "doc");
+        r.begin_array().unwrap();
+        let mut first = true;
+        assert!(r.next_element(&mut first).unwrap());
+        assert!(matches!(r.string().unwrap(), Cow::Borrowed("plain")));
+        assert!(r.next_element(&mut first).unwrap());
+        assert_eq!(r.string().unwrap(), Cow::<str>::Owned("es\"c".into()));
+        assert!(r.next_element(&mut first).unwrap());
+        assert_eq!(r.number().unwrap(), 12345.0);
+        assert!(r.next_element(&mut first).unwrap());
+        assert_eq!(r.number().unwrap(), -125.0);
+        assert!(r.next_element(&mut first).unwrap());
+        assert_eq!(r.number().unwrap(), 1_700_000_000.5);
+        assert!(!r.next_element(&mut first).unwrap());
+        r.finish().unwrap();
+        assert!(!r.saw_whitespace());
+        let mut r = Reader::new("{ \"a\":1}", 32, "doc");
+        r.skip().unwrap();
+        assert!(r.saw_whitespace());
     }
 
     #[test]
     fn compact_keeps_string_contents() {
-        let doc = b"{ \"a b\" :\r\n [1, \"c \\\" d\"] }";
-        assert_eq!(compact(doc), b"{\"a b\":[1,\"c \\\" d\"]}".to_vec());
+        let doc = "{ \"a b\" :\r\n [1, \"c \\\" dé\"] }";
+        assert_eq!(compact(doc), "{\"a b\":[1,\"c \\\" dé\"]}");
     }
 }

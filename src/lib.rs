@@ -11,14 +11,24 @@
 //! - [`verify`]: the [`Verifier`] that composes them.
 //!
 //! ```
-//! use jwtd::{KeySet, Policy, Limits, Verifier, keys::SourceOptions, Alg};
+//! use jwtd::crypto::sign::{Private, SigningKey};
+//! use jwtd::keys::SourceOptions;
+//! use jwtd::{Alg, KeySet, Limits, Policy, Verifier};
+//!
+//! let secret = b"0123456789abcdef0123456789abcdef";
 //! let mut keys = KeySet::new();
-//! keys.add_secret(b"0123456789abcdef0123456789abcdef", &SourceOptions {
-//!     default_alg: Some(Alg::HS256), kid: None,
-//! }).unwrap();
-//! let v = Verifier::new(keys, Policy::default(), Limits::default());
-//! let token = b"eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjB9.sig";
-//! assert_eq!(v.verify(token, 0).unwrap_err().code(), "bad_base64");
+//! keys.add_secret(secret, &SourceOptions { default_alg: Some(Alg::HS256), kid: None }).unwrap();
+//! let policy = Policy { audiences: Some(vec!["api".into()]), ..Policy::default() };
+//! let verifier = Verifier::new(keys, policy, Limits::default());
+//!
+//! let signer = SigningKey::new(Alg::HS256, &Private::Hmac(secret.to_vec())).unwrap();
+//! let token = signer.sign_compact(br#"{"alg":"HS256"}"#, br#"{"sub":"alice","aud":"api","exp":2000}"#).unwrap();
+//!
+//! let ok = verifier.verify(token.as_bytes(), 1000).unwrap();
+//! assert_eq!(ok.sub(), Some("alice"));
+//! assert_eq!(ok.claims_json(), r#"{"sub":"alice","aud":"api","exp":2000}"#);
+//! // Time is an argument: the same token, later.
+//! assert_eq!(verifier.verify(token.as_bytes(), 2060).unwrap_err().code(), "expired");
 //! ```
 
 #![forbid(unsafe_code)]

@@ -22,7 +22,7 @@ pub struct Verifier {
 /// A token whose signature and claims were accepted.
 #[derive(Debug, Clone)]
 pub struct Verified {
-    /// The decoded header, then the compact payload; valid UTF-8 (both were parsed as JSON).
+    /// The decoded header, then the compact payload.
     buf: String,
     payload: Range<usize>,
     alg: Alg,
@@ -107,9 +107,8 @@ impl Verifier {
         let header_len = b64::decoded_len(parts.header.len()).ok_or(Error::BadBase64("header"))?;
         let payload_len =
             b64::decoded_len(parts.payload.len()).ok_or(Error::BadBase64("payload"))?;
-        let mut buf = vec![0u8; header_len + payload_len];
-        b64::decode_into(parts.header, &mut buf[..header_len])
-            .map_err(|_| Error::BadBase64("header"))?;
+        let mut buf = Vec::with_capacity(header_len + payload_len);
+        b64::decode_append(parts.header, &mut buf).map_err(|_| Error::BadBase64("header"))?;
 
         let (alg, kid, typ, key) = {
             let header = Header::parse(&buf[..header_len], self.limits.max_json_depth)?;
@@ -124,25 +123,30 @@ impl Verifier {
             )
         };
         // Decoding first gives a precise error for a mangled payload; nothing is parsed before the signature.
-        b64::decode_into(parts.payload, &mut buf[header_len..])
-            .map_err(|_| Error::BadBase64("payload"))?;
+        b64::decode_append(parts.payload, &mut buf).map_err(|_| Error::BadBase64("payload"))?;
         check_signature(key, &parts)?;
 
+        // One UTF-8 validation for the whole buffer; the JSON reader then slices strings out of it for free.
+        let mut buf = String::from_utf8(buf).map_err(|e| {
+            Error::BadJson(format!(
+                "payload is not valid JSON: invalid UTF-8 at byte {}",
+                e.utf8_error().valid_up_to()
+            ))
+        })?;
         let depth = self.limits.max_json_depth;
-        let payload = &buf[header_len..];
-        let mut claims = self.policy.check(payload, payload, now, depth)?;
-        if json::has_insignificant_whitespace(payload) {
+        let mut checked = self
+            .policy
+            .check(&buf[header_len..], &buf[header_len..], now, depth)?;
+        if checked.had_whitespace {
             // Rare (issuers sign compact JSON): compact, and parse again so spans point into the output.
-            let compact = json::compact(payload);
+            let compact = json::compact(&buf[header_len..]);
             buf.truncate(header_len);
-            buf.extend_from_slice(&compact);
-            let payload = &buf[header_len..];
-            claims = self.policy.check(payload, payload, now, depth)?;
+            buf.push_str(&compact);
+            checked = self
+                .policy
+                .check(&buf[header_len..], &buf[header_len..], now, depth)?;
         }
-        // Both parts parsed as JSON, whose strings serde_json checked as UTF-8; this cannot fail, but a
-        // failure would still be an error, not a panic.
-        let buf =
-            String::from_utf8(buf).map_err(|_| Error::BadJson("token is not UTF-8".into()))?;
+        let claims = checked.registered;
         let payload = header_len..buf.len();
         Ok(Verified {
             buf,

@@ -37,20 +37,8 @@ pub fn run(args: SignArgs) -> Result<ExitCode, String> {
         return Err("--claims must be a JSON object".into());
     }
     // Refuse what the verifier would refuse, rather than sign it.
-    let mut slot = None;
-    jwtd::json::parse_with(
-        args.claims.as_bytes(),
-        jwtd::json::StrictIgnore {
-            slot: &mut slot,
-            depth: jwtd::json::Depth::new(32),
-        },
-    )
-    .map_err(|e| {
-        format!(
-            "--claims: {}",
-            jwtd::json::take_error(&mut slot, e, "claims")
-        )
-    })?;
+    jwtd::json::validate(args.claims.as_bytes(), 32, "claims")
+        .map_err(|e| format!("--claims: {e}"))?;
     let mut header = Map::new();
     header.insert("alg".into(), json!(key.alg().name()));
     if !args.typ.is_empty() {
@@ -61,7 +49,7 @@ pub fn run(args: SignArgs) -> Result<ExitCode, String> {
     }
     let header = serde_json::to_vec(&header).map_err(|e| e.to_string())?;
     // Sign the claims as written (member order kept), minus insignificant whitespace.
-    let payload = jwtd::json::compact(args.claims.as_bytes());
+    let payload = jwtd::json::compact(&args.claims).into_bytes();
     println!("{}", key.sign_compact(&header, &payload)?);
     Ok(ExitCode::SUCCESS)
 }

@@ -30,6 +30,14 @@ pub fn decode_into(src: &[u8], dst: &mut [u8]) -> Result<usize, InvalidBase64> {
         .map_err(|_| InvalidBase64)
 }
 
+/// Decodes `src` onto the end of `dst` (no zero-filling first).
+pub fn decode_append(src: &[u8], dst: &mut Vec<u8>) -> Result<(), InvalidBase64> {
+    decoded_len(src.len()).ok_or(InvalidBase64)?;
+    base64_simd::URL_SAFE_NO_PAD
+        .decode_append(src, dst)
+        .map_err(|_| InvalidBase64)
+}
+
 /// Decodes `src` into a new vector.
 pub fn decode(src: &[u8]) -> Result<Vec<u8>, InvalidBase64> {
     let n = decoded_len(src.len()).ok_or(InvalidBase64)?;

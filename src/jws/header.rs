@@ -1,13 +1,10 @@
 //! The JOSE header (RFC 7515 §4): parsed once, strictly, into the few facts verification needs.
 
 use std::borrow::Cow;
-use std::fmt;
-
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 
 use crate::alg::Alg;
 use crate::error::Error;
-use crate::json::{self, CowStr, Depth, Members, Scalar, Slot, StrictIgnore};
+use crate::json::{Kind, Members, Reader};
 
 /// The header facts jwtd acts on. Everything else in the header is checked for duplicates and ignored;
 /// in particular `jwk`, `jku`, `x5u` and `x5c` are never used: a token cannot bring its own key.
@@ -22,127 +19,56 @@ pub struct Header<'a> {
 impl<'a> Header<'a> {
     /// Parses the decoded header bytes. `max_depth` caps nesting in ignored members.
     pub fn parse(bytes: &'a [u8], max_depth: usize) -> Result<Header<'a>, Error> {
-        let mut slot: Slot = None;
-        let depth = Depth::new(max_depth);
-        json::parse_with(
-            bytes,
-            HeaderSeed {
-                slot: &mut slot,
-                depth,
-            },
-        )
-        .map_err(|e| json::take_error(&mut slot, e, "header"))
-    }
-}
-
-struct HeaderSeed<'s> {
-    slot: &'s mut Slot,
-    depth: Depth,
-}
-
-impl<'de> DeserializeSeed<'de> for HeaderSeed<'_> {
-    type Value = Header<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Header<'de>, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-fn string_member<'de, A: MapAccess<'de>>(
-    map: &mut A,
-    slot: &mut Slot,
-    name: &str,
-) -> Result<Cow<'de, str>, A::Error> {
-    match map.next_value::<Scalar<'de>>()? {
-        Scalar::Str(s) => Ok(s),
-        other => Err(json::park(
-            slot,
-            Error::BadHeader(format!(
-                "header member {name} must be a string, not {}",
-                other.kind()
-            )),
-        )),
-    }
-}
-
-impl<'de> Visitor<'de> for HeaderSeed<'_> {
-    type Value = Header<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Header<'de>, A::Error> {
-        let slot = self.slot;
-        let depth = self.depth.enter(slot)?;
+        let mut r = Reader::from_bytes(bytes, max_depth, "header")?;
+        match r.peek()? {
+            Kind::Object => {}
+            other => {
+                return Err(Error::BadJson(format!(
+                    "header is {}, not a JSON object",
+                    other.name()
+                )));
+            }
+        }
+        r.begin_object()?;
         let mut members = Members::default();
-        let mut alg: Option<Cow<'de, str>> = None;
-        let mut kid = None;
-        let mut typ = None;
-        while let Some(CowStr(name)) = map.next_key()? {
+        let (mut alg, mut kid, mut typ) = (None, None, None);
+        let mut first = true;
+        while let Some(name) = r.next_key(&mut first)? {
             match &*name {
-                "alg" => alg = Some(string_member(&mut map, slot, "alg")?),
-                "kid" => kid = Some(string_member(&mut map, slot, "kid")?),
-                "typ" => typ = Some(string_member(&mut map, slot, "typ")?),
+                "alg" => alg = Some(string_member(&mut r, "alg")?),
+                "kid" => kid = Some(string_member(&mut r, "kid")?),
+                "typ" => typ = Some(string_member(&mut r, "typ")?),
                 "cty" => {
-                    string_member(&mut map, slot, "cty")?;
+                    string_member(&mut r, "cty")?;
                 }
                 // RFC 7515 §4.1.11: a recipient that does not understand every listed extension must reject;
                 // jwtd understands none, and an empty list is itself invalid.
-                "crit" => return Err(json::park(slot, Error::CritUnsupported)),
+                "crit" => return Err(Error::CritUnsupported),
                 // RFC 7797 unencoded payloads change what is signed; only meaningful with crit anyway.
-                "b64" => return Err(json::park(slot, Error::UnsupportedHeader("b64"))),
-                // JWE-only members: this is an encrypted token's header, not a JWS one.
-                "enc" => return Err(json::park(slot, Error::UnsupportedJwe)),
-                "zip" => return Err(json::park(slot, Error::UnsupportedHeader("zip"))),
-                _ => map.next_value_seed(StrictIgnore {
-                    slot: &mut *slot,
-                    depth,
-                })?,
+                "b64" => return Err(Error::UnsupportedHeader("b64")),
+                // A JWE-only member: this is an encrypted token's header, not a JWS one.
+                "enc" => return Err(Error::UnsupportedJwe),
+                "zip" => return Err(Error::UnsupportedHeader("zip")),
+                _ => r.skip()?,
             }
-            if let Err(e) = members.insert(name) {
-                return Err(json::park(slot, e));
-            }
+            members.insert(name)?;
         }
-        let Some(alg_name) = alg else {
-            return Err(json::park(
-                slot,
-                Error::BadHeader("header has no alg".into()),
-            ));
-        };
-        let Some(alg) = Alg::from_name(&alg_name) else {
-            return Err(json::park(
-                slot,
-                Error::AlgNotAllowed(alg_name.into_owned()),
-            ));
-        };
+        r.finish()?;
+        let alg_name = alg.ok_or_else(|| Error::BadHeader("header has no alg".into()))?;
+        let alg =
+            Alg::from_name(&alg_name).ok_or_else(|| Error::AlgNotAllowed(alg_name.into_owned()))?;
         Ok(Header { alg, kid, typ })
-    }
-
-    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Header<'de>, A::Error> {
-        Err(json::park(self.slot, not_object("an array")))
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Header<'de>, E> {
-        Err(json::park(self.slot, not_object("a string")))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Header<'de>, E> {
-        Err(json::park(self.slot, not_object("a boolean")))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Header<'de>, E> {
-        Err(json::park(self.slot, not_object("a number")))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Header<'de>, E> {
-        Err(json::park(self.slot, not_object("a number")))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Header<'de>, E> {
-        Err(json::park(self.slot, not_object("a number")))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Header<'de>, E> {
-        Err(json::park(self.slot, not_object("null")))
     }
 }
 
-fn not_object(kind: &str) -> Error {
-    Error::BadJson(format!("header is {kind}, not a JSON object"))
+fn string_member<'a>(r: &mut Reader<'a>, name: &str) -> Result<Cow<'a, str>, Error> {
+    match r.peek()? {
+        Kind::String => r.string(),
+        other => Err(Error::BadHeader(format!(
+            "header member {name} must be a string, not {}",
+            other.name()
+        ))),
+    }
 }
 
 #[cfg(test)]

@@ -139,21 +139,7 @@ impl KeySet {
         bytes: &[u8],
         default_alg: Option<Alg>,
     ) -> Result<LoadReport, KeyError> {
-        let mut slot = None;
-        let depth = json::Depth::new(16);
-        json::parse_with(
-            bytes,
-            json::StrictIgnore {
-                slot: &mut slot,
-                depth,
-            },
-        )
-        .map_err(|e| {
-            KeyError::Format(format!(
-                "JWKS: {}",
-                json::take_error(&mut slot, e, "document")
-            ))
-        })?;
+        json::validate(bytes, 16, "JWKS").map_err(|e| KeyError::Format(e.to_string()))?;
         let doc: Value =
             serde_json::from_slice(bytes).map_err(|e| KeyError::Format(format!("JWKS: {e}")))?;
         let objs: Vec<&serde_json::Map<String, Value>> = match &doc {
