@@ -170,9 +170,6 @@ impl<'a> Reader<'a> {
             }
         }
         *first = false;
-        if self.bytes.get(self.pos) != Some(&b'"') {
-            return Err(self.syntax("expected a member name"));
-        }
         let key = self.string()?;
         self.expect(b':', "expected :")?;
         Ok(Some(key))

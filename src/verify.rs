@@ -2,7 +2,6 @@
 //! rejection names its reason.
 
 use std::ops::Range;
-use std::sync::Arc;
 
 use crate::alg::Alg;
 use crate::claims::{Policy, Registered, Text};
@@ -26,7 +25,7 @@ pub struct Verified {
     buf: String,
     payload: Range<usize>,
     alg: Alg,
-    kid: Option<Arc<str>>,
+    kid: Option<Text>,
     typ: Option<Text>,
     claims: Registered,
 }
@@ -35,9 +34,10 @@ impl Verified {
     pub fn alg(&self) -> Alg {
         self.alg
     }
-    /// The `kid` of the key that verified the token (absent when the token named none).
+    /// The token's `kid` (absent when it named none). A span of the decoded header, not a shared handle to the
+    /// key's: no reference count for threads to contend on.
     pub fn kid(&self) -> Option<&str> {
-        self.kid.as_deref()
+        self.kid.as_ref().map(|t| t.resolve(&self.buf))
     }
     pub fn typ(&self) -> Option<&str> {
         self.typ.as_ref().map(|t| t.resolve(&self.buf))
@@ -117,7 +117,7 @@ impl Verifier {
             let typ = header.typ.map(|t| Text::new(t, &buf[..header_len]));
             (
                 header.alg,
-                header.kid.is_some().then(|| key.kid.clone()).flatten(),
+                header.kid.map(|k| Text::new(k, &buf[..header_len])),
                 typ,
                 key,
             )
