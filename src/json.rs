@@ -149,6 +149,19 @@ impl<'a> Reader<'a> {
     /// `first` starts true for each object.
     #[inline]
     pub fn next_key(&mut self, first: &mut bool) -> Result<Option<Cow<'a, str>>, Error> {
+        // Fast path for compact JSON: `,"name":` (or `"name":` first) with no whitespace and no escapes.
+        let at = self.pos + usize::from(!*first);
+        if (*first || self.bytes.get(self.pos) == Some(&b',')) && self.bytes.get(at) == Some(&b'"') {
+            let (end, stop) = scan_string_body(self.bytes, at + 1);
+            if stop == Stop::Quote && self.bytes.get(end + 1) == Some(&b':') {
+                let text: &'a str = self.text;
+                if let Some(name) = text.get(at + 1..end) {
+                    *first = false;
+                    self.pos = end + 2;
+                    return Ok(Some(Cow::Borrowed(name)));
+                }
+            }
+        }
         self.skip_ws();
         match self.bytes.get(self.pos) {
             Some(b'}') => {
@@ -453,26 +466,31 @@ enum Stop {
 fn scan_string_body(bytes: &[u8], mut i: usize) -> (usize, Stop) {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
+    let classify = |b: u8| match b {
+        b'"' => Stop::Quote,
+        b'\\' => Stop::Escape,
+        _ => Stop::Control,
+    };
     while let Some(chunk) = bytes.get(i..i + 8) {
-        let x = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
-        let quote = x ^ (ONES * u64::from(b'"'));
-        let slash = x ^ (ONES * u64::from(b'\\'));
-        // A byte is "interesting" when it is zero in `quote` or `slash`, or below 0x20 in `x`: the classic
-        // has-zero / has-less-than tricks (exact about whether such a byte exists; the byte loop finds it).
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        // Bytes equal to `"` or `\\` (has-zero of x XOR pattern) or below 0x20 (has-less-than). Borrows can
+        // flag bytes above a true hit but never below one, so the lowest flag is exactly the first hit.
         let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-        let below_0x20 = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
-        if (zero(quote) | zero(slash) | below_0x20) == 0 {
+        let mask = zero(x ^ (ONES * u64::from(b'"')))
+            | zero(x ^ (ONES * u64::from(b'\\')))
+            | (x.wrapping_sub(ONES * 0x20) & !x & HIGH);
+        if mask == 0 {
             i += 8;
             continue;
         }
-        break;
+        i += (mask.trailing_zeros() / 8) as usize;
+        return (i, classify(bytes[i]));
     }
     while let Some(&b) = bytes.get(i) {
-        match b {
-            b'"' => return (i, Stop::Quote),
-            b'\\' => return (i, Stop::Escape),
-            0..0x20 => return (i, Stop::Control),
-            _ => {}
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            return (i, classify(b));
         }
         i += 1;
     }
@@ -511,14 +529,14 @@ impl Default for Members<'_> {
 /// names always hash equal; unequal ones rarely do, and then a string comparison settles it.
 fn name_hash(s: &str) -> u64 {
     let b = s.as_bytes();
-    let word = |chunk: &[u8]| {
-        let mut w = [0u8; 8];
-        w[..chunk.len()].copy_from_slice(chunk);
-        u64::from_le_bytes(w)
+    let n = b.len();
+    let word = |at: usize| u64::from_le_bytes(b.get(at..at + 8).and_then(|w| w.try_into().ok()).unwrap_or([0; 8]));
+    let (head, tail) = if n >= 8 {
+        (word(0), word(n - 8))
+    } else {
+        (b.iter().fold(0u64, |h, &c| (h << 8) | u64::from(c)), 0)
     };
-    let head = word(&b[..b.len().min(8)]);
-    let tail = word(&b[b.len().saturating_sub(8)..]);
-    head ^ tail.rotate_left(29) ^ (b.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    head ^ tail.rotate_left(29) ^ (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 impl<'de> Members<'de> {
