@@ -151,7 +151,8 @@ impl<'a> Reader<'a> {
     pub fn next_key(&mut self, first: &mut bool) -> Result<Option<Cow<'a, str>>, Error> {
         // Fast path for compact JSON: `,"name":` (or `"name":` first) with no whitespace and no escapes.
         let at = self.pos + usize::from(!*first);
-        if (*first || self.bytes.get(self.pos) == Some(&b',')) && self.bytes.get(at) == Some(&b'"') {
+        if (*first || self.bytes.get(self.pos) == Some(&b',')) && self.bytes.get(at) == Some(&b'"')
+        {
             let (end, stop) = scan_string_body(self.bytes, at + 1);
             if stop == Stop::Quote && self.bytes.get(end + 1) == Some(&b':') {
                 let text: &'a str = self.text;
@@ -504,20 +505,23 @@ pub fn validate(bytes: &[u8], max_depth: usize, what: &'static str) -> Result<()
     r.finish()
 }
 
-/// Member names seen in one object; rejects a repeat. The usual handful live inline with a hash each, so
-/// detection costs no allocation; escaped names and large objects spill to the heap (hashed beyond a few
-/// dozen, so a hostile object with thousands of members stays linear).
+/// Member names seen in one object; rejects a repeat. A 64-bit Bloom mask answers "new name" for almost
+/// every member without comparing strings; the usual handful of names live inline (no allocation); escaped
+/// names and large objects spill to the heap, hashed beyond a few dozen so a hostile object with thousands
+/// of members stays linear.
 pub struct Members<'de> {
-    inline: [(u64, &'de str); Members::INLINE],
+    bloom: u64,
+    inline: [&'de str; Members::INLINE],
     len: usize,
-    spill: Vec<(u64, Cow<'de, str>)>,
+    spill: Vec<Cow<'de, str>>,
     large: Option<HashSet<Cow<'de, str>>>,
 }
 
 impl Default for Members<'_> {
     fn default() -> Self {
         Members {
-            inline: [(0, ""); Members::INLINE],
+            bloom: 0,
+            inline: [""; Members::INLINE],
             len: 0,
             spill: Vec::new(),
             large: None,
@@ -525,18 +529,25 @@ impl Default for Members<'_> {
     }
 }
 
-/// A cheap pre-filter for string comparison: the length and the first and last (up to) 8 bytes. Equal
-/// names always hash equal; unequal ones rarely do, and then a string comparison settles it.
+/// A cheap 6-bit hash for the Bloom mask: the length and the first and last (up to) 8 bytes. Equal names
+/// always hash equal; unequal ones sometimes do, and then a string comparison settles it.
 fn name_hash(s: &str) -> u64 {
     let b = s.as_bytes();
     let n = b.len();
-    let word = |at: usize| u64::from_le_bytes(b.get(at..at + 8).and_then(|w| w.try_into().ok()).unwrap_or([0; 8]));
+    let word = |at: usize| {
+        u64::from_le_bytes(
+            b.get(at..at + 8)
+                .and_then(|w| w.try_into().ok())
+                .unwrap_or([0; 8]),
+        )
+    };
     let (head, tail) = if n >= 8 {
         (word(0), word(n - 8))
     } else {
         (b.iter().fold(0u64, |h, &c| (h << 8) | u64::from(c)), 0)
     };
-    head ^ tail.rotate_left(29) ^ (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    // Multiply-shift: the top bits mix every input bit.
+    (head ^ tail.rotate_left(29) ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58
 }
 
 impl<'de> Members<'de> {
@@ -545,29 +556,25 @@ impl<'de> Members<'de> {
 
     /// Records `name`; `Err(DuplicateMember)` if it was already there.
     pub fn insert(&mut self, name: Cow<'de, str>) -> Result<(), Error> {
-        let h = name_hash(&name);
-        if self.contains_hashed(h, &name) {
+        let bit = bloom_bit(&name);
+        if self.contains_with(bit, &name) {
             return Err(Error::DuplicateMember(name.into_owned()));
         }
         if let Some(set) = &mut self.large {
             set.insert(name);
             return Ok(());
         }
+        self.bloom |= bit;
         match name {
             Cow::Borrowed(b) if self.len < Self::INLINE => {
-                self.inline[self.len] = (h, b);
+                self.inline[self.len] = b;
                 self.len += 1;
             }
             name => {
-                self.spill.push((h, name));
+                self.spill.push(name);
                 if self.spill.len() > Self::LINEAR_MAX {
-                    let mut set: HashSet<Cow<'de, str>> =
-                        self.spill.drain(..).map(|(_, n)| n).collect();
-                    set.extend(
-                        self.inline[..self.len]
-                            .iter()
-                            .map(|&(_, n)| Cow::Borrowed(n)),
-                    );
+                    let mut set: HashSet<Cow<'de, str>> = self.spill.drain(..).collect();
+                    set.extend(self.inline[..self.len].iter().map(|&n| Cow::Borrowed(n)));
                     self.len = 0;
                     self.large = Some(set);
                 }
@@ -577,18 +584,21 @@ impl<'de> Members<'de> {
     }
 
     pub fn contains(&self, name: &str) -> bool {
-        self.contains_hashed(name_hash(name), name)
+        self.contains_with(bloom_bit(name), name)
     }
 
-    fn contains_hashed(&self, h: u64, name: &str) -> bool {
+    #[inline]
+    fn contains_with(&self, bit: u64, name: &str) -> bool {
         if let Some(set) = &self.large {
             return set.contains(name);
         }
-        self.inline[..self.len]
-            .iter()
-            .any(|&(k, n)| k == h && n == name)
-            || self.spill.iter().any(|(k, n)| *k == h && n == name)
+        self.bloom & bit != 0
+            && (self.inline[..self.len].contains(&name) || self.spill.iter().any(|n| n == name))
     }
+}
+
+fn bloom_bit(name: &str) -> u64 {
+    1 << (name_hash(name) % 64)
 }
 
 /// Removes whitespace outside strings. Only meaningful for a document the reader has accepted.
