@@ -67,6 +67,7 @@ pub enum Text {
 }
 
 impl Text {
+    #[inline]
     pub(crate) fn new(s: Cow<'_, str>, base: &[u8]) -> Text {
         let start = (s.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
         match s {
@@ -178,6 +179,47 @@ impl Policy {
     }
 }
 
+/// The registered claims jwtd reads itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    Exp,
+    Nbf,
+    Iat,
+    Iss,
+    Sub,
+    Jti,
+    Aud,
+}
+
+impl Claim {
+    fn name(self) -> &'static str {
+        match self {
+            Claim::Exp => "exp",
+            Claim::Nbf => "nbf",
+            Claim::Iat => "iat",
+            Claim::Iss => "iss",
+            Claim::Sub => "sub",
+            Claim::Jti => "jti",
+            Claim::Aud => "aud",
+        }
+    }
+}
+
+impl Registered {
+    fn classify(name: &str) -> Option<Claim> {
+        Some(match name {
+            "exp" => Claim::Exp,
+            "nbf" => Claim::Nbf,
+            "iat" => Claim::Iat,
+            "iss" => Claim::Iss,
+            "sub" => Claim::Sub,
+            "jti" => Claim::Jti,
+            "aud" => Claim::Aud,
+            _ => return None,
+        })
+    }
+}
+
 /// The outcome of [`Policy::check`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checked {
@@ -223,28 +265,35 @@ impl Policy {
         };
         let mut first = true;
         while let Some(name) = r.next_key(&mut first)? {
-            match &*name {
-                "exp" | "nbf" | "iat" => {
+            // Classify and record the name before reading the value, so it does not live across the value
+            // parsers (keeping it alive cost store-forwarding stalls in profiles).
+            let claim = Registered::classify(&name);
+            members.insert(name)?;
+            match claim {
+                Some(c @ (Claim::Exp | Claim::Nbf | Claim::Iat)) => {
                     let t = match r.peek()? {
                         Kind::Number => r.number()?,
-                        other => return Err(bad_type(&name, "a NumericDate (number)", other)),
+                        other => return Err(bad_type(c.name(), "a NumericDate (number)", other)),
                     };
                     if !t.is_finite() {
-                        return Err(Error::BadClaim(format!("claim {name} is out of range")));
+                        return Err(Error::BadClaim(format!(
+                            "claim {} is out of range",
+                            c.name()
+                        )));
                     }
-                    let field = match &*name {
-                        "exp" => &mut p.registered.exp,
-                        "nbf" => &mut p.registered.nbf,
+                    let field = match c {
+                        Claim::Exp => &mut p.registered.exp,
+                        Claim::Nbf => &mut p.registered.nbf,
                         _ => &mut p.registered.iat,
                     };
                     *field = Some(t);
                 }
-                "iss" | "sub" | "jti" => {
+                Some(c @ (Claim::Iss | Claim::Sub | Claim::Jti)) => {
                     let s = match r.peek()? {
                         Kind::String => r.string()?,
-                        other => return Err(bad_type(&name, "a string", other)),
+                        other => return Err(bad_type(c.name(), "a string", other)),
                     };
-                    if &*name == "iss" {
+                    if c == Claim::Iss {
                         p.issuer_ok = Some(
                             self.issuers
                                 .as_ref()
@@ -252,16 +301,15 @@ impl Policy {
                         );
                     }
                     let text = Some(Text::new(s, base.as_bytes()));
-                    match &*name {
-                        "iss" => p.registered.iss = text,
-                        "sub" => p.registered.sub = text,
+                    match c {
+                        Claim::Iss => p.registered.iss = text,
+                        Claim::Sub => p.registered.sub = text,
                         _ => p.registered.jti = text,
                     }
                 }
-                "aud" => p.audience_ok = Some(self.read_aud(&mut r)?),
-                _ => r.skip()?,
+                Some(Claim::Aud) => p.audience_ok = Some(self.read_aud(&mut r)?),
+                None => r.skip()?,
             }
-            members.insert(name)?;
         }
         r.finish()?;
         p.had_whitespace = r.saw_whitespace();

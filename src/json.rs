@@ -147,22 +147,37 @@ impl<'a> Reader<'a> {
 
     /// The next member name of the current object (its value is next), or `None` after the closing `}`.
     /// `first` starts true for each object.
-    #[inline]
+    #[inline(always)]
     pub fn next_key(&mut self, first: &mut bool) -> Result<Option<Cow<'a, str>>, Error> {
-        // Fast path for compact JSON: `,"name":` (or `"name":` first) with no whitespace and no escapes.
-        let at = self.pos + usize::from(!*first);
-        if (*first || self.bytes.get(self.pos) == Some(&b',')) && self.bytes.get(at) == Some(&b'"')
-        {
-            let (end, stop) = scan_string_body(self.bytes, at + 1);
-            if stop == Stop::Quote && self.bytes.get(end + 1) == Some(&b':') {
-                let text: &'a str = self.text;
-                if let Some(name) = text.get(at + 1..end) {
-                    *first = false;
-                    self.pos = end + 2;
-                    return Ok(Some(Cow::Borrowed(name)));
-                }
-            }
+        // The compact case stays inline and in registers: returning the large Result through memory on
+        // every member showed up as store-forwarding stalls in profiles.
+        match self.next_key_compact(first) {
+            Some(name) => Ok(Some(Cow::Borrowed(name))),
+            None => self.next_key_general(first),
         }
+    }
+
+    /// Fast path for compact JSON: `,"name":` (or `"name":` first) with no whitespace and no escapes.
+    #[inline(always)]
+    fn next_key_compact(&mut self, first: &mut bool) -> Option<&'a str> {
+        let at = self.pos + usize::from(!*first);
+        if !(*first || self.bytes.get(self.pos) == Some(&b',')) || self.bytes.get(at) != Some(&b'"')
+        {
+            return None;
+        }
+        let (end, stop) = scan_string_body(self.bytes, at + 1);
+        if stop != Stop::Quote || self.bytes.get(end + 1) != Some(&b':') {
+            return None;
+        }
+        let text: &'a str = self.text;
+        let name = text.get(at + 1..end)?;
+        *first = false;
+        self.pos = end + 2;
+        Some(name)
+    }
+
+    #[inline(never)]
+    fn next_key_general(&mut self, first: &mut bool) -> Result<Option<Cow<'a, str>>, Error> {
         self.skip_ws();
         match self.bytes.get(self.pos) {
             Some(b'}') => {
@@ -218,8 +233,33 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a string value; borrowed when it has no escapes.
-    #[inline]
+    #[inline(always)]
     pub fn string(&mut self) -> Result<Cow<'a, str>, Error> {
+        match self.plain_string() {
+            Some(s) => Ok(Cow::Borrowed(s)),
+            None => self.string_general(),
+        }
+    }
+
+    /// Fast path: the next byte opens a string without escapes.
+    #[inline(always)]
+    fn plain_string(&mut self) -> Option<&'a str> {
+        if self.bytes.get(self.pos) != Some(&b'"') {
+            return None;
+        }
+        let start = self.pos + 1;
+        let (end, stop) = scan_string_body(self.bytes, start);
+        if stop != Stop::Quote {
+            return None;
+        }
+        let text: &'a str = self.text;
+        let s = text.get(start..end)?;
+        self.pos = end + 1;
+        Some(s)
+    }
+
+    #[inline(never)]
+    fn string_general(&mut self) -> Result<Cow<'a, str>, Error> {
         self.expect(b'"', "expected a string")?;
         let start = self.pos;
         let (end, stop) = scan_string_body(self.bytes, start);

@@ -176,14 +176,14 @@ impl Verifier {
 }
 
 fn check_signature(key: &Key, parts: &jws::Parts<'_>) -> Result<(), Error> {
-    let mut sig = [0u8; MAX_SIGNATURE];
-    let n = match b64::decoded_len(parts.signature.len()) {
-        Some(n) if n <= MAX_SIGNATURE => n,
-        Some(_) => return Err(Error::BadSignature),
-        None => return Err(Error::BadBase64("signature")),
-    };
-    b64::decode_into(parts.signature, &mut sig[..n]).map_err(|_| Error::BadBase64("signature"))?;
+    // Uninitialised stack space: zeroing 1 KiB per verification showed up in RSA profiles.
+    let mut space = [const { std::mem::MaybeUninit::<u8>::uninit() }; MAX_SIGNATURE];
+    if b64::decoded_len(parts.signature.len()).is_some_and(|n| n > MAX_SIGNATURE) {
+        return Err(Error::BadSignature);
+    }
+    let sig = b64::decode_uninit(parts.signature, &mut space)
+        .map_err(|_| Error::BadBase64("signature"))?;
     key.key
-        .verify(parts.signing_input, &sig[..n])
+        .verify(parts.signing_input, sig)
         .map_err(|_| Error::BadSignature)
 }

@@ -34,13 +34,12 @@ impl<'a> Header<'a> {
         let (mut alg, mut kid, mut typ) = (None, None, None);
         let mut first = true;
         while let Some(name) = r.next_key(&mut first)? {
-            match &*name {
-                "alg" => alg = Some(string_member(&mut r, "alg")?),
-                "kid" => kid = Some(string_member(&mut r, "kid")?),
-                "typ" => typ = Some(string_member(&mut r, "typ")?),
-                "cty" => {
-                    string_member(&mut r, "cty")?;
-                }
+            // Record the name before reading the value so that it need not live across the value parser.
+            let which = match &*name {
+                "alg" => Member::Alg,
+                "kid" => Member::Kid,
+                "typ" => Member::Typ,
+                "cty" => Member::Cty,
                 // RFC 7515 §4.1.11: a recipient that does not understand every listed extension must reject;
                 // jwtd understands none, and an empty list is itself invalid.
                 "crit" => return Err(Error::CritUnsupported),
@@ -49,9 +48,18 @@ impl<'a> Header<'a> {
                 // A JWE-only member: this is an encrypted token's header, not a JWS one.
                 "enc" => return Err(Error::UnsupportedJwe),
                 "zip" => return Err(Error::UnsupportedHeader("zip")),
-                _ => r.skip()?,
-            }
+                _ => Member::Other,
+            };
             members.insert(name)?;
+            match which {
+                Member::Alg => alg = Some(string_member(&mut r, "alg")?),
+                Member::Kid => kid = Some(string_member(&mut r, "kid")?),
+                Member::Typ => typ = Some(string_member(&mut r, "typ")?),
+                Member::Cty => {
+                    string_member(&mut r, "cty")?;
+                }
+                Member::Other => r.skip()?,
+            }
         }
         r.finish()?;
         let alg_name = alg.ok_or_else(|| Error::BadHeader("header has no alg".into()))?;
@@ -59,6 +67,14 @@ impl<'a> Header<'a> {
             Alg::from_name(&alg_name).ok_or_else(|| Error::AlgNotAllowed(alg_name.into_owned()))?;
         Ok(Header { alg, kid, typ })
     }
+}
+
+enum Member {
+    Alg,
+    Kid,
+    Typ,
+    Cty,
+    Other,
 }
 
 fn string_member<'a>(r: &mut Reader<'a>, name: &str) -> Result<Cow<'a, str>, Error> {
