@@ -143,55 +143,23 @@ fn bench_verify(c: &mut Criterion) {
             allowed_audiences: Some(HashSet::from(["api.bench.example".to_string()])),
             ..Default::default()
         };
-        let js_verify: Box<dyn Fn(&str) -> bool> = match alg {
-            Alg::HS256 => {
-                let k = js::HS256Key::from_bytes(HMAC_SECRET);
-                let o = js_opts.clone();
-                Box::new(move |t| {
+        // Each jwt-simple key type is its own type with the same verify_token method.
+        macro_rules! js_verifier {
+            ($key:expr) => {{
+                let (k, o) = ($key, js_opts.clone());
+                Box::new(move |t: &str| {
                     k.verify_token::<js::NoCustomClaims>(t, Some(o.clone()))
                         .is_ok()
-                })
-            }
-            Alg::RS256 => {
-                let k = js::RS256PublicKey::from_pem(&public_pem).unwrap();
-                let o = js_opts.clone();
-                Box::new(move |t| {
-                    k.verify_token::<js::NoCustomClaims>(t, Some(o.clone()))
-                        .is_ok()
-                })
-            }
-            Alg::PS256 => {
-                let k = js::PS256PublicKey::from_pem(&public_pem).unwrap();
-                let o = js_opts.clone();
-                Box::new(move |t| {
-                    k.verify_token::<js::NoCustomClaims>(t, Some(o.clone()))
-                        .is_ok()
-                })
-            }
-            Alg::ES256 => {
-                let k = js::ES256PublicKey::from_pem(&public_pem).unwrap();
-                let o = js_opts.clone();
-                Box::new(move |t| {
-                    k.verify_token::<js::NoCustomClaims>(t, Some(o.clone()))
-                        .is_ok()
-                })
-            }
-            Alg::ES384 => {
-                let k = js::ES384PublicKey::from_pem(&public_pem).unwrap();
-                let o = js_opts.clone();
-                Box::new(move |t| {
-                    k.verify_token::<js::NoCustomClaims>(t, Some(o.clone()))
-                        .is_ok()
-                })
-            }
-            _ => {
-                let k = js::Ed25519PublicKey::from_pem(&public_pem).unwrap();
-                let o = js_opts.clone();
-                Box::new(move |t| {
-                    k.verify_token::<js::NoCustomClaims>(t, Some(o.clone()))
-                        .is_ok()
-                })
-            }
+                }) as Box<dyn Fn(&str) -> bool>
+            }};
+        }
+        let js_verify = match alg {
+            Alg::HS256 => js_verifier!(js::HS256Key::from_bytes(HMAC_SECRET)),
+            Alg::RS256 => js_verifier!(js::RS256PublicKey::from_pem(&public_pem).unwrap()),
+            Alg::PS256 => js_verifier!(js::PS256PublicKey::from_pem(&public_pem).unwrap()),
+            Alg::ES256 => js_verifier!(js::ES256PublicKey::from_pem(&public_pem).unwrap()),
+            Alg::ES384 => js_verifier!(js::ES384PublicKey::from_pem(&public_pem).unwrap()),
+            _ => js_verifier!(js::Ed25519PublicKey::from_pem(&public_pem).unwrap()),
         };
         assert!(js_verify(&token), "jwt-simple {alg}");
 

@@ -245,16 +245,7 @@ fn bad_type(name: &str, want: &str, got: Kind) -> Error {
 impl Policy {
     fn parse<'p>(&'p self, text: &str, base: &str, max_depth: usize) -> Result<Parsed<'p>, Error> {
         let mut r = Reader::new(text, max_depth, "payload");
-        match r.peek()? {
-            Kind::Object => {}
-            other => {
-                return Err(Error::BadJson(format!(
-                    "payload is {}, not a JSON object of claims",
-                    other.name()
-                )));
-            }
-        }
-        r.begin_object()?;
+        r.begin_document_object("a JSON object of claims")?;
         let mut members = Members::default();
         let mut p = Parsed {
             registered: Registered::default(),

@@ -139,6 +139,19 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
+    /// Consumes the `{` that opens the document; anything else is `bad_json` naming what it is instead
+    /// ("payload is an array, not a JSON object of claims").
+    pub fn begin_document_object(&mut self, expected: &str) -> Result<(), Error> {
+        match self.peek()? {
+            Kind::Object => self.begin_object(),
+            other => Err(Error::BadJson(format!(
+                "{} is {}, not {expected}",
+                self.what,
+                other.name()
+            ))),
+        }
+    }
+
     /// Consumes `{`. Then call [`Reader::next_key`] until it returns `None`.
     pub fn begin_object(&mut self) -> Result<(), Error> {
         self.expect(b'{', "expected an object")?;

@@ -14,20 +14,10 @@ use jwtd::{Alg, Limits, Policy, Verifier};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-const ALGS: [Alg; 12] = [
-    Alg::HS256,
-    Alg::HS384,
-    Alg::HS512,
-    Alg::RS256,
-    Alg::RS384,
-    Alg::RS512,
-    Alg::PS256,
-    Alg::PS384,
-    Alg::PS512,
-    Alg::ES256,
-    Alg::ES384,
-    Alg::EdDSA,
-];
+/// Every algorithm both implement: jsonwebtoken has no ES512.
+fn algs() -> Vec<Alg> {
+    Alg::ALL.into_iter().filter(|&a| a != Alg::ES512).collect()
+}
 
 fn their_alg(alg: Alg) -> Algorithm {
     alg.name().parse().unwrap()
@@ -99,7 +89,7 @@ proptest! {
 
     #[test]
     fn same_verdicts_as_jsonwebtoken(
-        alg_index in 0usize..ALGS.len(),
+        alg_index in 0usize..12,
         exp in offset(),
         nbf in proptest::option::of(offset()),
         aud in prop_oneof![Just(json!("api")), Just(json!(["x", "api"])), Just(json!("web")), Just(json!(["x"]))],
@@ -108,7 +98,7 @@ proptest! {
         extra in proptest::collection::btree_map("[a-z]{1,8}", any::<i32>(), 0..6),
         how in tamper(),
     ) {
-        let alg = ALGS[alg_index];
+        let alg = algs()[alg_index];
         let t0 = now();
         let at = |off: i64| (t0 as i64 + off) as u64;
         let mut claims = json!({"iss": iss, "sub": sub, "aud": aud, "exp": at(exp), "iat": t0 - 5});

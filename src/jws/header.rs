@@ -20,16 +20,7 @@ impl<'a> Header<'a> {
     /// Parses the decoded header bytes. `max_depth` caps nesting in ignored members.
     pub fn parse(bytes: &'a [u8], max_depth: usize) -> Result<Header<'a>, Error> {
         let mut r = Reader::from_bytes(bytes, max_depth, "header")?;
-        match r.peek()? {
-            Kind::Object => {}
-            other => {
-                return Err(Error::BadJson(format!(
-                    "header is {}, not a JSON object",
-                    other.name()
-                )));
-            }
-        }
-        r.begin_object()?;
+        r.begin_document_object("a JSON object")?;
         let mut members = Members::default();
         let (mut alg, mut kid, mut typ) = (None, None, None);
         let mut first = true;
