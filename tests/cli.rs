@@ -248,3 +248,20 @@ fn demo_shows_every_outcome() {
     }
     assert_eq!(text.matches(" OK {").count(), 3, "{text}");
 }
+
+#[test]
+fn limits_are_configurable_from_the_command_line() {
+    let keys = path("keys/HS256.public.jwks");
+    let mut c = common::claims();
+    c["nested"] = serde_json::json!([[[["deep"]]]]);
+    let t = token_with(Alg::HS256, serde_json::json!({}), &c);
+    let run = |extra: &[&str]| {
+        let mut args = vec!["verify", "--keys", &keys, "--aud", "api", "--now", NOW_ARG];
+        args.extend_from_slice(extra);
+        args.push(&t);
+        stdout(&jwtd(&args, None))
+    };
+    assert!(run(&[]).starts_with("OK "));
+    assert!(run(&["--max-json-depth", "4"]).starts_with("ERR too_deep "));
+    assert!(run(&["--max-token-len", "100"]).starts_with("ERR too_large "));
+}

@@ -85,6 +85,9 @@ pub struct PolicyArgs {
     /// Maximum token size in bytes.
     #[arg(long, default_value_t = 16 * 1024, value_name = "BYTES")]
     pub max_token_len: usize,
+    /// Maximum JSON nesting depth in header and claims.
+    #[arg(long, default_value_t = 32, value_name = "LEVELS")]
+    pub max_json_depth: usize,
 }
 
 impl PolicyArgs {
@@ -142,6 +145,7 @@ impl PolicyArgs {
     pub fn limits(&self) -> Limits {
         Limits {
             max_token_len: self.max_token_len,
+            max_json_depth: self.max_json_depth,
             ..Limits::default()
         }
     }
