@@ -9,6 +9,7 @@
 //! - [`keys`]: JWK / JWKS / PEM loading into a [`keys::KeySet`], each key bound to one algorithm.
 //! - [`claims`]: the registered-claims [`claims::Policy`]; `now` is an argument.
 //! - [`verify`]: the [`Verifier`] that composes them.
+//! - [`server`]: the daemon on top (tokio, Unix socket, line protocol); the modules above know nothing of it.
 //!
 //! ```
 //! use jwtd::crypto::sign::{Private, SigningKey};
@@ -40,6 +41,7 @@ pub mod error;
 pub mod json;
 pub mod jws;
 pub mod keys;
+pub mod server;
 pub mod verify;
 
 pub use alg::Alg;

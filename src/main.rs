@@ -2,6 +2,10 @@
 
 mod cli;
 
+// mimalloc: the daemon allocates one small buffer per verified token and per reply batch.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -2,6 +2,7 @@
 
 mod demo;
 mod keygen;
+mod serve;
 mod sign;
 mod verify;
 
@@ -29,6 +30,8 @@ enum Command {
     Keygen(keygen::KeygenArgs),
     /// Run the verifier on an embedded, generated key set and sample tokens (valid and attacks).
     Demo(demo::DemoArgs),
+    /// Serve verification on a Unix socket (line protocol; see docs/PROTOCOL.md).
+    Serve(serve::ServeArgs),
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode, String> {
@@ -37,6 +40,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Sign(a) => sign::run(a),
         Command::Keygen(a) => keygen::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Serve(a) => serve::run(a),
     }
 }
 

@@ -1,0 +1,106 @@
+//! One line-protocol connection: read what is available, answer every complete line in order, write all
+//! replies of the batch in one write, repeat. Generic over the stream so tests can use `tokio::io::duplex`.
+
+use std::io;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+use super::Shared;
+use super::line::{self, Frame, Request};
+use super::stats::Batch;
+
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Serves one connection until EOF, a fatal protocol error, an I/O error or shutdown.
+pub async fn serve<S>(
+    mut stream: S,
+    shared: &Shared,
+    shutdown: &CancellationToken,
+) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let max_line = shared.max_line;
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    loop {
+        buf.reserve(READ_CHUNK);
+        let n = tokio::select! {
+            n = stream.read_buf(&mut buf) => n?,
+            _ = shutdown.cancelled() => return stream.shutdown().await,
+        };
+        let eof = n == 0;
+        let now = super::unix_now();
+        let mut batch = Batch::default();
+        let mut start = 0;
+        let mut close = false;
+        loop {
+            match line::frame(&buf[start..], max_line) {
+                Frame::Line { len, consumed } => {
+                    answer(&buf[start..start + len], shared, now, &mut out, &mut batch);
+                    start += consumed;
+                }
+                Frame::Incomplete => break,
+                Frame::TooLong => {
+                    line::protocol_err(
+                        &mut out,
+                        "too_large",
+                        &format!("line longer than {max_line} bytes; closing the connection"),
+                    );
+                    batch.protocol_errors += 1;
+                    close = true;
+                    break;
+                }
+            }
+        }
+        buf.drain(..start);
+        shared.stats.add(&batch);
+        if !out.is_empty() {
+            stream.write_all(&out).await?;
+            out.clear();
+        }
+        if close || eof {
+            // At EOF a half-written last line is dropped: the client never finished it.
+            return stream.shutdown().await;
+        }
+    }
+}
+
+fn answer(line: &[u8], shared: &Shared, now: u64, out: &mut Vec<u8>, batch: &mut Batch) {
+    batch.requests += 1;
+    match line::parse(line) {
+        Request::Verify(token) => match shared.verifier.verify(token, now) {
+            Ok(v) => {
+                batch.ok += 1;
+                line::ok(out, v.claims_json());
+            }
+            Err(e) => {
+                batch.reject(&e);
+                line::err(out, &e);
+            }
+        },
+        Request::Ping => out.extend_from_slice(b"PONG\n"),
+        Request::Stats => {
+            // Count what this batch answered so far, so STATS after pipelined requests includes them.
+            shared.stats.add(batch);
+            *batch = Batch::default();
+            out.extend_from_slice(b"STATS ");
+            out.extend_from_slice(
+                shared
+                    .stats
+                    .to_json(shared.verifier.keys().len())
+                    .as_bytes(),
+            );
+            out.push(b'\n');
+        }
+        Request::Unknown(_) => {
+            batch.protocol_errors += 1;
+            line::protocol_err(
+                out,
+                "unknown_command",
+                "expected VERIFY <token>, PING or STATS",
+            );
+        }
+    }
+}

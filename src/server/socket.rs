@@ -1,0 +1,72 @@
+//! The Unix socket file: bound with a large backlog and a chosen mode; a stale file left by a crash is
+//! replaced, a socket a live daemon answers on is never taken over; removed again on clean exit.
+
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use socket2::{Domain, SockAddr, Socket, Type};
+
+/// Connections the kernel queues before `accept`: nginx's plain `proxy_pass` opens one per auth request, and
+/// a small backlog turns a burst into 502s.
+pub const BACKLOG: i32 = 4096;
+
+/// Removes the socket file when dropped, if it is still the one this process bound.
+#[derive(Debug)]
+pub struct SocketFile {
+    path: PathBuf,
+    ino: u64,
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        if std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.ino() == self.ino) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Binds `path` with file mode `mode`. Refuses (with a message for the user) when a live daemon answers on
+/// it or when it is not a socket.
+pub fn bind(
+    path: &Path,
+    mode: u32,
+) -> Result<(std::os::unix::net::UnixListener, SocketFile), String> {
+    let shown = path.display();
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(format!(
+                    "{shown}: another daemon is answering on this socket; stop it or choose another --socket"
+                ));
+            }
+            std::fs::remove_file(path)
+                .map_err(|e| format!("{shown}: cannot remove stale socket: {e}"))?;
+        }
+        Ok(_) => {
+            return Err(format!(
+                "{shown} exists and is not a socket; refusing to replace it"
+            ));
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("{shown}: {e}")),
+    }
+    let fail = |what: &str, e: io::Error| format!("{shown}: {what}: {e}");
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(|e| fail("socket", e))?;
+    let addr = SockAddr::unix(path).map_err(|e| fail("address", e))?;
+    socket.bind(&addr).map_err(|e| fail("bind", e))?;
+    let ino = std::fs::symlink_metadata(path)
+        .map_err(|e| fail("stat", e))?
+        .ino();
+    let guard = SocketFile {
+        path: path.to_path_buf(),
+        ino,
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| fail("chmod", e))?;
+    socket.listen(BACKLOG).map_err(|e| fail("listen", e))?;
+    socket
+        .set_nonblocking(true)
+        .map_err(|e| fail("nonblocking", e))?;
+    Ok((socket.into(), guard))
+}

@@ -1,0 +1,90 @@
+//! Counters for `STATS` (and later `/metrics`). Connections add their counts once per batch of requests,
+//! not once per request, so threads rarely touch the shared cache lines.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::error::Error;
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    requests: AtomicU64,
+    ok: AtomicU64,
+    rejected: [AtomicU64; Error::CODES.len()],
+    protocol_errors: AtomicU64,
+    connections_open: AtomicU64,
+    connections_total: AtomicU64,
+    connections_refused: AtomicU64,
+}
+
+/// A connection's counts for one batch, added to [`Stats`] in one go.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub requests: u64,
+    pub ok: u64,
+    pub rejected: Vec<(usize, u64)>,
+    pub protocol_errors: u64,
+}
+
+impl Batch {
+    pub fn reject(&mut self, e: &Error) {
+        let i = Error::CODES
+            .iter()
+            .position(|c| *c == e.code())
+            .unwrap_or(0);
+        match self.rejected.iter_mut().find(|(k, _)| *k == i) {
+            Some((_, n)) => *n += 1,
+            None => self.rejected.push((i, 1)),
+        }
+    }
+}
+
+impl Stats {
+    pub fn add(&self, b: &Batch) {
+        if b.requests > 0 {
+            self.requests.fetch_add(b.requests, Relaxed);
+        }
+        if b.ok > 0 {
+            self.ok.fetch_add(b.ok, Relaxed);
+        }
+        for &(i, n) in &b.rejected {
+            self.rejected[i].fetch_add(n, Relaxed);
+        }
+        if b.protocol_errors > 0 {
+            self.protocol_errors.fetch_add(b.protocol_errors, Relaxed);
+        }
+    }
+
+    pub fn connection_opened(&self) {
+        self.connections_open.fetch_add(1, Relaxed);
+        self.connections_total.fetch_add(1, Relaxed);
+    }
+
+    pub fn connection_closed(&self) {
+        self.connections_open.fetch_sub(1, Relaxed);
+    }
+
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Relaxed);
+    }
+
+    /// The `STATS` body: one line of JSON.
+    pub fn to_json(&self, keys_loaded: usize) -> String {
+        let rejected: serde_json::Map<String, serde_json::Value> = Error::CODES
+            .iter()
+            .zip(&self.rejected)
+            .filter(|(_, n)| n.load(Relaxed) > 0)
+            .map(|(c, n)| (c.to_string(), n.load(Relaxed).into()))
+            .collect();
+        serde_json::json!({
+            "requests": self.requests.load(Relaxed),
+            "ok": self.ok.load(Relaxed),
+            "rejected": rejected,
+            "protocol_errors": self.protocol_errors.load(Relaxed),
+            "connections_open": self.connections_open.load(Relaxed),
+            "connections_total": self.connections_total.load(Relaxed),
+            "connections_refused": self.connections_refused.load(Relaxed),
+            "keys_loaded": keys_loaded,
+        })
+        .to_string()
+    }
+}

@@ -1,0 +1,261 @@
+//! `jwtd serve` as users run it: a real daemon process on a Unix socket in a temporary directory, spoken to
+//! with plain sockets, pipelined; socket-file ownership rules; clean shutdown on SIGTERM.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use jwtd::Alg;
+
+struct Daemon {
+    child: Child,
+    socket: PathBuf,
+    dir: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("jwtd-serve-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn start_in(dir: PathBuf, extra: &[&str]) -> Daemon {
+    let socket = dir.join("jwtd.sock");
+    let keys = data("keys/HS256.public.jwks");
+    let mut args = vec![
+        "serve".to_string(),
+        "--keys".into(),
+        keys.to_string_lossy().into_owned(),
+        "--aud".into(),
+        "api".into(),
+        "--socket".into(),
+        socket.to_string_lossy().into_owned(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let child = Command::new(env!("CARGO_BIN_EXE_jwtd"))
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let d = Daemon { child, socket, dir };
+    wait_for(&d.socket);
+    d
+}
+
+fn start(tag: &str, extra: &[&str]) -> Daemon {
+    start_in(temp_dir(tag), extra)
+}
+
+fn wait_for(socket: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while UnixStream::connect(socket).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "daemon did not start on {}",
+            socket.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends `input`, half-closes, and reads everything the daemon answers until it closes.
+fn exchange(socket: &Path, input: &[u8]) -> String {
+    let mut s = UnixStream::connect(socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let input = input.to_vec();
+    let mut writer = s.try_clone().unwrap();
+    let w = std::thread::spawn(move || {
+        let _ = writer.write_all(&input);
+        let _ = writer.shutdown(std::net::Shutdown::Write);
+    });
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    w.join().unwrap();
+    out
+}
+
+/// A token valid at the daemon's real clock (the shared test claims are pinned to 2023).
+fn valid_token() -> String {
+    let mut c = claims();
+    for (k, v) in [
+        ("iat", 1_700_000_000u64),
+        ("nbf", 1_700_000_000),
+        ("exp", 4_102_444_800),
+    ] {
+        c[k] = serde_json::json!(v);
+    }
+    token_with(Alg::HS256, serde_json::json!({}), &c)
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let d = start("pipeline", &[]);
+    let good = valid_token();
+    let mut input = String::new();
+    let mut expected = Vec::new();
+    for i in 0..2000 {
+        match i % 4 {
+            0 => {
+                input.push_str(&format!("VERIFY {good}\n"));
+                expected.push("OK ");
+            }
+            1 => {
+                input.push_str("PING\n");
+                expected.push("PONG");
+            }
+            2 => {
+                input.push_str("VERIFY not.a.token\n");
+                expected.push("ERR bad_base64 ");
+            }
+            _ => {
+                input.push_str(&format!("VERIFY {}x\n", &good[..good.len() - 1]));
+                expected.push("ERR ");
+            }
+        }
+    }
+    input.push_str("STATS\n");
+    let out = exchange(&d.socket, input.as_bytes());
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2001);
+    for (i, (line, want)) in lines.iter().zip(&expected).enumerate() {
+        assert!(
+            line.starts_with(want),
+            "reply {i}: {line:?} should start with {want:?}"
+        );
+    }
+    let stats: serde_json::Value =
+        serde_json::from_str(lines[2000].strip_prefix("STATS ").unwrap()).unwrap();
+    assert_eq!(stats["requests"], 2001, "the STATS request counts itself");
+    assert_eq!(stats["ok"], 500);
+    let rejected: u64 = stats["rejected"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(rejected, 1000);
+    assert!(stats["rejected"]["bad_base64"].as_u64().unwrap() >= 500);
+    assert_eq!(stats["protocol_errors"], 0);
+    assert_eq!(stats["connections_open"], 1);
+}
+
+#[test]
+fn protocol_errors_unknown_verbs_long_lines_and_half_lines() {
+    let d = start("errors", &["--max-line", "1000"]);
+    // Unknown verbs keep the connection usable.
+    let out = exchange(&d.socket, b"HELLO\nping\nPING\n");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "ERR unknown_command expected VERIFY <token>, PING or STATS",
+            "ERR unknown_command expected VERIFY <token>, PING or STATS",
+            "PONG"
+        ]
+    );
+    // A line over the limit: answered, then the connection is closed; later lines are not read.
+    let mut input = b"PING\n".to_vec();
+    input.extend(std::iter::repeat_n(b'A', 5000));
+    input.extend_from_slice(b"\nPING\n");
+    let out = exchange(&d.socket, &input);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines[0], "PONG");
+    assert!(lines[1].starts_with("ERR too_large "));
+    // A half-written last line at EOF is dropped.
+    let out = exchange(&d.socket, b"PING\nPIN");
+    assert_eq!(out, "PONG\n");
+    // The daemon is still healthy.
+    assert_eq!(exchange(&d.socket, b"PING\n"), "PONG\n");
+}
+
+#[test]
+fn socket_file_rules() {
+    // Default mode 0660.
+    let d = start("mode", &[]);
+    let mode = std::fs::metadata(&d.socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+    // A second daemon on the same path refuses to start and leaves the first one serving.
+    let second = Command::new(env!("CARGO_BIN_EXE_jwtd"))
+        .args(["serve", "--keys"])
+        .arg(data("keys/HS256.public.jwks"))
+        .arg("--socket")
+        .arg(&d.socket)
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&second.stderr).contains("another daemon is answering"));
+    assert_eq!(exchange(&d.socket, b"PING\n"), "PONG\n");
+    drop(d);
+
+    // A stale socket file (its daemon crashed) is replaced.
+    let dir = temp_dir("stale");
+    let stale = dir.join("jwtd.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    assert!(stale.exists());
+    let d = start_in(dir, &["--socket-mode", "600"]);
+    assert_eq!(exchange(&d.socket, b"PING\n"), "PONG\n");
+    assert_eq!(
+        std::fs::metadata(&d.socket).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    drop(d);
+
+    // A regular file is never replaced.
+    let dir = temp_dir("file");
+    let path = dir.join("jwtd.sock");
+    std::fs::write(&path, "precious").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_jwtd"))
+        .args(["serve", "--keys"])
+        .arg(data("keys/HS256.public.jwks"))
+        .arg("--socket")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a socket"));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn sigterm_shuts_down_cleanly_and_removes_the_socket() {
+    let mut d = start("term", &[]);
+    assert_eq!(exchange(&d.socket, b"PING\n"), "PONG\n");
+    let pid = d.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = d.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "daemon did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(!d.socket.exists(), "socket file left behind");
+}
