@@ -259,3 +259,138 @@ fn sigterm_shuts_down_cleanly_and_removes_the_socket() {
     assert!(status.success(), "{status:?}");
     assert!(!d.socket.exists(), "socket file left behind");
 }
+
+/// Sends raw HTTP bytes and reads until the server closes (the last request says `Connection: close`).
+fn http(socket: &Path, raw: &str) -> String {
+    exchange(socket, raw.as_bytes())
+}
+
+fn get_verify(token: Option<&str>) -> String {
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    format!("GET /verify HTTP/1.1\r\nHost: jwtd\r\n{auth}Connection: close\r\n\r\n")
+}
+
+#[test]
+fn http_verify_for_auth_subrequests() {
+    let d = start(
+        "http",
+        &[
+            "--claim-header",
+            "X-Jwt-Sub=sub",
+            "--claim-header",
+            "X-Jwt-Scope=scope",
+        ],
+    );
+    let good = valid_token();
+    let out = http(&d.socket, &get_verify(Some(&good)));
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    let lower = out.to_ascii_lowercase();
+    assert!(lower.contains("x-jwt-sub: user-1234567890\r\n"), "{out}");
+    assert!(
+        lower.contains("x-jwt-scope: read:items write:items\r\n"),
+        "{out}"
+    );
+    let body = out.split("\r\n\r\n").nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(claims["sub"], "user-1234567890");
+
+    // Rejected: 401 with the RFC 6750 challenge naming the code, and a JSON body.
+    let expired = token(Alg::HS256); // pinned to 2023: expired at the daemon's clock
+    let out = http(&d.socket, &get_verify(Some(&expired)));
+    assert!(out.starts_with("HTTP/1.1 401 "), "{out}");
+    assert!(
+        out.to_ascii_lowercase().contains(
+            "www-authenticate: bearer error=\"invalid_token\", error_description=\"expired\""
+        ),
+        "{out}"
+    );
+    assert!(out.contains(r#""code":"expired""#), "{out}");
+    // No token: 401 with a bare challenge.
+    let out = http(&d.socket, &get_verify(None));
+    assert!(out.starts_with("HTTP/1.1 401 "), "{out}");
+    assert!(
+        out.to_ascii_lowercase()
+            .contains("www-authenticate: bearer\r\n"),
+        "{out}"
+    );
+    // Keep-alive and pipelining: two requests in one write, both answered in order on one connection.
+    let two = format!(
+        "GET /verify HTTP/1.1\r\nHost: jwtd\r\nAuthorization: Bearer {good}\r\n\r\n{}",
+        get_verify(Some("garbage"))
+    );
+    let out = http(&d.socket, &two);
+    // Bodies carry no trailing newline, so find status lines by their prefix anywhere.
+    let statuses: Vec<&str> = out
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &out[i + 9..i + 12])
+        .collect();
+    assert_eq!(statuses, ["200", "401"], "{out}");
+}
+
+#[test]
+fn http_introspection_health_and_metrics() {
+    let d = start("http2", &[]);
+    let good = valid_token();
+    let form = |t: &str| {
+        let body = format!("token={t}&token_type_hint=access_token");
+        format!(
+            "POST /introspect HTTP/1.1\r\nHost: jwtd\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let out = http(&d.socket, &form(&good));
+    let body: serde_json::Value =
+        serde_json::from_str(out.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["active"], true);
+    assert_eq!(body["sub"], "user-1234567890");
+    let out = http(&d.socket, &form("not-a-token"));
+    assert!(out.ends_with(r#"{"active":false}"#), "{out}");
+    let out = http(
+        &d.socket,
+        "GET /healthz HTTP/1.1\r\nHost: jwtd\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        out.starts_with("HTTP/1.1 200 OK") && out.ends_with("ok\n"),
+        "{out}"
+    );
+    let out = http(
+        &d.socket,
+        "GET /metrics HTTP/1.1\r\nHost: jwtd\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        out.contains("jwtd_verifications_total{outcome=\"ok\"} 1\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("jwtd_verifications_total{outcome=\"bad_base64\"} 1\n")
+            || out.contains("jwtd_verifications_total{outcome=\"malformed\"} 1\n"),
+        "{out}"
+    );
+    assert!(out.contains("jwtd_keys_loaded 1\n"), "{out}");
+    let out = http(
+        &d.socket,
+        "GET /nope HTTP/1.1\r\nHost: jwtd\r\nConnection: close\r\n\r\n",
+    );
+    assert!(out.starts_with("HTTP/1.1 404 "), "{out}");
+    // Garbage that looks like HTTP gets an HTTP error, and the daemon stays healthy.
+    let out = http(&d.socket, "GET /verify HTTP/9.9\r\n\x01\x02\r\n\r\n");
+    assert!(out.is_empty() || out.starts_with("HTTP/1.1 4"), "{out}");
+    assert_eq!(exchange(&d.socket, b"PING\n"), "PONG\n");
+}
+
+#[test]
+fn a_silent_or_slow_client_does_not_stall_others() {
+    let d = start("slow", &[]);
+    // One client sends half a request line and stops; another connects and says nothing.
+    let mut slow = UnixStream::connect(&d.socket).unwrap();
+    slow.write_all(b"GET /verify HT").unwrap();
+    let _silent = UnixStream::connect(&d.socket).unwrap();
+    for _ in 0..20 {
+        assert_eq!(exchange(&d.socket, b"PING\n"), "PONG\n");
+    }
+    let out = http(&d.socket, &get_verify(Some(&valid_token())));
+    assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
+}

@@ -31,6 +31,9 @@ pub struct ServeArgs {
     /// Runtime worker threads (default: one per CPU).
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
+    /// Copy a claim into a header of HTTP `/verify` answers (repeatable; default X-Jwt-Sub=sub).
+    #[arg(long = "claim-header", value_name = "HEADER=CLAIM", value_parser = server::http::parse_claim_header)]
+    claim_headers: Vec<(hyper::header::HeaderName, String)>,
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -54,6 +57,14 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         verifier,
         stats: Stats::default(),
         max_line: config.max_line,
+        claim_headers: if args.claim_headers.is_empty() {
+            vec![(
+                hyper::header::HeaderName::from_static("x-jwt-sub"),
+                "sub".into(),
+            )]
+        } else {
+            args.claim_headers
+        },
     });
     let (std_listener, socket_file) = server::socket::bind(&args.socket, args.socket_mode)?;
     let mut rt = tokio::runtime::Builder::new_multi_thread();

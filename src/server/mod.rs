@@ -4,7 +4,9 @@
 //! is an injected `CancellationToken`; connections are tracked so shutdown can wait for them.
 
 pub mod conn;
+pub mod http;
 pub mod line;
+pub mod prefixed;
 pub mod socket;
 pub mod stats;
 
@@ -27,6 +29,8 @@ pub struct Shared {
     pub stats: Stats,
     /// Longest accepted request line, in bytes.
     pub max_line: usize,
+    /// Claims copied into HTTP `/verify` response headers: (header, claim).
+    pub claim_headers: Vec<(hyper::header::HeaderName, String)>,
 }
 
 /// Server limits.
@@ -51,6 +55,60 @@ pub fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// HTTP request lines start with a method and a space; line-protocol verbs are none of these.
+fn is_http(first: &[u8]) -> bool {
+    const METHODS: [&[u8]; 9] = [
+        b"GET ",
+        b"POST ",
+        b"HEAD ",
+        b"PUT ",
+        b"DELETE ",
+        b"OPTIONS ",
+        b"PATCH ",
+        b"CONNECT ",
+        b"TRACE ",
+    ];
+    METHODS.iter().any(|m| first.starts_with(m))
+}
+
+/// Reads until the protocol is clear (a space or newline, 8 bytes, or EOF), then hands the connection, with
+/// those bytes put back, to HTTP or to the line protocol.
+async fn dispatch(
+    mut stream: tokio::net::UnixStream,
+    shared: &Arc<Shared>,
+    shutdown: &CancellationToken,
+) {
+    use tokio::io::AsyncReadExt;
+    let mut first = Vec::with_capacity(64);
+    let sniff = async {
+        loop {
+            match stream.read_buf(&mut first).await {
+                Ok(0) => return true,
+                Ok(_) if first.len() >= 8 || first.iter().any(|&b| b == b' ' || b == b'\n') => {
+                    return true;
+                }
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    };
+    // A client that connects and says nothing is cut off like a slow HTTP client.
+    let ok = tokio::select! {
+        r = tokio::time::timeout(Duration::from_secs(10), sniff) => r.unwrap_or(false),
+        _ = shutdown.cancelled() => false,
+    };
+    if !ok || first.is_empty() {
+        return;
+    }
+    let http = is_http(&first);
+    let stream = prefixed::Prefixed::new(first, stream);
+    if http {
+        let _ = http::serve(stream, shared.clone(), shutdown).await;
+    } else {
+        let _ = conn::serve(stream, shared, shutdown).await;
+    }
 }
 
 /// Accepts connections until `shutdown` is cancelled, then waits (up to `drain`) for open connections to
@@ -97,7 +155,7 @@ pub async fn run(
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
             shared.stats.connection_opened();
-            let _ = conn::serve(stream, &shared, &shutdown).await;
+            dispatch(stream, &shared, &shutdown).await;
             shared.stats.connection_closed();
             drop(permit);
         });

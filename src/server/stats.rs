@@ -67,6 +67,65 @@ impl Stats {
         self.connections_refused.fetch_add(1, Relaxed);
     }
 
+    /// The `/metrics` body, Prometheus text format 0.0.4.
+    pub fn to_prometheus(&self, keys_loaded: usize) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::with_capacity(2048);
+        let mut metric = |name: &str, kind: &str, help: &str, lines: &[(String, u64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, v) in lines {
+                let _ = writeln!(out, "{name}{labels} {v}");
+            }
+        };
+        let mut outcomes = vec![(r#"{outcome="ok"}"#.to_string(), self.ok.load(Relaxed))];
+        for (code, n) in Error::CODES.iter().zip(&self.rejected) {
+            outcomes.push((format!("{{outcome=\"{code}\"}}"), n.load(Relaxed)));
+        }
+        metric(
+            "jwtd_verifications_total",
+            "counter",
+            "Token verifications by outcome code.",
+            &outcomes,
+        );
+        metric(
+            "jwtd_requests_total",
+            "counter",
+            "Requests on every protocol, including PING and STATS.",
+            &[(String::new(), self.requests.load(Relaxed))],
+        );
+        metric(
+            "jwtd_protocol_errors_total",
+            "counter",
+            "Malformed requests (unknown commands, over-long lines, missing tokens).",
+            &[(String::new(), self.protocol_errors.load(Relaxed))],
+        );
+        metric(
+            "jwtd_connections_open",
+            "gauge",
+            "Connections open now.",
+            &[(String::new(), self.connections_open.load(Relaxed))],
+        );
+        metric(
+            "jwtd_connections_total",
+            "counter",
+            "Connections accepted.",
+            &[(String::new(), self.connections_total.load(Relaxed))],
+        );
+        metric(
+            "jwtd_connections_refused_total",
+            "counter",
+            "Connections refused at the connection limit.",
+            &[(String::new(), self.connections_refused.load(Relaxed))],
+        );
+        metric(
+            "jwtd_keys_loaded",
+            "gauge",
+            "Verification keys loaded.",
+            &[(String::new(), keys_loaded as u64)],
+        );
+        out
+    }
+
     /// The `STATS` body: one line of JSON.
     pub fn to_json(&self, keys_loaded: usize) -> String {
         let rejected: serde_json::Map<String, serde_json::Value> = Error::CODES
