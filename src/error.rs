@@ -59,6 +59,8 @@ pub enum Error {
     WrongAudience,
     /// The header's `typ` is not an accepted token type.
     WrongType(String),
+    /// With several issuers configured, the token's `iss` names none of them (or is absent).
+    UnknownIssuer(String),
 }
 
 impl Error {
@@ -90,6 +92,7 @@ impl Error {
             Error::WrongIssuer => "wrong_issuer",
             Error::WrongAudience => "wrong_audience",
             Error::WrongType(_) => "wrong_type",
+            Error::UnknownIssuer(_) => "unknown_issuer",
         }
     }
 
@@ -120,6 +123,7 @@ impl Error {
         "wrong_issuer",
         "wrong_audience",
         "wrong_type",
+        "unknown_issuer",
     ];
 }
 
@@ -166,6 +170,9 @@ impl fmt::Display for Error {
             Error::WrongIssuer => write!(f, "issuer not accepted"),
             Error::WrongAudience => write!(f, "audience not accepted"),
             Error::WrongType(typ) => write!(f, "token type {} not accepted", Sanitized(typ)),
+            Error::UnknownIssuer(iss) => {
+                write!(f, "no issuer configured for iss {}", Sanitized(iss))
+            }
         }
     }
 }

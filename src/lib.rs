@@ -36,8 +36,10 @@
 
 pub mod alg;
 pub mod claims;
+pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod issuers;
 pub mod json;
 pub mod jws;
 pub mod keys;

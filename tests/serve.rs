@@ -394,3 +394,236 @@ fn a_silent_or_slow_client_does_not_stall_others() {
     let out = http(&d.socket, &get_verify(Some(&valid_token())));
     assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
 }
+
+fn write_config(dir: &Path, body: &str) -> PathBuf {
+    let path = dir.join("jwtd.toml");
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+fn start_config(tag: &str, body: &str) -> Daemon {
+    let dir = temp_dir(tag);
+    let config = write_config(&dir, body);
+    let socket = dir.join("jwtd.sock");
+    let child = Command::new(env!("CARGO_BIN_EXE_jwtd"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .arg("--socket")
+        .arg(&socket)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let d = Daemon { child, socket, dir };
+    wait_for(&d.socket);
+    d
+}
+
+/// Claims valid at the real clock for issuer `iss`.
+fn live_claims(iss: &str) -> serde_json::Value {
+    serde_json::json!({"iss": iss, "sub": "u1", "aud": "api", "exp": 4_102_444_800u64})
+}
+
+fn verify_line(socket: &Path, token: &str) -> String {
+    exchange(socket, format!("VERIFY {token}\n").as_bytes())
+}
+
+#[test]
+fn config_file_routes_tokens_by_issuer() {
+    let hs = data("keys/HS256.public.jwks");
+    let es = data("keys/ES256.public.jwks");
+    let d = start_config(
+        "config",
+        &format!(
+            r#"
+            [[issuer]]
+            iss = "https://a.example"
+            keys = ["{}"]
+            audiences = ["api"]
+
+            [[issuer]]
+            iss = "https://b.example"
+            keys = ["{}"]
+            audiences = ["api"]
+            algorithms = ["ES256"]
+            "#,
+            hs.display(),
+            es.display()
+        ),
+    );
+    let a = token_with(
+        Alg::HS256,
+        serde_json::json!({}),
+        &live_claims("https://a.example"),
+    );
+    let b = token_with(
+        Alg::ES256,
+        serde_json::json!({}),
+        &live_claims("https://b.example"),
+    );
+    assert!(verify_line(&d.socket, &a).starts_with("OK "), "issuer a");
+    assert!(verify_line(&d.socket, &b).starts_with("OK "), "issuer b");
+    // An issuer only speaks for its own keys: a token claiming b but signed with a's key.
+    let forged = token_with(
+        Alg::HS256,
+        serde_json::json!({}),
+        &live_claims("https://b.example"),
+    );
+    let out = verify_line(&d.socket, &forged);
+    assert!(
+        out.starts_with("ERR unknown_key ") || out.starts_with("ERR alg_not_allowed "),
+        "{out}"
+    );
+    let stranger = token_with(
+        Alg::HS256,
+        serde_json::json!({}),
+        &live_claims("https://c.example"),
+    );
+    assert!(verify_line(&d.socket, &stranger).starts_with("ERR unknown_issuer "));
+    let mut no_iss = live_claims("x");
+    no_iss.as_object_mut().unwrap().remove("iss");
+    let t = token_with(Alg::HS256, serde_json::json!({}), &no_iss);
+    assert!(verify_line(&d.socket, &t).starts_with("ERR unknown_issuer "));
+}
+
+#[test]
+fn invalid_configs_are_refused_with_file_and_key_path() {
+    let dir = temp_dir("badconfig");
+    let hs = data("keys/HS256.public.jwks");
+    let cases = [
+        ("", "at least one issuer"),
+        (
+            "[[issuer]]\niss = \"x\"\nkeys = []\n",
+            "issuer[0].keys: no usable verification key",
+        ),
+        (
+            &format!(
+                "[[issuer]]\niss = \"x\"\nkeys = [\"{}\"]\ndefault_alg = \"none\"\n",
+                hs.display()
+            ),
+            "issuer[0].default_alg",
+        ),
+        (
+            &format!(
+                "[[issuer]]\niss = \"x\"\nkeys = [\"{}\"]\naudience = [\"api\"]\n",
+                hs.display()
+            ),
+            "unknown field `audience`",
+        ),
+        (
+            "[[issuer]]\niss = \"x\"\nkeys = [\"missing.jwks\"]\n",
+            "issuer[0].keys[0]",
+        ),
+        (
+            &format!(
+                "socket_mode = \"999\"\n[[issuer]]\niss = \"x\"\nkeys = [\"{}\"]\n",
+                hs.display()
+            ),
+            "socket_mode",
+        ),
+        ("[[issuer]\n", "jwtd.toml"),
+    ];
+    for (body, want) in cases {
+        let config = write_config(&dir, body);
+        let out = Command::new(env!("CARGO_BIN_EXE_jwtd"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .arg("--socket")
+            .arg(dir.join("never.sock"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{body:?}: {err}");
+        assert!(
+            err.contains(want) && err.contains("jwtd.toml"),
+            "{body:?}: expected {want:?} in {err}"
+        );
+        assert!(!dir.join("never.sock").exists());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn sighup_reloads_keys_and_keeps_serving_on_a_bad_reload() {
+    let dir = temp_dir("reload");
+    let keys = dir.join("keys.jwks");
+    std::fs::copy(data("keys/HS256.public.jwks"), &keys).unwrap();
+    let config = write_config(
+        &dir,
+        &format!(
+            "[[issuer]]\niss = \"https://a.example\"\nkeys = [\"{}\"]\naudiences = [\"api\"]\n",
+            keys.display()
+        ),
+    );
+    let socket = dir.join("jwtd.sock");
+    let child = Command::new(env!("CARGO_BIN_EXE_jwtd"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .arg("--socket")
+        .arg(&socket)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let d = Daemon { child, socket, dir };
+    wait_for(&d.socket);
+    let hs = token_with(
+        Alg::HS256,
+        serde_json::json!({}),
+        &live_claims("https://a.example"),
+    );
+    let es = token_with(
+        Alg::ES256,
+        serde_json::json!({}),
+        &live_claims("https://a.example"),
+    );
+    assert!(verify_line(&d.socket, &hs).starts_with("OK "));
+    assert!(verify_line(&d.socket, &es).starts_with("ERR "));
+
+    let hup = |d: &Daemon| {
+        let pid = d.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    let reloads = |d: &Daemon| -> u64 {
+        let out = exchange(&d.socket, b"STATS\n");
+        let v: serde_json::Value =
+            serde_json::from_str(out.trim_end().strip_prefix("STATS ").unwrap()).unwrap();
+        v["reloads"].as_u64().unwrap()
+    };
+    let wait_reloads = |d: &Daemon, n: u64| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while reloads(d) < n {
+            assert!(Instant::now() < deadline, "reload {n} did not happen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // Rotate: the key file now holds the ES256 key.
+    std::fs::copy(data("keys/ES256.public.jwks"), &keys).unwrap();
+    hup(&d);
+    wait_reloads(&d, 1);
+    assert!(
+        verify_line(&d.socket, &es).starts_with("OK "),
+        "new key after reload"
+    );
+    assert!(
+        verify_line(&d.socket, &hs).starts_with("ERR "),
+        "old key gone after reload"
+    );
+
+    // A broken reload keeps the running configuration.
+    std::fs::write(&config, "this is not toml [").unwrap();
+    hup(&d);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(reloads(&d), 1);
+    assert!(
+        verify_line(&d.socket, &es).starts_with("OK "),
+        "still serving after a failed reload"
+    );
+}

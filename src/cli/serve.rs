@@ -1,4 +1,5 @@
-//! `jwtd serve`: the daemon on a Unix socket, configured by the same key and policy flags as `verify`.
+//! `jwtd serve`: the daemon on a Unix socket, configured by a TOML file (`--config`, several issuers) or by
+//! the same key and policy flags as `verify` (one issuer). SIGHUP reloads keys and configuration.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,67 +7,115 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use hyper::header::HeaderName;
 use jwtd::Verifier;
-use jwtd::server::{self, Shared, stats::Stats};
+use jwtd::config;
+use jwtd::issuers::Issuers;
+use jwtd::server::{self, Shared};
 use tokio_util::sync::CancellationToken;
 
 use super::PolicyArgs;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
+    /// A TOML configuration file (issuers, keys, policy, socket); replaces the key and policy flags.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["keys", "secrets"])]
+    config: Option<PathBuf>,
     #[command(flatten)]
     policy: PolicyArgs,
-    /// Unix socket path to listen on.
-    #[arg(long, default_value = "jwtd.sock", value_name = "PATH")]
-    socket: PathBuf,
-    /// Socket file mode, octal.
-    #[arg(long, default_value = "660", value_parser = parse_mode, value_name = "MODE")]
-    socket_mode: u32,
+    /// Unix socket path to listen on (default: the config's `socket`, else ./jwtd.sock).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Socket file mode, octal (default 660).
+    #[arg(long, value_parser = config::parse_mode, value_name = "MODE")]
+    socket_mode: Option<u32>,
     /// Longest request line, in bytes (longer lines get `ERR too_large` and the connection is closed).
-    #[arg(long, default_value_t = 32 * 1024, value_name = "BYTES")]
-    max_line: usize,
+    #[arg(long, value_name = "BYTES")]
+    max_line: Option<usize>,
     /// Concurrent connections; more are answered `ERR too_many_connections` and closed.
-    #[arg(long, default_value_t = 4096, value_name = "N")]
-    max_connections: usize,
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
     /// Runtime worker threads (default: one per CPU).
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
     /// Copy a claim into a header of HTTP `/verify` answers (repeatable; default X-Jwt-Sub=sub).
     #[arg(long = "claim-header", value_name = "HEADER=CLAIM", value_parser = server::http::parse_claim_header)]
-    claim_headers: Vec<(hyper::header::HeaderName, String)>,
+    claim_headers: Vec<(HeaderName, String)>,
 }
 
-fn parse_mode(s: &str) -> Result<u32, String> {
-    u32::from_str_radix(s, 8)
-        .ok()
-        .filter(|m| *m <= 0o777)
-        .ok_or_else(|| format!("{s:?} is not an octal file mode like 660"))
+/// Builds the issuers from the config file or the flags; also what the reload signal calls.
+struct Source {
+    config: Option<PathBuf>,
+    policy: PolicyArgs,
+}
+
+impl Source {
+    fn load(&self) -> Result<(Issuers, Option<config::Config>), String> {
+        match &self.config {
+            Some(path) => {
+                let loaded = config::load(path)?;
+                for w in &loaded.warnings {
+                    eprintln!("jwtd: warning: {w}");
+                }
+                Ok((loaded.issuers, Some(loaded.config)))
+            }
+            None => {
+                let v = Verifier::new(
+                    self.policy.key_set()?,
+                    self.policy.policy(),
+                    self.policy.limits(),
+                );
+                Ok((Issuers::Single(v), None))
+            }
+        }
+    }
 }
 
 pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
-    let verifier = Verifier::new(
-        args.policy.key_set()?,
-        args.policy.policy(),
-        args.policy.limits(),
-    );
-    let config = server::Config {
-        max_line: args.max_line,
-        max_connections: args.max_connections,
+    let source = Source {
+        config: args.config.clone(),
+        policy: args.policy.clone(),
     };
-    let shared = Arc::new(Shared {
-        verifier,
-        stats: Stats::default(),
-        max_line: config.max_line,
-        claim_headers: if args.claim_headers.is_empty() {
-            vec![(
-                hyper::header::HeaderName::from_static("x-jwt-sub"),
-                "sub".into(),
-            )]
-        } else {
-            args.claim_headers
-        },
-    });
-    let (std_listener, socket_file) = server::socket::bind(&args.socket, args.socket_mode)?;
+    // An invalid configuration stops the start: never serve half-configured.
+    let (issuers, file) = source.load()?;
+    let file = file.as_ref();
+    let socket = args
+        .socket
+        .clone()
+        .or_else(|| file.and_then(|c| c.socket.clone()))
+        .unwrap_or_else(|| PathBuf::from("jwtd.sock"));
+    let mode = match (
+        args.socket_mode,
+        file.and_then(|c| c.socket_mode.as_deref()),
+    ) {
+        (Some(m), _) => m,
+        (None, Some(m)) => config::parse_mode(m)?,
+        (None, None) => 0o660,
+    };
+    let defaults = server::Config::default();
+    let limits = server::Config {
+        max_line: args
+            .max_line
+            .or(file.and_then(|c| c.max_line))
+            .unwrap_or(defaults.max_line),
+        max_connections: args
+            .max_connections
+            .or(file.and_then(|c| c.max_connections))
+            .unwrap_or(defaults.max_connections),
+    };
+    let mut claim_headers = args.claim_headers.clone();
+    if let Some(c) = file {
+        for (header, claim) in &c.claim_headers {
+            claim_headers.push(server::http::parse_claim_header(&format!(
+                "{header}={claim}"
+            ))?);
+        }
+    }
+    if claim_headers.is_empty() {
+        claim_headers.push((HeaderName::from_static("x-jwt-sub"), "sub".into()));
+    }
+    let shared = Arc::new(Shared::new(issuers, limits.max_line, claim_headers));
+    let (std_listener, socket_file) = server::socket::bind(&socket, mode)?;
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();
     if let Some(n) = args.workers {
@@ -75,24 +124,18 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     let rt = rt
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let source = Arc::new(source);
     let result = rt.block_on(async {
-        let listener = tokio::net::UnixListener::from_std(std_listener)
-            .map_err(|e| format!("{}: {e}", args.socket.display()))?;
+        let listener =
+            tokio::net::UnixListener::from_std(std_listener).map_err(|e| format!("{}: {e}", socket.display()))?;
         let shutdown = CancellationToken::new();
-        spawn_signal_handler(shutdown.clone())?;
+        spawn_signal_handlers(shutdown.clone(), shared.clone(), source)?;
         eprintln!(
-            "jwtd: serving on {} ({} keys); VERIFY <token> | PING | STATS, one per line",
-            args.socket.display(),
-            shared.verifier.keys().len()
+            "jwtd: serving on {} ({} keys): line protocol and HTTP/1.1; SIGHUP reloads, SIGTERM stops",
+            socket.display(),
+            shared.issuers.load().keys_loaded()
         );
-        server::run(
-            listener,
-            shared.clone(),
-            &config,
-            shutdown,
-            Duration::from_secs(5),
-        )
-        .await;
+        server::run(listener, shared.clone(), &limits, shutdown, Duration::from_secs(5)).await;
         eprintln!("jwtd: shut down");
         Ok::<(), String>(())
     });
@@ -100,17 +143,47 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     result.map(|()| ExitCode::SUCCESS)
 }
 
-/// SIGINT or SIGTERM cancels `shutdown`.
-fn spawn_signal_handler(shutdown: CancellationToken) -> Result<(), String> {
+/// SIGINT/SIGTERM cancel `shutdown`; SIGHUP reloads keys and configuration, keeping the old ones when the new
+/// ones are invalid.
+fn spawn_signal_handlers(
+    shutdown: CancellationToken,
+    shared: Arc<Shared>,
+    source: Arc<Source>,
+) -> Result<(), String> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("signal handler: {e}"))?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("signal handler: {e}"))?;
+    let handler = |kind| signal(kind).map_err(|e| format!("signal handler: {e}"));
+    let mut term = handler(SignalKind::terminate())?;
+    let mut int = handler(SignalKind::interrupt())?;
+    let mut hup = handler(SignalKind::hangup())?;
+    let stop = shutdown.clone();
     tokio::spawn(async move {
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
         }
-        shutdown.cancel();
+        stop.cancel();
+    });
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {}
+                _ = shutdown.cancelled() => return,
+            }
+            let source = source.clone();
+            match tokio::task::spawn_blocking(move || source.load()).await {
+                Ok(Ok((issuers, _))) => {
+                    let keys = issuers.keys_loaded();
+                    shared.reload(issuers);
+                    eprintln!(
+                        "jwtd: reloaded ({keys} keys); socket settings apply at the next start"
+                    );
+                }
+                Ok(Err(e)) => {
+                    eprintln!("jwtd: reload failed, still serving the previous configuration: {e}")
+                }
+                Err(e) => eprintln!("jwtd: reload failed: {e}"),
+            }
+        }
     });
     Ok(())
 }

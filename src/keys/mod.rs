@@ -73,6 +73,11 @@ impl KeySet {
         &self.keys
     }
 
+    /// Keeps only the keys for which `keep` is true.
+    pub fn retain(&mut self, keep: impl FnMut(&Key) -> bool) {
+        self.keys.retain(keep);
+    }
+
     /// Adds one prepared key.
     pub fn push(&mut self, key: Key) {
         self.keys.push(key);

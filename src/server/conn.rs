@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use super::Shared;
 use super::line::{self, Frame, Request};
 use super::stats::Batch;
+use crate::issuers::Issuers;
 
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -32,13 +33,22 @@ where
         };
         let eof = n == 0;
         let now = super::unix_now();
+        // One snapshot of the issuers per batch: a reload never shows a batch half old, half new.
+        let issuers = shared.issuers.load();
         let mut batch = Batch::default();
         let mut start = 0;
         let mut close = false;
         loop {
             match line::frame(&buf[start..], max_line) {
                 Frame::Line { len, consumed } => {
-                    answer(&buf[start..start + len], shared, now, &mut out, &mut batch);
+                    answer(
+                        &buf[start..start + len],
+                        shared,
+                        &issuers,
+                        now,
+                        &mut out,
+                        &mut batch,
+                    );
                     start += consumed;
                 }
                 Frame::Incomplete => break,
@@ -67,10 +77,17 @@ where
     }
 }
 
-fn answer(line: &[u8], shared: &Shared, now: u64, out: &mut Vec<u8>, batch: &mut Batch) {
+fn answer(
+    line: &[u8],
+    shared: &Shared,
+    issuers: &Issuers,
+    now: u64,
+    out: &mut Vec<u8>,
+    batch: &mut Batch,
+) {
     batch.requests += 1;
     match line::parse(line) {
-        Request::Verify(token) => match shared.verifier.verify(token, now) {
+        Request::Verify(token) => match issuers.verify(token, now) {
             Ok(v) => {
                 batch.ok += 1;
                 line::ok(out, v.claims_json());
@@ -86,12 +103,7 @@ fn answer(line: &[u8], shared: &Shared, now: u64, out: &mut Vec<u8>, batch: &mut
             shared.stats.add(batch);
             *batch = Batch::default();
             out.extend_from_slice(b"STATS ");
-            out.extend_from_slice(
-                shared
-                    .stats
-                    .to_json(shared.verifier.keys().len())
-                    .as_bytes(),
-            );
+            out.extend_from_slice(shared.stats.to_json(issuers.keys_loaded()).as_bytes());
             out.push(b'\n');
         }
         Request::Unknown(_) => {

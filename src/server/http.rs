@@ -111,7 +111,7 @@ fn verify(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             r
         }
-        Some(token) => match shared.verifier.verify(token, super::unix_now()) {
+        Some(token) => match shared.issuers.load().verify(token, super::unix_now()) {
             Ok(v) => {
                 batch.ok += 1;
                 let mut r = json(StatusCode::OK, v.claims_json().to_owned());
@@ -189,7 +189,11 @@ async fn introspect(req: Request<Incoming>, shared: &Shared) -> Response<Full<By
         requests: 1,
         ..Batch::default()
     };
-    let response = match shared.verifier.verify(token.as_bytes(), super::unix_now()) {
+    let response = match shared
+        .issuers
+        .load()
+        .verify(token.as_bytes(), super::unix_now())
+    {
         Ok(v) => {
             batch.ok += 1;
             let mut claims: serde_json::Map<String, serde_json::Value> =
@@ -211,7 +215,9 @@ async fn introspect(req: Request<Incoming>, shared: &Shared) -> Response<Full<By
 
 fn metrics(shared: &Shared) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(
-        shared.stats.to_prometheus(shared.verifier.keys().len()),
+        shared
+            .stats
+            .to_prometheus(shared.issuers.load().keys_loaded()),
     )));
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -19,18 +19,42 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::verify::Verifier;
+use arc_swap::ArcSwap;
+
+use crate::issuers::Issuers;
 use stats::Stats;
 
 /// What every connection shares.
 #[derive(Debug)]
 pub struct Shared {
-    pub verifier: Verifier,
+    /// The issuers and their keys; swapped whole on reload, read without a lock (one atomic load per batch).
+    pub issuers: ArcSwap<Issuers>,
     pub stats: Stats,
     /// Longest accepted request line, in bytes.
     pub max_line: usize,
     /// Claims copied into HTTP `/verify` response headers: (header, claim).
     pub claim_headers: Vec<(hyper::header::HeaderName, String)>,
+}
+
+impl Shared {
+    pub fn new(
+        issuers: Issuers,
+        max_line: usize,
+        claim_headers: Vec<(hyper::header::HeaderName, String)>,
+    ) -> Shared {
+        Shared {
+            issuers: ArcSwap::from_pointee(issuers),
+            stats: Stats::default(),
+            max_line,
+            claim_headers,
+        }
+    }
+
+    /// Swaps in a new set of issuers. Requests already holding the old set finish with it.
+    pub fn reload(&self, issuers: Issuers) {
+        self.issuers.store(Arc::new(issuers));
+        self.stats.reloaded();
+    }
 }
 
 /// Server limits.

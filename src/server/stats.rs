@@ -14,6 +14,7 @@ pub struct Stats {
     connections_open: AtomicU64,
     connections_total: AtomicU64,
     connections_refused: AtomicU64,
+    reloads: AtomicU64,
 }
 
 /// A connection's counts for one batch, added to [`Stats`] in one go.
@@ -61,6 +62,10 @@ impl Stats {
 
     pub fn connection_closed(&self) {
         self.connections_open.fetch_sub(1, Relaxed);
+    }
+
+    pub fn reloaded(&self) {
+        self.reloads.fetch_add(1, Relaxed);
     }
 
     pub fn connection_refused(&self) {
@@ -123,6 +128,12 @@ impl Stats {
             "Verification keys loaded.",
             &[(String::new(), keys_loaded as u64)],
         );
+        metric(
+            "jwtd_reloads_total",
+            "counter",
+            "Successful reloads of keys and configuration.",
+            &[(String::new(), self.reloads.load(Relaxed))],
+        );
         out
     }
 
@@ -143,6 +154,7 @@ impl Stats {
             "connections_total": self.connections_total.load(Relaxed),
             "connections_refused": self.connections_refused.load(Relaxed),
             "keys_loaded": keys_loaded,
+            "reloads": self.reloads.load(Relaxed),
         })
         .to_string()
     }

@@ -1,0 +1,204 @@
+//! The daemon's TOML configuration: server settings and one or more issuers, each with its key sources and
+//! claims policy. Every error names the file, the TOML key path and what is wrong; a config with any error is
+//! refused as a whole.
+//!
+//! ```toml
+//! socket = "/run/jwtd/jwtd.sock"
+//! socket_mode = "660"
+//!
+//! [[issuer]]
+//! iss = "https://idp.example.com"
+//! keys = ["/etc/jwtd/idp-jwks.json"]
+//! default_alg = "RS256"          # for keys without "alg" (many providers omit it)
+//! audiences = ["api"]
+//! ```
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::alg::Alg;
+use crate::claims::Policy;
+use crate::issuers::Issuers;
+use crate::jws::Limits;
+use crate::keys::{KeySet, LoadReport, SourceOptions};
+use crate::verify::Verifier;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub socket: Option<PathBuf>,
+    /// Octal, as a string: "660".
+    pub socket_mode: Option<String>,
+    pub max_line: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub max_token_len: Option<usize>,
+    pub max_json_depth: Option<usize>,
+    #[serde(default)]
+    pub claim_headers: HashMap<String, String>,
+    #[serde(rename = "issuer", default)]
+    pub issuers: Vec<IssuerConfig>,
+}
+
+/// One `[[issuer]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    pub iss: String,
+    #[serde(default)]
+    pub keys: Vec<PathBuf>,
+    #[serde(default)]
+    pub secrets: Vec<PathBuf>,
+    pub default_alg: Option<String>,
+    /// Algorithms this issuer may use; keys bound to others are refused at load. Default: any.
+    pub algorithms: Option<Vec<String>>,
+    pub audiences: Option<Vec<String>>,
+    pub leeway: Option<u64>,
+    pub max_age: Option<u64>,
+    #[serde(default)]
+    pub allow_no_exp: bool,
+    #[serde(default)]
+    pub require_sub: bool,
+    #[serde(default)]
+    pub required_claims: Vec<String>,
+    pub types: Option<Vec<String>>,
+    #[serde(default)]
+    pub require_typ: bool,
+}
+
+/// A loaded configuration: the issuers, ready to serve, and notes about refused keys.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub issuers: Issuers,
+    pub warnings: Vec<String>,
+}
+
+/// Reads and validates `path`, loading every key file. Relative key paths are relative to the config file.
+pub fn load(path: &Path) -> Result<Loaded, String> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))?;
+    let config: Config =
+        toml::from_str(&text).map_err(|e| format!("{shown}: {}", e.to_string().trim_end()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let (issuers, warnings) = build(&config, base, &shown)?;
+    Ok(Loaded {
+        config,
+        issuers,
+        warnings,
+    })
+}
+
+fn build(config: &Config, base: &Path, shown: &str) -> Result<(Issuers, Vec<String>), String> {
+    if config.issuers.is_empty() {
+        return Err(format!(
+            "{shown}: no [[issuer]] table: at least one issuer is required"
+        ));
+    }
+    if let Some(mode) = &config.socket_mode {
+        parse_mode(mode).map_err(|e| format!("{shown}: socket_mode: {e}"))?;
+    }
+    let limits = Limits {
+        max_token_len: config
+            .max_token_len
+            .unwrap_or(Limits::default().max_token_len),
+        max_json_depth: config
+            .max_json_depth
+            .unwrap_or(Limits::default().max_json_depth),
+        ..Limits::default()
+    };
+    let mut map = HashMap::new();
+    let mut warnings = Vec::new();
+    for (i, ic) in config.issuers.iter().enumerate() {
+        let at = |key: &str| format!("{shown}: issuer[{i}].{key}");
+        if map.contains_key(&ic.iss) {
+            return Err(format!("{}: {:?} is configured twice", at("iss"), ic.iss));
+        }
+        let alg = |s: &str, key: &str| s.parse::<Alg>().map_err(|e| format!("{}: {e}", at(key)));
+        let default_alg = ic
+            .default_alg
+            .as_deref()
+            .map(|a| alg(a, "default_alg"))
+            .transpose()?;
+        let allowed: Option<Vec<Alg>> = match &ic.algorithms {
+            None => None,
+            Some(list) => Some(
+                list.iter()
+                    .map(|a| alg(a, "algorithms"))
+                    .collect::<Result<_, _>>()?,
+            ),
+        };
+        let opts = SourceOptions {
+            default_alg,
+            kid: None,
+        };
+        let mut keys = KeySet::new();
+        let mut report = |r: LoadReport, key: String| {
+            for e in r.refused {
+                warnings.push(format!("{key}: {e} (skipped)"));
+            }
+            for w in r.warnings {
+                warnings.push(format!("{key}: {w}"));
+            }
+        };
+        for (j, file) in ic.keys.iter().enumerate() {
+            let full = base.join(file);
+            let key = format!("{} ({})", at(&format!("keys[{j}]")), full.display());
+            let r = keys
+                .add_file(&full, &opts)
+                .map_err(|e| format!("{key}: {e}"))?;
+            report(r, key);
+        }
+        for (j, file) in ic.secrets.iter().enumerate() {
+            let full = base.join(file);
+            let key = format!("{} ({})", at(&format!("secrets[{j}]")), full.display());
+            let bytes = std::fs::read(&full).map_err(|e| format!("{key}: {e}"))?;
+            let r = keys
+                .add_secret(&bytes, &opts)
+                .map_err(|e| format!("{key}: {e}"))?;
+            report(r, key);
+        }
+        if let Some(allowed) = &allowed {
+            let before = keys.len();
+            keys.retain(|k| allowed.contains(&k.alg()));
+            if keys.len() < before {
+                warnings.push(format!(
+                    "{}: {} key(s) bound to algorithms outside this list were dropped",
+                    at("algorithms"),
+                    before - keys.len()
+                ));
+            }
+        }
+        if keys.is_empty() {
+            return Err(format!(
+                "{}: no usable verification key for {:?}",
+                at("keys"),
+                ic.iss
+            ));
+        }
+        let d = Policy::default();
+        let policy = Policy {
+            leeway: ic.leeway.unwrap_or(d.leeway),
+            require_exp: !ic.allow_no_exp,
+            max_age: ic.max_age,
+            issuers: Some(vec![ic.iss.clone()]),
+            audiences: ic.audiences.clone(),
+            require_sub: ic.require_sub,
+            required_claims: ic.required_claims.clone(),
+            types: ic.types.clone().unwrap_or(d.types),
+            allow_missing_typ: !ic.require_typ,
+        };
+        map.insert(ic.iss.clone(), Verifier::new(keys, policy, limits.clone()));
+    }
+    Ok((Issuers::ByIss(map), warnings))
+}
+
+/// An octal file mode such as "660".
+pub fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("{s:?} is not an octal file mode like 660"))
+}
