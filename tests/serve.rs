@@ -627,3 +627,90 @@ fn sighup_reloads_keys_and_keeps_serving_on_a_bad_reload() {
         "still serving after a failed reload"
     );
 }
+
+#[test]
+fn dev_mode_generates_keys_once_and_prints_a_working_token() {
+    let dir = temp_dir("dev");
+    let socket = dir.join("jwtd.sock");
+    let data_dir = dir.join("dev-data");
+    let run = || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_jwtd"))
+            .args(["serve", "--dev", "--data-dir"])
+            .arg(&data_dir)
+            .arg("--socket")
+            .arg(&socket)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The banner goes to stderr: read lines until the sample token, then stop reading (the pipe closes
+        // when `err` drops: the daemon must keep serving with a dead stderr).
+        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut token = String::new();
+        let mut banner = String::new();
+        let mut line = String::new();
+        while std::io::BufRead::read_line(&mut err, &mut line).unwrap() > 0 {
+            banner.push_str(&line);
+            if line.starts_with("eyJ") {
+                token = line.trim().to_string();
+                break;
+            }
+            line.clear();
+        }
+        assert!(banner.contains("DEVELOPMENT MODE"), "{banner}");
+        wait_for(&socket);
+        (child, token)
+    };
+    let (mut first, token) = run();
+    let out = verify_line(&socket, &token);
+    assert!(
+        out.starts_with("OK ") && out.contains(r#""iss":"https://jwtd.dev""#),
+        "{out}"
+    );
+    let jwks = std::fs::read_to_string(data_dir.join("dev-jwks.json")).unwrap();
+    let _ = Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status();
+    first.wait().unwrap();
+    // A second start reuses the same keys.
+    let (mut second, token2) = run();
+    assert_eq!(
+        std::fs::read_to_string(data_dir.join("dev-jwks.json")).unwrap(),
+        jwks
+    );
+    assert!(
+        verify_line(&socket, &token).starts_with("OK "),
+        "old sample token still verifies"
+    );
+    assert!(verify_line(&socket, &token2).starts_with("OK "));
+    let _ = second.kill();
+    let _ = second.wait();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn connections_beyond_the_limit_are_told_and_closed() {
+    let d = start("limit", &["--max-connections", "3"]);
+    // Hold three connections open (each proves it is being served).
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut s = UnixStream::connect(&d.socket).unwrap();
+        s.write_all(b"PING\n").unwrap();
+        let mut buf = [0u8; 5];
+        s.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"PONG\n");
+        held.push(s);
+    }
+    let out = exchange(&d.socket, b"PING\n");
+    assert!(out.starts_with("ERR too_many_connections "), "{out}");
+    // Existing clients keep being served; a freed slot is reusable.
+    held[0].write_all(b"PING\n").unwrap();
+    let mut buf = [0u8; 5];
+    held[0].read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"PONG\n");
+    drop(held.pop());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while exchange(&d.socket, b"PING\n") != "PONG\n" {
+        assert!(Instant::now() < deadline, "slot not freed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

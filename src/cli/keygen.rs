@@ -47,7 +47,7 @@ pub fn run(args: KeygenArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_private(path: &PathBuf, text: &str) -> Result<(), String> {
+pub(super) fn write_private(path: &std::path::Path, text: &str) -> Result<(), String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()

@@ -21,6 +21,18 @@ pub struct ServeArgs {
     /// A TOML configuration file (issuers, keys, policy, socket); replaces the key and policy flags.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["keys", "secrets"])]
     config: Option<PathBuf>,
+    /// Development mode, no configuration needed: generates (once) an ES256 key set in --data-dir, serves it,
+    /// and prints a sample token with the command that verifies it. Never use dev keys in production.
+    #[arg(long, conflicts_with_all = ["config", "keys", "secrets"])]
+    dev: bool,
+    /// Where --dev keeps its generated keys.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = ".jwtd-dev",
+        requires = "dev"
+    )]
+    data_dir: PathBuf,
     #[command(flatten)]
     policy: PolicyArgs,
     /// Unix socket path to listen on (default: the config's `socket`, else ./jwtd.sock).
@@ -55,7 +67,7 @@ impl Source {
             Some(path) => {
                 let loaded = config::load(path)?;
                 for w in &loaded.warnings {
-                    eprintln!("jwtd: warning: {w}");
+                    jwtd::say!("jwtd: warning: {w}");
                 }
                 Ok((loaded.issuers, Some(loaded.config)))
             }
@@ -72,9 +84,15 @@ impl Source {
 }
 
 pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
+    let mut policy = args.policy.clone();
+    let dev_token = if args.dev {
+        Some(dev::prepare(&args.data_dir, &mut policy)?)
+    } else {
+        None
+    };
     let source = Source {
         config: args.config.clone(),
-        policy: args.policy.clone(),
+        policy,
     };
     // An invalid configuration stops the start: never serve half-configured.
     let (issuers, file) = source.load()?;
@@ -130,17 +148,76 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
             tokio::net::UnixListener::from_std(std_listener).map_err(|e| format!("{}: {e}", socket.display()))?;
         let shutdown = CancellationToken::new();
         spawn_signal_handlers(shutdown.clone(), shared.clone(), source)?;
-        eprintln!(
+        jwtd::say!(
             "jwtd: serving on {} ({} keys): line protocol and HTTP/1.1; SIGHUP reloads, SIGTERM stops",
             socket.display(),
             shared.issuers.load().keys_loaded()
         );
+        if let Some(token) = &dev_token {
+            dev::announce(&args.data_dir, &socket, token);
+        }
         server::run(listener, shared.clone(), &limits, shutdown, Duration::from_secs(5)).await;
-        eprintln!("jwtd: shut down");
+        jwtd::say!("jwtd: shut down");
         Ok::<(), String>(())
     });
     drop(socket_file);
     result.map(|()| ExitCode::SUCCESS)
+}
+
+mod dev {
+    //! `serve --dev`: a generated development key set and a sample token.
+
+    use std::path::Path;
+
+    use jwtd::Alg;
+    use jwtd::keys::private::{private_jwk, public_jwk, signing_key_from_file};
+    use serde_json::json;
+
+    use super::super::PolicyArgs;
+
+    pub const ISS: &str = "https://jwtd.dev";
+    pub const AUD: &str = "dev";
+    const KID: &str = "dev-es256";
+
+    /// Makes sure the dev key set exists in `dir`, points `policy` at it, and signs a sample token (1 hour).
+    pub fn prepare(dir: &Path, policy: &mut PolicyArgs) -> Result<String, String> {
+        let private = dir.join("dev-es256.private.jwk");
+        let public = dir.join("dev-jwks.json");
+        if !private.exists() || !public.exists() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let (_, material) = jwtd::crypto::sign::SigningKey::generate(Alg::ES256)?;
+            super::super::keygen::write_private(
+                &private,
+                &private_jwk(Alg::ES256, Some(KID), &material).to_string(),
+            )?;
+            let jwks = json!({"keys": [public_jwk(Alg::ES256, Some(KID), &material)]});
+            std::fs::write(&public, format!("{jwks}\n"))
+                .map_err(|e| format!("{}: {e}", public.display()))?;
+        }
+        policy.keys = vec![public];
+        policy.issuers = vec![ISS.into()];
+        policy.audiences = vec![AUD.into()];
+        let bytes = std::fs::read(&private).map_err(|e| format!("{}: {e}", private.display()))?;
+        let (signer, _) = signing_key_from_file(&bytes, None)
+            .map_err(|e| format!("{}: {e}", private.display()))?;
+        let now = super::super::unix_now();
+        let claims = json!({"iss": ISS, "sub": "dev-user", "aud": AUD, "iat": now, "exp": now + 3600, "scope": "read write"});
+        let header = json!({"alg": "ES256", "typ": "JWT", "kid": KID});
+        signer.sign_compact(header.to_string().as_bytes(), claims.to_string().as_bytes())
+    }
+
+    pub fn announce(dir: &Path, socket: &Path, token: &str) {
+        let s = socket.display();
+        jwtd::say!(
+            "\njwtd: *** DEVELOPMENT MODE: keys in {} are for development only; never trust them in production ***\n\
+             jwtd: iss {ISS}, aud {AUD}. A sample token, valid for one hour:\n\n{token}\n\n\
+             jwtd: try it:\n  curl --unix-socket {s} -H 'Authorization: Bearer {token}' http://jwtd/verify\n  \
+             printf 'VERIFY {token}\\n' | nc -U {s}\n\
+             jwtd: sign more with: jwtd sign --key {}/dev-es256.private.jwk --claims '{{\"iss\":\"{ISS}\",\"aud\":\"{AUD}\",\"exp\":4102444800}}'\n",
+            dir.display(),
+            dir.display()
+        );
+    }
 }
 
 /// SIGINT/SIGTERM cancel `shutdown`; SIGHUP reloads keys and configuration, keeping the old ones when the new
@@ -174,14 +251,14 @@ fn spawn_signal_handlers(
                 Ok(Ok((issuers, _))) => {
                     let keys = issuers.keys_loaded();
                     shared.reload(issuers);
-                    eprintln!(
+                    jwtd::say!(
                         "jwtd: reloaded ({keys} keys); socket settings apply at the next start"
                     );
                 }
                 Ok(Err(e)) => {
-                    eprintln!("jwtd: reload failed, still serving the previous configuration: {e}")
+                    jwtd::say!("jwtd: reload failed, still serving the previous configuration: {e}")
                 }
-                Err(e) => eprintln!("jwtd: reload failed: {e}"),
+                Err(e) => jwtd::say!("jwtd: reload failed: {e}"),
             }
         }
     });

@@ -70,8 +70,12 @@ where
             stream.write_all(&out).await?;
             out.clear();
         }
-        if close || eof {
-            // At EOF a half-written last line is dropped: the client never finished it.
+        if close {
+            super::close_after_reply(&mut stream).await;
+            return Ok(());
+        }
+        if eof {
+            // A half-written last line is dropped: the client never finished it.
             return stream.shutdown().await;
         }
     }

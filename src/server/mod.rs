@@ -73,12 +73,40 @@ impl Default for Config {
     }
 }
 
+/// Writes a line to standard error, ignoring failure: a daemon whose stderr was closed (a supervisor gone, a
+/// test that stopped reading) must keep serving, where `eprintln!` would panic.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// Closes a connection we are refusing after its reply: shut down our side, then drain (briefly) what the
+/// client already sent, so that the close does not reset the connection before the client read the reply.
+pub async fn close_after_reply<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+) {
+    use tokio::io::AsyncReadExt;
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let drain = async {
+        while let Ok(n) = stream.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 }
 
 /// HTTP request lines start with a method and a space; line-protocol verbs are none of these.
@@ -159,7 +187,7 @@ pub async fn run(
             }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning or dying.
-                eprintln!("jwtd: accept failed: {e}; retrying in {backoff:?}");
+                crate::say!("jwtd: accept failed: {e}; retrying in {backoff:?}");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
                 continue;
@@ -171,7 +199,7 @@ pub async fn run(
                 let _ = stream
                     .write_all(b"ERR too_many_connections the server is at its connection limit\n")
                     .await;
-                let _ = stream.shutdown().await;
+                close_after_reply(&mut stream).await;
             });
             continue;
         };
