@@ -36,6 +36,7 @@
 
 pub mod alg;
 pub mod claims;
+pub mod client;
 pub mod config;
 pub mod crypto;
 pub mod error;

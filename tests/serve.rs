@@ -714,3 +714,101 @@ fn connections_beyond_the_limit_are_told_and_closed() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn the_client_module_pipelines_thousands_in_order() {
+    let d = start("client", &[]);
+    let good = valid_token();
+    let tokens: Vec<String> = (0..5000)
+        .map(|i| {
+            if i % 3 == 0 {
+                good.clone()
+            } else {
+                format!("bad-{i}")
+            }
+        })
+        .collect();
+    let mut c = jwtd::client::Client::connect(&d.socket).unwrap();
+    c.ping().unwrap();
+    let replies = c.verify_many(&tokens).unwrap();
+    assert_eq!(replies.len(), 5000);
+    for (i, r) in replies.iter().enumerate() {
+        match r {
+            jwtd::client::Reply::Ok(claims) => {
+                assert!(i % 3 == 0 && claims.contains("user-1234567890"), "{i}")
+            }
+            jwtd::client::Reply::Err { code, .. } => {
+                assert!(i % 3 != 0 && code == "malformed", "{i}: {code}")
+            }
+        }
+    }
+    let stats: serde_json::Value = serde_json::from_str(&c.stats().unwrap()).unwrap();
+    assert_eq!(stats["ok"], 1667);
+}
+
+#[test]
+fn sigterm_while_clients_pipeline_answers_what_was_received() {
+    let mut d = start("term-load", &[]);
+    let good = valid_token();
+    // A connection that is already being served.
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(b"PING\n").unwrap();
+    let mut pong = [0u8; 5];
+    s.read_exact(&mut pong).unwrap();
+    // 60 requests (about 40 KiB) fit in the socket buffer: once write_all returns they are all with the
+    // daemon. Signal at once, while it is still answering them.
+    let n = 60;
+    let batch: String = (0..n).map(|_| format!("VERIFY {good}\n")).collect();
+    s.write_all(batch.as_bytes()).unwrap();
+    let _ = Command::new("kill")
+        .args(["-TERM", &d.child.id().to_string()])
+        .status();
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.len(),
+        n,
+        "every fully received request gets its answer"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.starts_with("OK {") && l.ends_with('}')),
+        "{text:.300}"
+    );
+    let status = d.child.wait().unwrap();
+    assert!(status.success());
+    assert!(!d.socket.exists());
+}
+
+#[test]
+fn sigterm_under_a_flood_leaves_no_torn_replies() {
+    let mut d = start("term-flood", &[]);
+    let good = valid_token();
+    let batch: String = (0..3000).map(|_| format!("VERIFY {good}\n")).collect();
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut writer = s.try_clone().unwrap();
+    let w = std::thread::spawn(move || {
+        let _ = writer.write_all(batch.as_bytes());
+    });
+    let mut first = [0u8; 3];
+    s.read_exact(&mut first).unwrap();
+    let _ = Command::new("kill")
+        .args(["-TERM", &d.child.id().to_string()])
+        .status();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    w.join().unwrap();
+    let text = format!("OK {}", String::from_utf8_lossy(&rest));
+    // Requests the daemon never read are not answered; every answer it sent is whole and in order.
+    assert!(text.ends_with('\n'), "torn last reply");
+    assert!(
+        text.lines()
+            .all(|l| l.starts_with("OK {") && l.ends_with('}')),
+        "{text:.300}"
+    );
+    assert!(d.child.wait().unwrap().success());
+}

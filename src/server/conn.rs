@@ -2,6 +2,7 @@
 //! replies of the batch in one write, repeat. Generic over the stream so tests can use `tokio::io::duplex`.
 
 use std::io;
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
@@ -29,7 +30,13 @@ where
         buf.reserve(READ_CHUNK);
         let n = tokio::select! {
             n = stream.read_buf(&mut buf) => n?,
-            _ = shutdown.cancelled() => return stream.shutdown().await,
+            _ = shutdown.cancelled() => {
+                // Shutting down: keep answering what the client already sent (whatever arrives within a
+                // moment); a quiet moment counts as the end of input.
+                tokio::time::timeout(Duration::from_millis(50), stream.read_buf(&mut buf))
+                    .await
+                    .unwrap_or(Ok(0))?
+            }
         };
         let eof = n == 0;
         let now = super::unix_now();
