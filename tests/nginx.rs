@@ -1,0 +1,191 @@
+//! A real nginx (Debian's, installed by `.ci/run`) in front of `jwtd serve` with `auth_request`, on loopback
+//! ports: a valid token reaches the upstream with its subject forwarded; an invalid or missing one gets 401.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use jwtd::Alg;
+
+const NGINX: &str = "/usr/sbin/nginx";
+
+/// Stops a server with SIGTERM (nginx's master then stops its workers; SIGKILL would orphan them) and
+/// reaps it.
+struct Stop(Child);
+impl Drop for Stop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready() {
+        assert!(Instant::now() < deadline, "{what} did not come up");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: test\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, out)
+}
+
+fn nginx_conf(dir: &Path, socket: &Path, port: u16, upstream_port: u16) -> PathBuf {
+    let d = dir.display();
+    let conf = format!(
+        r#"
+daemon off;
+master_process on;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+
+    upstream jwtd {{ server unix:{socket}; keepalive 8; }}
+
+    server {{
+        listen 127.0.0.1:{upstream_port};
+        location / {{ return 200 "upstream reached, user=$http_x_user\n"; }}
+    }}
+
+    server {{
+        listen 127.0.0.1:{port};
+        location = /_jwt {{
+            internal;
+            proxy_pass http://jwtd/verify;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+        }}
+        location /api/ {{
+            auth_request /_jwt;
+            auth_request_set $jwt_sub $upstream_http_x_jwt_sub;
+            proxy_set_header X-User $jwt_sub;
+            proxy_pass http://127.0.0.1:{upstream_port};
+        }}
+    }}
+}}
+"#,
+        socket = socket.display()
+    );
+    let path = dir.join("nginx.conf");
+    std::fs::write(&path, conf).unwrap();
+    path
+}
+
+#[test]
+fn nginx_auth_request_in_front_of_jwtd() {
+    if !Path::new(NGINX).exists() {
+        eprintln!(
+            "\n*** SKIPPED nginx_auth_request_in_front_of_jwtd: {NGINX} is not installed. \
+             .ci/run installs it (apt-get install -y nginx). ***\n"
+        );
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("jwtd-nginx-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("jwtd.sock");
+    let _jwtd = Stop(
+        Command::new(env!("CARGO_BIN_EXE_jwtd"))
+            .args(["serve", "--aud", "api", "--socket-mode", "666", "--keys"])
+            .arg(data("keys/HS256.public.jwks"))
+            .arg("--socket")
+            .arg(&socket)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("jwtd", || {
+        std::os::unix::net::UnixStream::connect(&socket).is_ok()
+    });
+    let (port, upstream_port) = (free_port(), free_port());
+    let conf = nginx_conf(&dir, &socket, port, upstream_port);
+    let _nginx = Stop(
+        Command::new(NGINX)
+            .arg("-c")
+            .arg(&conf)
+            .arg("-p")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("nginx", || TcpStream::connect(("127.0.0.1", port)).is_ok());
+
+    let mut claims = claims();
+    for (k, v) in [
+        ("iat", 1_700_000_000u64),
+        ("nbf", 1_700_000_000),
+        ("exp", 4_102_444_800),
+    ] {
+        claims[k] = serde_json::json!(v);
+    }
+    let good = token_with(Alg::HS256, serde_json::json!({}), &claims);
+    let (status, body) = get(port, "/api/orders", Some(&good));
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.ends_with("upstream reached, user=user-1234567890\n"),
+        "{body}"
+    );
+
+    let expired = token(Alg::HS256);
+    let (status, body) = get(port, "/api/orders", Some(&expired));
+    assert_eq!(status, 401, "{body}");
+    assert!(!body.contains("upstream reached"));
+    let (status, _) = get(port, "/api/orders", Some("garbage"));
+    assert_eq!(status, 401);
+    let (status, _) = get(port, "/api/orders", None);
+    assert_eq!(status, 401);
+    // Many subrequests in a row over the keepalive upstream.
+    for _ in 0..50 {
+        assert_eq!(get(port, "/api/orders", Some(&good)).0, 200);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
