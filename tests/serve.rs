@@ -812,3 +812,47 @@ fn sigterm_under_a_flood_leaves_no_torn_replies() {
     );
     assert!(d.child.wait().unwrap().success());
 }
+
+#[test]
+fn reload_command_is_for_admin_uids_only() {
+    let dir = temp_dir("reload-cmd");
+    let keys = dir.join("keys.jwks");
+    std::fs::copy(data("keys/HS256.public.jwks"), &keys).unwrap();
+    let keys_arg = keys.to_string_lossy().into_owned();
+    // This test process's uid is the daemon's uid: an admin by default.
+    let d = start_in(dir.clone(), &["--keys", &keys_arg]);
+    let es = token_with(Alg::ES256, serde_json::json!({}), &{
+        let mut c = claims();
+        c["exp"] = serde_json::json!(4_102_444_800u64);
+        c
+    });
+    assert!(exchange(&d.socket, format!("VERIFY {es}\n").as_bytes()).starts_with("ERR "));
+    std::fs::copy(data("keys/ES256.public.jwks"), &keys).unwrap();
+    // RELOAD, then a VERIFY pipelined behind it in the same write: it already sees the new keys.
+    let out = exchange(&d.socket, format!("RELOAD\nVERIFY {es}\n").as_bytes());
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], r#"OK {"reloaded":true,"keys_loaded":2}"#, "{out}");
+    assert!(lines[1].starts_with("OK "), "{out}");
+    // A broken key file: the reload fails and says why; the running keys stay.
+    std::fs::write(&keys, "{not json").unwrap();
+    let out = exchange(&d.socket, format!("RELOAD\nVERIFY {es}\n").as_bytes());
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("ERR reload_failed "), "{out}");
+    assert!(lines[1].starts_with("OK "), "{out}");
+    drop(d);
+
+    // With another admin uid configured, this peer is refused.
+    let dir = temp_dir("reload-forbidden");
+    let d = start_in(dir, &["--admin-uid", "4294967294"]);
+    let out = exchange(&d.socket, b"RELOAD\nPING\n");
+    assert_eq!(
+        out.lines()
+            .next()
+            .unwrap()
+            .split(' ')
+            .take(2)
+            .collect::<Vec<_>>(),
+        ["ERR", "forbidden"]
+    );
+    assert!(out.ends_with("PONG\n"));
+}

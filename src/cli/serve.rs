@@ -50,6 +50,9 @@ pub struct ServeArgs {
     /// Runtime worker threads (default: one per CPU).
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
+    /// A uid allowed to use admin commands such as RELOAD (repeatable; default: root and the daemon's own uid).
+    #[arg(long = "admin-uid", value_name = "UID")]
+    admin_uids: Vec<u32>,
     /// Copy a claim into a header of HTTP `/verify` answers (repeatable; default X-Jwt-Sub=sub).
     #[arg(long = "claim-header", value_name = "HEADER=CLAIM", value_parser = server::http::parse_claim_header)]
     claim_headers: Vec<(HeaderName, String)>,
@@ -132,7 +135,16 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     if claim_headers.is_empty() {
         claim_headers.push((HeaderName::from_static("x-jwt-sub"), "sub".into()));
     }
-    let shared = Arc::new(Shared::new(issuers, limits.max_line, claim_headers));
+    let source = Arc::new(source);
+    let mut shared = Shared::new(issuers, limits.max_line, claim_headers);
+    if !args.admin_uids.is_empty() {
+        shared.admin_uids = args.admin_uids.clone();
+    }
+    let reload_source = source.clone();
+    shared.reloader = Some(Box::new(move || {
+        reload_source.load().map(|(issuers, _)| issuers)
+    }));
+    let shared = Arc::new(shared);
     let (std_listener, socket_file) = server::socket::bind(&socket, mode)?;
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();
@@ -142,12 +154,11 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     let rt = rt
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let source = Arc::new(source);
     let result = rt.block_on(async {
         let listener =
             tokio::net::UnixListener::from_std(std_listener).map_err(|e| format!("{}: {e}", socket.display()))?;
         let shutdown = CancellationToken::new();
-        spawn_signal_handlers(shutdown.clone(), shared.clone(), source)?;
+        spawn_signal_handlers(shutdown.clone(), shared.clone())?;
         jwtd::say!(
             "jwtd: serving on {} ({} keys): line protocol and HTTP/1.1; SIGHUP reloads, SIGTERM stops",
             socket.display(),
@@ -222,11 +233,7 @@ mod dev {
 
 /// SIGINT/SIGTERM cancel `shutdown`; SIGHUP reloads keys and configuration, keeping the old ones when the new
 /// ones are invalid.
-fn spawn_signal_handlers(
-    shutdown: CancellationToken,
-    shared: Arc<Shared>,
-    source: Arc<Source>,
-) -> Result<(), String> {
+fn spawn_signal_handlers(shutdown: CancellationToken, shared: Arc<Shared>) -> Result<(), String> {
     use tokio::signal::unix::{SignalKind, signal};
     let handler = |kind| signal(kind).map_err(|e| format!("signal handler: {e}"));
     let mut term = handler(SignalKind::terminate())?;
@@ -246,15 +253,11 @@ fn spawn_signal_handlers(
                 _ = hup.recv() => {}
                 _ = shutdown.cancelled() => return,
             }
-            let source = source.clone();
-            match tokio::task::spawn_blocking(move || source.load()).await {
-                Ok(Ok((issuers, _))) => {
-                    let keys = issuers.keys_loaded();
-                    shared.reload(issuers);
-                    jwtd::say!(
-                        "jwtd: reloaded ({keys} keys); socket settings apply at the next start"
-                    );
-                }
+            let shared = shared.clone();
+            match tokio::task::spawn_blocking(move || shared.reload_now()).await {
+                Ok(Ok(keys)) => jwtd::say!(
+                    "jwtd: reloaded ({keys} keys); socket settings apply at the next start"
+                ),
                 Ok(Err(e)) => {
                     jwtd::say!("jwtd: reload failed, still serving the previous configuration: {e}")
                 }

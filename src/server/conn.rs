@@ -14,11 +14,13 @@ use crate::issuers::Issuers;
 
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Serves one connection until EOF, a fatal protocol error, an I/O error or shutdown.
+/// Serves one connection until EOF, a fatal protocol error, an I/O error or shutdown. `peer_uid` (from
+/// SO_PEERCRED) decides whether admin commands are allowed.
 pub async fn serve<S>(
     mut stream: S,
     shared: &Shared,
     shutdown: &CancellationToken,
+    peer_uid: Option<u32>,
 ) -> io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -41,21 +43,22 @@ where
         let eof = n == 0;
         let now = super::unix_now();
         // One snapshot of the issuers per batch: a reload never shows a batch half old, half new.
-        let issuers = shared.issuers.load();
+        let mut issuers = shared.issuers.load();
         let mut batch = Batch::default();
         let mut start = 0;
         let mut close = false;
         loop {
             match line::frame(&buf[start..], max_line) {
                 Frame::Line { len, consumed } => {
-                    answer(
-                        &buf[start..start + len],
-                        shared,
-                        &issuers,
-                        now,
-                        &mut out,
-                        &mut batch,
-                    );
+                    let line = &buf[start..start + len];
+                    if line::parse(line) == Request::Reload {
+                        batch.requests += 1;
+                        reload(shared, peer_uid, &mut out, &mut batch).await;
+                        // Requests after RELOAD in the same batch see the new configuration.
+                        issuers = shared.issuers.load();
+                    } else {
+                        answer(line, shared, &issuers, now, &mut out, &mut batch);
+                    }
                     start += consumed;
                 }
                 Frame::Incomplete => break,
@@ -84,6 +87,39 @@ where
         if eof {
             // A half-written last line is dropped: the client never finished it.
             return stream.shutdown().await;
+        }
+    }
+}
+
+/// `RELOAD`: admins only; the reload runs on the blocking pool and the answer says how it went.
+async fn reload(shared: &Shared, peer_uid: Option<u32>, out: &mut Vec<u8>, batch: &mut Batch) {
+    if !peer_uid.is_some_and(|uid| shared.admin_uids.contains(&uid)) {
+        batch.protocol_errors += 1;
+        line::protocol_err(
+            out,
+            "forbidden",
+            "RELOAD is an admin command; this peer's uid is not an admin uid",
+        );
+        return;
+    }
+    // Reading key files is blocking I/O: keep it off the runtime's worker (where a runtime allows it).
+    let result = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+            tokio::task::block_in_place(|| shared.reload_now())
+        }
+        _ => shared.reload_now(),
+    };
+    match result {
+        Ok(keys) => {
+            out.extend_from_slice(
+                format!("OK {{\"reloaded\":true,\"keys_loaded\":{keys}}}\n").as_bytes(),
+            );
+            crate::say!("jwtd: reloaded by RELOAD ({keys} keys)");
+        }
+        Err(e) => {
+            batch.protocol_errors += 1;
+            line::protocol_err(out, "reload_failed", &e.replace('\n', " "));
+            crate::say!("jwtd: RELOAD failed, still serving the previous configuration: {e}");
         }
     }
 }
@@ -117,6 +153,8 @@ fn answer(
             out.extend_from_slice(shared.stats.to_json(issuers.keys_loaded()).as_bytes());
             out.push(b'\n');
         }
+        // Handled by `reload` before `answer` is called.
+        Request::Reload => {}
         Request::Unknown(_) => {
             batch.protocol_errors += 1;
             line::protocol_err(

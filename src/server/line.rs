@@ -9,6 +9,8 @@ pub enum Request<'a> {
     Verify(&'a [u8]),
     Ping,
     Stats,
+    /// Admin: re-read keys and configuration.
+    Reload,
     /// An unknown verb (or a known verb used wrongly): answered with `ERR unknown_command`, connection kept.
     Unknown(&'a [u8]),
 }
@@ -53,6 +55,7 @@ pub fn parse(line: &[u8]) -> Request<'_> {
     match line {
         b"PING" => Request::Ping,
         b"STATS" => Request::Stats,
+        b"RELOAD" => Request::Reload,
         [b'V', b'E', b'R', b'I', b'F', b'Y', b' ', token @ ..] => Request::Verify(token),
         other => Request::Unknown(other),
     }

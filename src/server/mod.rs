@@ -24,8 +24,10 @@ use arc_swap::ArcSwap;
 use crate::issuers::Issuers;
 use stats::Stats;
 
+/// Re-reads keys and configuration (the `RELOAD` command and SIGHUP).
+pub type Reloader = Box<dyn Fn() -> Result<Issuers, String> + Send + Sync>;
+
 /// What every connection shares.
-#[derive(Debug)]
 pub struct Shared {
     /// The issuers and their keys; swapped whole on reload, read without a lock (one atomic load per batch).
     pub issuers: ArcSwap<Issuers>,
@@ -34,6 +36,25 @@ pub struct Shared {
     pub max_line: usize,
     /// Claims copied into HTTP `/verify` response headers: (header, claim).
     pub claim_headers: Vec<(hyper::header::HeaderName, String)>,
+    /// Peers (by uid, from SO_PEERCRED) allowed to use admin commands.
+    pub admin_uids: Vec<u32>,
+    /// How to reload; `None` where reloading makes no sense (tests).
+    pub reloader: Option<Reloader>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("max_line", &self.max_line)
+            .field("admin_uids", &self.admin_uids)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The uid this process runs as (the owner of `/proc/self`), without `unsafe` libc calls.
+pub fn own_uid() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
 }
 
 impl Shared {
@@ -47,7 +68,21 @@ impl Shared {
             stats: Stats::default(),
             max_line,
             claim_headers,
+            admin_uids: [Some(0), own_uid()].into_iter().flatten().collect(),
+            reloader: None,
         }
+    }
+
+    /// Reloads through the reloader and swaps the result in; on failure the running issuers stay.
+    pub fn reload_now(&self) -> Result<usize, String> {
+        let reloader = self
+            .reloader
+            .as_ref()
+            .ok_or("reloading is not configured")?;
+        let issuers = reloader()?;
+        let keys = issuers.keys_loaded();
+        self.reload(issuers);
+        Ok(keys)
     }
 
     /// Swaps in a new set of issuers. Requests already holding the old set finish with it.
@@ -154,12 +189,13 @@ async fn dispatch(
     if !ok || first.is_empty() {
         return;
     }
+    let peer_uid = stream.peer_cred().ok().map(|c| c.uid());
     let http = is_http(&first);
     let stream = prefixed::Prefixed::new(first, stream);
     if http {
         let _ = http::serve(stream, shared.clone(), shutdown).await;
     } else {
-        let _ = conn::serve(stream, shared, shutdown).await;
+        let _ = conn::serve(stream, shared, shutdown, peer_uid).await;
     }
 }
 
