@@ -68,6 +68,19 @@ pub fn claims() -> Value {
     })
 }
 
+/// [`claims`] moved to be valid at the real clock (for tests of the daemon, which reads its own clock).
+pub fn live_claims() -> Value {
+    let mut c = claims();
+    for (k, v) in [
+        ("iat", 1_700_000_000u64),
+        ("nbf", 1_700_000_000),
+        ("exp", 4_102_444_800),
+    ] {
+        c[k] = json!(v);
+    }
+    c
+}
+
 /// Signs `claims` with the test key of `alg`, with header `{"alg","typ":"JWT","kid"}` plus `extra`.
 pub fn token_with(alg: Alg, extra: Value, claims: &Value) -> String {
     let mut h = json!({"alg": alg.name(), "typ": "JWT", "kid": format!("test-{alg}")});
