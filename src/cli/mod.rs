@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use jwtd::keys::SourceOptions;
+pub use jwtd::server::unix_now;
 use jwtd::{Alg, KeySet, Limits, Policy};
 
 #[derive(Parser, Debug)]
@@ -153,14 +154,6 @@ impl PolicyArgs {
             ..Limits::default()
         }
     }
-}
-
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// The reply line for one verification, in the format the daemon uses too.
