@@ -859,3 +859,49 @@ fn reload_command_is_for_admin_uids_only() {
     );
     assert!(out.ends_with("PONG\n"));
 }
+
+#[test]
+fn logs_name_tokens_by_digest_never_by_value() {
+    let dir = temp_dir("logs");
+    let socket = dir.join("jwtd.sock");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jwtd"))
+        .args(["serve", "--log-level", "debug", "--aud", "api", "--keys"])
+        .arg(data("keys/HS256.public.jwks"))
+        .arg("--socket")
+        .arg(&socket)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&socket);
+    let expired = token(Alg::HS256);
+    let good = valid_token();
+    let out = exchange(
+        &socket,
+        format!("VERIFY {expired}\nVERIFY {good}\n").as_bytes(),
+    );
+    assert_eq!(out.lines().count(), 2);
+    let _ = http(&socket, &get_verify(Some(&expired)));
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let digest = jwtd::crypto::token_digest(expired.as_bytes());
+    assert!(logs.contains(&digest) && logs.contains("expired"), "{logs}");
+    for t in [&expired, &good] {
+        // Neither the token nor any of its segments appears in the logs.
+        for segment in t.split('.') {
+            assert!(
+                !logs.contains(segment),
+                "a token segment leaked into the logs:\n{logs}"
+            );
+        }
+    }
+}

@@ -53,6 +53,9 @@ pub struct ServeArgs {
     /// A uid allowed to use admin commands such as RELOAD (repeatable; default: root and the daemon's own uid).
     #[arg(long = "admin-uid", value_name = "UID")]
     admin_uids: Vec<u32>,
+    /// Log level: error, warn, info, debug (per-rejection lines, tokens named by digest only) or trace.
+    #[arg(long, default_value = "info", value_name = "LEVEL")]
+    log_level: tracing::Level,
     /// Copy a claim into a header of HTTP `/verify` answers (repeatable; default X-Jwt-Sub=sub).
     #[arg(long = "claim-header", value_name = "HEADER=CLAIM", value_parser = server::http::parse_claim_header)]
     claim_headers: Vec<(HeaderName, String)>,
@@ -70,7 +73,7 @@ impl Source {
             Some(path) => {
                 let loaded = config::load(path)?;
                 for w in &loaded.warnings {
-                    jwtd::say!("jwtd: warning: {w}");
+                    tracing::warn!("{w}");
                 }
                 Ok((loaded.issuers, Some(loaded.config)))
             }
@@ -87,6 +90,13 @@ impl Source {
 }
 
 pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
+    // Logs go to stderr; a closed stderr must not stop the daemon, so write errors are not reported.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(args.log_level)
+        .with_target(false)
+        .log_internal_errors(false)
+        .try_init();
     let mut policy = args.policy.clone();
     let dev_token = if args.dev {
         Some(dev::prepare(&args.data_dir, &mut policy)?)
@@ -155,20 +165,27 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let result = rt.block_on(async {
-        let listener =
-            tokio::net::UnixListener::from_std(std_listener).map_err(|e| format!("{}: {e}", socket.display()))?;
+        let listener = tokio::net::UnixListener::from_std(std_listener)
+            .map_err(|e| format!("{}: {e}", socket.display()))?;
         let shutdown = CancellationToken::new();
         spawn_signal_handlers(shutdown.clone(), shared.clone())?;
-        jwtd::say!(
-            "jwtd: serving on {} ({} keys): line protocol and HTTP/1.1; SIGHUP reloads, SIGTERM stops",
-            socket.display(),
-            shared.issuers.load().keys_loaded()
+        tracing::info!(
+            socket = %socket.display(),
+            keys = shared.issuers.load().keys_loaded(),
+            "serving the line protocol and HTTP/1.1; SIGHUP reloads, SIGTERM stops"
         );
         if let Some(token) = &dev_token {
             dev::announce(&args.data_dir, &socket, token);
         }
-        server::run(listener, shared.clone(), &limits, shutdown, Duration::from_secs(5)).await;
-        jwtd::say!("jwtd: shut down");
+        server::run(
+            listener,
+            shared.clone(),
+            &limits,
+            shutdown,
+            Duration::from_secs(5),
+        )
+        .await;
+        tracing::info!("shut down");
         Ok::<(), String>(())
     });
     drop(socket_file);
@@ -255,13 +272,16 @@ fn spawn_signal_handlers(shutdown: CancellationToken, shared: Arc<Shared>) -> Re
             }
             let shared = shared.clone();
             match tokio::task::spawn_blocking(move || shared.reload_now()).await {
-                Ok(Ok(keys)) => jwtd::say!(
-                    "jwtd: reloaded ({keys} keys); socket settings apply at the next start"
-                ),
-                Ok(Err(e)) => {
-                    jwtd::say!("jwtd: reload failed, still serving the previous configuration: {e}")
+                Ok(Ok(keys)) => {
+                    tracing::info!(
+                        keys,
+                        "reloaded on SIGHUP; socket settings apply at the next start"
+                    )
                 }
-                Err(e) => jwtd::say!("jwtd: reload failed: {e}"),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "reload failed; still serving the previous configuration")
+                }
+                Err(e) => tracing::error!(error = %e, "reload task failed"),
             }
         }
     });

@@ -269,6 +269,13 @@ impl PreparedKey {
     }
 }
 
+/// A short, stable name for a token in logs: the first 12 hex digits of its SHA-256. Logs never carry the
+/// token itself (a bearer token in a log is a leaked credential).
+pub fn token_digest(token: &[u8]) -> String {
+    let d = backend::digest::digest(&backend::digest::SHA256, token);
+    d.as_ref()[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn strip_zeros(b: &[u8]) -> &[u8] {
     let i = b.iter().position(|&x| x != 0).unwrap_or(b.len());
     &b[i..]

@@ -114,12 +114,12 @@ async fn reload(shared: &Shared, peer_uid: Option<u32>, out: &mut Vec<u8>, batch
             out.extend_from_slice(
                 format!("OK {{\"reloaded\":true,\"keys_loaded\":{keys}}}\n").as_bytes(),
             );
-            crate::say!("jwtd: reloaded by RELOAD ({keys} keys)");
+            tracing::info!(keys, peer_uid, "reloaded by RELOAD");
         }
         Err(e) => {
             batch.protocol_errors += 1;
             line::protocol_err(out, "reload_failed", &e.replace('\n', " "));
-            crate::say!("jwtd: RELOAD failed, still serving the previous configuration: {e}");
+            tracing::warn!(error = %e, "RELOAD failed; still serving the previous configuration");
         }
     }
 }
@@ -141,6 +141,7 @@ fn answer(
             }
             Err(e) => {
                 batch.reject(&e);
+                tracing::debug!(token = %crate::crypto::token_digest(token), code = e.code(), "rejected");
                 line::err(out, &e);
             }
         },

@@ -120,6 +120,7 @@ fn verify(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
             }
             Err(e) => {
                 batch.reject(&e);
+                tracing::debug!(token = %crate::crypto::token_digest(token), code = e.code(), "rejected (http)");
                 rejected(&e)
             }
         },

@@ -223,7 +223,7 @@ pub async fn run(
             }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning or dying.
-                crate::say!("jwtd: accept failed: {e}; retrying in {backoff:?}");
+                tracing::warn!(error = %e, retry_in = ?backoff, "accept failed");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
                 continue;
