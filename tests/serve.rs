@@ -905,3 +905,55 @@ fn logs_name_tokens_by_digest_never_by_value() {
         }
     }
 }
+
+#[test]
+fn reloads_under_load_fail_no_request() {
+    let d = start("reload-load", &[]);
+    let good = valid_token();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (socket, stop, tokens) = (d.socket.clone(), stop.clone(), vec![good.clone(); 32]);
+            std::thread::spawn(move || {
+                let mut c = jwtd::client::Client::connect(&socket).unwrap();
+                let mut answered = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    for r in c.verify_many(&tokens).unwrap() {
+                        assert!(
+                            matches!(r, jwtd::client::Reply::Ok(_)),
+                            "failed during reload: {r:?}"
+                        );
+                        answered += 1;
+                    }
+                }
+                answered
+            })
+        })
+        .collect();
+    let pid = d.child.id().to_string();
+    for _ in 0..20 {
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    // Every reload must have landed while the clients kept going.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let stats = exchange(&d.socket, b"STATS\n");
+        let v: serde_json::Value =
+            serde_json::from_str(stats.trim_end().strip_prefix("STATS ").unwrap()).unwrap();
+        if v["reloads"].as_u64().unwrap() >= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no reload happened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answered: u64 = clients.into_iter().map(|c| c.join().unwrap()).sum();
+    assert!(answered > 0);
+}
