@@ -32,6 +32,8 @@ pub struct Config {
     pub socket: Option<PathBuf>,
     /// Octal, as a string: "660".
     pub socket_mode: Option<String>,
+    /// Group of the socket file (name or gid).
+    pub socket_group: Option<String>,
     pub max_line: Option<usize>,
     pub max_connections: Option<usize>,
     pub max_token_len: Option<usize>,

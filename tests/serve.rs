@@ -957,3 +957,30 @@ fn reloads_under_load_fail_no_request() {
     let answered: u64 = clients.into_iter().map(|c| c.join().unwrap()).sum();
     assert!(answered > 0);
 }
+
+#[test]
+fn socket_group_is_set_or_refused() {
+    use std::os::unix::fs::MetadataExt;
+    // As root (CI), a group that is not the default one, by name; otherwise our own primary group.
+    let me = std::fs::metadata("/proc/self").unwrap();
+    let (group, gid) = if me.uid() == 0 {
+        ("daemon".to_string(), 1)
+    } else {
+        (me.gid().to_string(), me.gid())
+    };
+    let d = start("group", &["--socket-group", &group]);
+    assert_eq!(std::fs::metadata(&d.socket).unwrap().gid(), gid);
+    drop(d);
+    let dir = temp_dir("nogroup");
+    let out = Command::new(env!("CARGO_BIN_EXE_jwtd"))
+        .args(["serve", "--socket-group", "no-such-group-jwtd", "--keys"])
+        .arg(data("keys/HS256.public.jwks"))
+        .arg("--socket")
+        .arg(dir.join("jwtd.sock"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no group named"));
+    assert!(!dir.join("jwtd.sock").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -41,6 +41,9 @@ pub struct ServeArgs {
     /// Socket file mode, octal (default 660).
     #[arg(long, value_parser = config::parse_mode, value_name = "MODE")]
     socket_mode: Option<u32>,
+    /// Group of the socket file (name or gid), so that a service's group can connect with mode 660.
+    #[arg(long, value_name = "GROUP")]
+    socket_group: Option<String>,
     /// Longest request line, in bytes (longer lines get `ERR too_large` and the connection is closed).
     #[arg(long, value_name = "BYTES")]
     max_line: Option<usize>,
@@ -155,7 +158,13 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         reload_source.load().map(|(issuers, _)| issuers)
     }));
     let shared = Arc::new(shared);
-    let (std_listener, socket_file) = server::socket::bind(&socket, mode)?;
+    let group = args
+        .socket_group
+        .clone()
+        .or_else(|| file.and_then(|c| c.socket_group.clone()))
+        .map(|g| server::socket::resolve_group(&g))
+        .transpose()?;
+    let (std_listener, socket_file) = server::socket::bind(&socket, mode, group)?;
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();
     if let Some(n) = args.workers {

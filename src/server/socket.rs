@@ -31,6 +31,7 @@ impl Drop for SocketFile {
 pub fn bind(
     path: &Path,
     mode: u32,
+    group: Option<u32>,
 ) -> Result<(std::os::unix::net::UnixListener, SocketFile), String> {
     let shown = path.display();
     match std::fs::symlink_metadata(path) {
@@ -62,6 +63,9 @@ pub fn bind(
         path: path.to_path_buf(),
         ino,
     };
+    if let Some(gid) = group {
+        std::os::unix::fs::chown(path, None, Some(gid)).map_err(|e| fail("chgrp", e))?;
+    }
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(|e| fail("chmod", e))?;
     socket.listen(BACKLOG).map_err(|e| fail("listen", e))?;
@@ -69,4 +73,39 @@ pub fn bind(
         .set_nonblocking(true)
         .map_err(|e| fail("nonblocking", e))?;
     Ok((socket.into(), guard))
+}
+
+/// A group name (looked up in /etc/group) or a numeric gid.
+pub fn resolve_group(group: &str) -> Result<u32, String> {
+    if let Ok(gid) = group.parse::<u32>() {
+        return Ok(gid);
+    }
+    let groups = std::fs::read_to_string("/etc/group").map_err(|e| format!("/etc/group: {e}"))?;
+    groups
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            let gid = f.nth(1)?.parse::<u32>().ok()?;
+            Some((name, gid))
+        })
+        .find(|(name, _)| *name == group)
+        .map(|(_, gid)| gid)
+        .ok_or_else(|| format!("no group named {group:?} in /etc/group"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_resolve_by_name_or_number() {
+        assert_eq!(resolve_group("root"), Ok(0));
+        assert_eq!(resolve_group("4242"), Ok(4242));
+        assert!(
+            resolve_group("no-such-group-jwtd")
+                .unwrap_err()
+                .contains("no group named")
+        );
+    }
 }
