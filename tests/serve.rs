@@ -402,7 +402,11 @@ fn write_config(dir: &Path, body: &str) -> PathBuf {
 }
 
 fn start_config(tag: &str, body: &str) -> Daemon {
-    let dir = temp_dir(tag);
+    start_config_in(temp_dir(tag), body, Stdio::null())
+}
+
+/// Writes `body` as `dir/jwtd.toml` and serves it on `dir/jwtd.sock`.
+fn start_config_in(dir: PathBuf, body: &str, stderr: Stdio) -> Daemon {
     let config = write_config(&dir, body);
     let socket = dir.join("jwtd.sock");
     let child = Command::new(env!("CARGO_BIN_EXE_jwtd"))
@@ -412,12 +416,17 @@ fn start_config(tag: &str, body: &str) -> Daemon {
         .arg("--socket")
         .arg(&socket)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let d = Daemon { child, socket, dir };
     wait_for(&d.socket);
     d
+}
+
+/// A token for issuer `iss`, valid at the real clock, signed with the test key of `alg`.
+fn issuer_token(alg: Alg, iss: &str) -> String {
+    token_with(alg, serde_json::json!({}), &issuer_claims(iss))
 }
 
 /// Claims valid at the real clock for issuer `iss`.
@@ -452,34 +461,18 @@ fn config_file_routes_tokens_by_issuer() {
             es.display()
         ),
     );
-    let a = token_with(
-        Alg::HS256,
-        serde_json::json!({}),
-        &issuer_claims("https://a.example"),
-    );
-    let b = token_with(
-        Alg::ES256,
-        serde_json::json!({}),
-        &issuer_claims("https://b.example"),
-    );
+    let a = issuer_token(Alg::HS256, "https://a.example");
+    let b = issuer_token(Alg::ES256, "https://b.example");
     assert!(verify_line(&d.socket, &a).starts_with("OK "), "issuer a");
     assert!(verify_line(&d.socket, &b).starts_with("OK "), "issuer b");
     // An issuer only speaks for its own keys: a token claiming b but signed with a's key.
-    let forged = token_with(
-        Alg::HS256,
-        serde_json::json!({}),
-        &issuer_claims("https://b.example"),
-    );
+    let forged = issuer_token(Alg::HS256, "https://b.example");
     let out = verify_line(&d.socket, &forged);
     assert!(
         out.starts_with("ERR unknown_key ") || out.starts_with("ERR alg_not_allowed "),
         "{out}"
     );
-    let stranger = token_with(
-        Alg::HS256,
-        serde_json::json!({}),
-        &issuer_claims("https://c.example"),
-    );
+    let stranger = issuer_token(Alg::HS256, "https://c.example");
     assert!(verify_line(&d.socket, &stranger).starts_with("ERR unknown_issuer "));
     let mut no_iss = issuer_claims("x");
     no_iss.as_object_mut().unwrap().remove("iss");
@@ -550,34 +543,22 @@ fn sighup_reloads_keys_and_keeps_serving_on_a_bad_reload() {
     let dir = temp_dir("reload");
     let keys = dir.join("keys.jwks");
     std::fs::copy(data("keys/HS256.public.jwks"), &keys).unwrap();
-    let config = write_config(
-        &dir,
-        &format!(
-            "[[issuer]]\niss = \"https://a.example\"\nkeys = [\"{}\"]\naudiences = [\"api\"]\n",
-            keys.display()
-        ),
+    let body = format!(
+        "[[issuer]]\niss = \"https://a.example\"\nkeys = [\"{}\"]\naudiences = [\"api\"]\n",
+        keys.display()
     );
-    let socket = dir.join("jwtd.sock");
-    let child = Command::new(env!("CARGO_BIN_EXE_jwtd"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .arg("--socket")
-        .arg(&socket)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let d = Daemon { child, socket, dir };
-    wait_for(&d.socket);
-    let hs = token_with(
-        Alg::HS256,
-        serde_json::json!({}),
-        &issuer_claims("https://a.example"),
-    );
-    let es = token_with(
-        Alg::ES256,
-        serde_json::json!({}),
-        &issuer_claims("https://a.example"),
-    );
+    let mut d = start_config_in(dir.clone(), &body, Stdio::piped());
+    let config = dir.join("jwtd.toml");
+    // The daemon's log lines, to know when a (failed) reload has happened.
+    let (log_tx, logs) = std::sync::mpsc::channel::<String>();
+    let stderr = d.child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            let _ = log_tx.send(line);
+        }
+    });
+    let hs = issuer_token(Alg::HS256, "https://a.example");
+    let es = issuer_token(Alg::ES256, "https://a.example");
     assert!(verify_line(&d.socket, &hs).starts_with("OK "));
     assert!(verify_line(&d.socket, &es).starts_with("ERR "));
 
@@ -620,7 +601,20 @@ fn sighup_reloads_keys_and_keeps_serving_on_a_bad_reload() {
     // A broken reload keeps the running configuration.
     std::fs::write(&config, "this is not toml [").unwrap();
     hup(&d);
-    std::thread::sleep(Duration::from_millis(300));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let line = logs
+            .recv_timeout(Duration::from_secs(20))
+            .expect("no log line about the reload");
+        if line.contains("reload failed") {
+            assert!(
+                line.contains("jwtd.toml"),
+                "the failure names the file: {line}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no failed-reload log line");
+    }
     assert_eq!(reloads(&d), 1);
     assert!(
         verify_line(&d.socket, &es).starts_with("OK "),
@@ -764,7 +758,8 @@ fn sigterm_while_clients_pipeline_answers_what_was_received() {
     let mut pong = [0u8; 5];
     s.read_exact(&mut pong).unwrap();
     // 60 requests (about 40 KiB) fit in the socket buffer: once write_all returns they are all with the
-    // daemon. Signal at once, while it is still answering them.
+    // daemon, and the signal follows at once. The daemon may have answered them before the signal lands
+    // (then this checks a clean close) or drains them after it (conn.rs): either way, all 60 are answered.
     let n = 60;
     let batch: String = (0..n).map(|_| format!("VERIFY {good}\n")).collect();
     s.write_all(batch.as_bytes()).unwrap();
