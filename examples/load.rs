@@ -1,55 +1,51 @@
-//! A quick closed-loop load generator for `jwtd serve` (the full `jwtd bench` is issue 5): C connections,
-//! each pipelining D `VERIFY` requests per round trip with `jwtd::client`, for S seconds; prints requests/s.
+//! A quick closed-loop load run against `jwtd serve` (the full `jwtd bench` comes later): C connections, each
+//! pipelining D `VERIFY` requests per round trip, for S seconds; prints verifications/s. Every token in
+//! TOKEN_FILE (one per line) is expected to be accepted; any other answer fails the run.
 //!
-//! `cargo run --release --example load -- SOCKET TOKEN_FILE [connections=16] [depth=16] [seconds=5]`
+//! `cargo run --release --example load -- SOCKET TOKEN_FILE [connections=16] [depth=16] [seconds=5] [threads=1]`
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use jwtd::loadgen::{self, ClosedLoop, Corpus};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
-        eprintln!("usage: load SOCKET TOKEN_FILE [connections] [depth] [seconds]");
+        eprintln!("usage: load SOCKET TOKEN_FILE [connections] [depth] [seconds] [threads]");
         std::process::exit(2);
     }
-    let socket = args[1].clone();
-    let token = std::fs::read_to_string(&args[2])
-        .expect("token file")
-        .trim()
-        .to_string();
-    let arg = |i: usize, d: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
-    let (connections, depth, seconds) = (arg(3, 16), arg(4, 16), arg(5, 5));
-    let deadline = Instant::now() + Duration::from_secs(seconds as u64);
-    let start = Instant::now();
-    let threads: Vec<_> = (0..connections)
-        .map(|_| {
-            let (socket, tokens) = (socket.clone(), vec![token.clone(); depth]);
-            std::thread::spawn(move || {
-                let mut c = jwtd::client::Client::connect(&socket).expect("connect");
-                let (mut ok, mut bad) = (0u64, 0u64);
-                while Instant::now() < deadline {
-                    for r in c.verify_many(&tokens).expect("verify") {
-                        match r {
-                            jwtd::client::Reply::Ok(_) => ok += 1,
-                            jwtd::client::Reply::Err { .. } => bad += 1,
-                        }
-                    }
-                }
-                (ok, bad)
-            })
-        })
-        .collect();
-    let (mut ok, mut bad) = (0, 0);
-    for t in threads {
-        let (o, b) = t.join().expect("thread");
-        ok += o;
-        bad += b;
+    let text = std::fs::read_to_string(&args[2]).unwrap_or_else(|e| {
+        eprintln!("{}: {e}", args[2]);
+        std::process::exit(2)
+    });
+    let mut corpus = Corpus::default();
+    for t in text.lines().map(str::trim).filter(|t| !t.is_empty()) {
+        corpus.push(t, true).expect("token");
     }
-    let secs = start.elapsed().as_secs_f64();
+    let arg = |i: usize, d: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
+    let cfg = ClosedLoop {
+        connections: arg(3, 16),
+        depth: arg(4, 16),
+        duration: Duration::from_secs(arg(5, 5) as u64),
+        threads: arg(6, 1),
+        max_requests: None,
+    };
+    let r = loadgen::run(args[1].as_ref(), &corpus, &cfg).unwrap_or_else(|e| {
+        eprintln!("load: {e}");
+        std::process::exit(1)
+    });
     println!(
-        "connections={connections} depth={depth}: {:.0} verifications/s ({ok} ok, {bad} rejected in {secs:.1} s)",
-        (ok + bad) as f64 / secs
+        "connections={} depth={} threads={}: {:.0} verifications/s ({} ok, {} rejected, {} unexpected, {:.1} s)",
+        cfg.connections,
+        cfg.depth,
+        cfg.threads,
+        r.per_second(),
+        r.ok,
+        r.rejected,
+        r.mismatches,
+        r.elapsed.as_secs_f64()
     );
-    if bad > 0 {
+    if r.mismatches > 0 {
         std::process::exit(1);
     }
 }

@@ -44,6 +44,7 @@ pub mod issuers;
 pub mod json;
 pub mod jws;
 pub mod keys;
+pub mod loadgen;
 pub mod server;
 pub mod verify;
 
