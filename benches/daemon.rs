@@ -61,7 +61,13 @@ fn start_jwtd() -> (Server, PathBuf) {
     std::fs::write(dir.join("secret"), SECRET).expect("secret");
     let socket = dir.join("jwtd.sock");
     let child = Command::new(env!("CARGO_BIN_EXE_jwtd"))
-        .args(["serve", "--alg", "HS256", "--iss", "https://idp.example.com"])
+        .args([
+            "serve",
+            "--alg",
+            "HS256",
+            "--iss",
+            "https://idp.example.com",
+        ])
         .args(["--aud", "api", "--log-level", "warn", "--secret"])
         .arg(dir.join("secret"))
         .arg("--socket")
@@ -79,7 +85,15 @@ fn start_redis() -> Option<(Server, PathBuf)> {
     let dir = scratch("redis");
     let socket = dir.join("redis.sock");
     let child = Command::new("redis-server")
-        .args(["--port", "0", "--save", "", "--appendonly", "no", "--unixsocket"])
+        .args([
+            "--port",
+            "0",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--unixsocket",
+        ])
         .arg(&socket)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -148,7 +162,9 @@ fn bench(c: &mut Criterion) {
             let set = format!("*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$300\r\n{value}\r\n");
             round_trip(&mut s, set.as_bytes(), &mut buf, |b| b.ends_with(b"\r\n"));
             assert_eq!(buf, b"+OK\r\n");
-            let get = "*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n".repeat(DEPTH).into_bytes();
+            let get = "*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n"
+                .repeat(DEPTH)
+                .into_bytes();
             // Each reply is "$300\r\n" + 300 bytes + "\r\n".
             let reply_len = 6 + 300 + 2;
             g.bench_function("redis_get_300b", |b| {

@@ -23,6 +23,7 @@ use crate::claims::Policy;
 use crate::issuers::Issuers;
 use crate::jws::Limits;
 use crate::keys::{KeySet, LoadReport, SourceOptions};
+use crate::server::http;
 use crate::verify::Verifier;
 
 /// The whole file.
@@ -39,9 +40,59 @@ pub struct Config {
     pub max_token_len: Option<usize>,
     pub max_json_depth: Option<usize>,
     #[serde(default)]
-    pub claim_headers: HashMap<String, String>,
+    pub http: HttpConfig,
     #[serde(rename = "issuer", default)]
     pub issuers: Vec<IssuerConfig>,
+}
+
+/// The `[http]` table: auth subrequests.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Also serve on this TCP address (for proxies that cannot reach a Unix socket).
+    pub listen: Option<std::net::SocketAddr>,
+    pub verify_path: Option<String>,
+    pub token_header: Option<String>,
+    pub token_cookie: Option<String>,
+    /// Header name → claim copied into `/verify` answers.
+    #[serde(default)]
+    pub claim_headers: std::collections::BTreeMap<String, String>,
+}
+
+impl Config {
+    /// The HTTP options this file asks for, on top of the defaults (`None` fields stay default). Errors name
+    /// the file and key.
+    pub fn http_options(&self, shown: &str) -> Result<http::Options, String> {
+        use crate::server::http as h;
+        let mut o = h::Options::default();
+        let c = &self.http;
+        if let Some(p) = &c.verify_path {
+            o.verify_path =
+                h::parse_verify_path(p).map_err(|e| format!("{shown}: http.verify_path: {e}"))?;
+        }
+        if let Some(name) = &c.token_header {
+            o.token_header = Some(
+                h::parse_header_name(name)
+                    .map_err(|e| format!("{shown}: http.token_header: {e}"))?,
+            );
+        }
+        if let Some(name) = &c.token_cookie {
+            o.token_cookie = Some(
+                h::parse_cookie_name(name)
+                    .map_err(|e| format!("{shown}: http.token_cookie: {e}"))?,
+            );
+        }
+        if !c.claim_headers.is_empty() {
+            o.claim_headers.clear();
+            for (header, claim) in &c.claim_headers {
+                o.claim_headers.push(
+                    h::parse_claim_header(&format!("{header}={claim}"))
+                        .map_err(|e| format!("{shown}: http.claim_headers.{header}: {e}"))?,
+                );
+            }
+        }
+        Ok(o)
+    }
 }
 
 /// One `[[issuer]]` table.
@@ -102,6 +153,7 @@ fn build(config: &Config, base: &Path, shown: &str) -> Result<(Issuers, Vec<Stri
     if let Some(mode) = &config.socket_mode {
         parse_mode(mode).map_err(|e| format!("{shown}: socket_mode: {e}"))?;
     }
+    config.http_options(shown)?;
     let limits = Limits {
         max_token_len: config
             .max_token_len

@@ -126,9 +126,7 @@ pub fn run(socket: &Path, corpus: &Corpus, cfg: &ClosedLoop) -> io::Result<Repor
                         .into_iter()
                         .map(|c| {
                             let (socket, corpus) = (socket.clone(), corpus.clone());
-                            tokio::spawn(connection(
-                                socket, corpus, c, depth, deadline, budget,
-                            ))
+                            tokio::spawn(connection(socket, corpus, c, depth, deadline, budget))
                         })
                         .collect();
                     let mut total = Report::default();

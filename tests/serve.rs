@@ -330,6 +330,102 @@ fn http_verify_for_auth_subrequests() {
 }
 
 #[test]
+fn http_token_from_a_custom_header_or_cookie_on_a_custom_path() {
+    let d = start(
+        "http-src",
+        &[
+            "--verify-path",
+            "/auth",
+            "--token-header",
+            "X-Access-Token",
+            "--token-cookie",
+            "session",
+        ],
+    );
+    let good = valid_token();
+    let req = |path: &str, headers: &str| {
+        http(
+            &d.socket,
+            &format!("GET {path} HTTP/1.1\r\nHost: jwtd\r\n{headers}Connection: close\r\n\r\n"),
+        )
+    };
+    let status = |out: &str| out.get(9..12).unwrap_or("").to_string();
+    // The header, bare or with a Bearer prefix.
+    assert_eq!(
+        status(&req("/auth", &format!("X-Access-Token: {good}\r\n"))),
+        "200"
+    );
+    assert_eq!(
+        status(&req("/auth", &format!("x-access-token: Bearer {good}\r\n"))),
+        "200"
+    );
+    // The cookie, among others, when the header is absent (Envoy-style path suffix too).
+    let cookie = format!("Cookie: theme=dark; session={good}; lang=en\r\n");
+    assert_eq!(status(&req("/auth", &cookie)), "200");
+    assert_eq!(status(&req("/auth/orders/17?x=1", &cookie)), "200");
+    // A present header wins over the cookie: a bad header is not rescued by a good cookie.
+    let out = req("/auth", &format!("X-Access-Token: garbage\r\n{cookie}"));
+    assert_eq!(status(&out), "401", "{out}");
+    assert!(out.contains("error_description="), "{out}");
+    // Authorization is no longer where the token is looked for.
+    let out = req("/auth", &format!("Authorization: Bearer {good}\r\n"));
+    assert_eq!(status(&out), "401", "{out}");
+    assert!(
+        out.to_ascii_lowercase()
+            .contains("www-authenticate: bearer\r\n"),
+        "{out}"
+    );
+    // An empty token header is a malformed request, not an absent one.
+    let out = req("/auth", "X-Access-Token: \r\n");
+    assert!(out.contains("invalid_request"), "{out}");
+    // The old path and look-alikes are not auth paths.
+    assert_eq!(status(&req("/verify", &cookie)), "404");
+    assert_eq!(status(&req("/authx", &cookie)), "404");
+}
+
+#[test]
+fn http_listen_serves_tcp_on_loopback_without_admin_rights() {
+    use std::net::{TcpListener, TcpStream};
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let _d = start("tcp", &["--http-listen", &addr]);
+    let talk = |raw: &[u8]| {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(raw).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let out = talk(get_verify(Some(&valid_token())).as_bytes());
+    assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
+    assert!(talk(b"PING\n") == "PONG\n");
+    // No SO_PEERCRED over TCP: admin commands are refused, even for the daemon's own uid.
+    assert!(talk(b"RELOAD\n").starts_with("ERR forbidden "));
+}
+
+#[test]
+fn a_verify_path_that_would_shadow_the_daemons_endpoints_is_refused() {
+    for path in ["/", "/metrics", "relative", "/healthz/x"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_jwtd"))
+            .args(["serve", "--allow-no-exp", "--verify-path", path])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{path}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--verify-path"),
+            "{path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
 fn http_introspection_health_and_metrics() {
     let d = start("http2", &[]);
     let good = valid_token();
@@ -446,6 +542,11 @@ fn config_file_routes_tokens_by_issuer() {
         "config",
         &format!(
             r#"
+            [http]
+            verify_path = "/auth"
+            token_cookie = "at"
+            claim_headers = {{ X-Jwt-Iss = "iss" }}
+
             [[issuer]]
             iss = "https://a.example"
             keys = ["{}"]
@@ -478,6 +579,17 @@ fn config_file_routes_tokens_by_issuer() {
     no_iss.as_object_mut().unwrap().remove("iss");
     let t = token_with(Alg::HS256, serde_json::json!({}), &no_iss);
     assert!(verify_line(&d.socket, &t).starts_with("ERR unknown_issuer "));
+    // The [http] table: path, cookie and claim headers.
+    let out = http(
+        &d.socket,
+        &format!("GET /auth HTTP/1.1\r\nHost: x\r\nCookie: at={b}\r\nConnection: close\r\n\r\n"),
+    );
+    assert!(out.starts_with("HTTP/1.1 200 "), "{out}");
+    assert!(
+        out.to_ascii_lowercase()
+            .contains("x-jwt-iss: https://b.example\r\n"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -516,6 +628,20 @@ fn invalid_configs_are_refused_with_file_and_key_path() {
             "socket_mode",
         ),
         ("[[issuer]\n", "jwtd.toml"),
+        (
+            &format!(
+                "[http]\nverify_path = \"/metrics\"\n[[issuer]]\niss = \"x\"\nkeys = [\"{}\"]\n",
+                hs.display()
+            ),
+            "http.verify_path",
+        ),
+        (
+            &format!(
+                "[http]\ntoken_cookie = \"a;b\"\n[[issuer]]\niss = \"x\"\nkeys = [\"{}\"]\n",
+                hs.display()
+            ),
+            "http.token_cookie",
+        ),
     ];
     for (body, want) in cases {
         let config = write_config(&dir, body);

@@ -31,8 +31,8 @@ enum Command {
     Keygen(keygen::KeygenArgs),
     /// Run the verifier on an embedded, generated key set and sample tokens (valid and attacks).
     Demo(demo::DemoArgs),
-    /// Serve verification on a Unix socket (line protocol; see docs/PROTOCOL.md).
-    Serve(serve::ServeArgs),
+    /// Serve verification on a Unix socket (line protocol and HTTP/1.1; see docs/PROTOCOL.md).
+    Serve(Box<serve::ServeArgs>),
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode, String> {
@@ -41,7 +41,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Sign(a) => sign::run(a),
         Command::Keygen(a) => keygen::run(a),
         Command::Demo(a) => demo::run(a),
-        Command::Serve(a) => serve::run(a),
+        Command::Serve(a) => serve::run(*a),
     }
 }
 

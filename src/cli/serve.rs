@@ -62,6 +62,20 @@ pub struct ServeArgs {
     /// Copy a claim into a header of HTTP `/verify` answers (repeatable; default X-Jwt-Sub=sub).
     #[arg(long = "claim-header", value_name = "HEADER=CLAIM", value_parser = server::http::parse_claim_header)]
     claim_headers: Vec<(HeaderName, String)>,
+    /// Path of HTTP auth subrequests, any method; PATH/… matches too (Envoy ext_authz appends the original
+    /// path) [default: /verify].
+    #[arg(long, value_name = "PATH", value_parser = server::http::parse_verify_path)]
+    verify_path: Option<String>,
+    /// Header that holds the token as is (a "Bearer " prefix is removed) [default: Authorization: Bearer].
+    #[arg(long, value_name = "NAME", value_parser = server::http::parse_header_name)]
+    token_header: Option<HeaderName>,
+    /// Also listen on this TCP address, e.g. 127.0.0.1:9191, for proxies that cannot reach a Unix socket
+    /// (Traefik forward-auth). Both protocols are served; TCP peers never get admin commands.
+    #[arg(long, value_name = "ADDR")]
+    http_listen: Option<std::net::SocketAddr>,
+    /// Cookie that holds the token, tried when the token header is absent.
+    #[arg(long, value_name = "NAME", value_parser = server::http::parse_cookie_name)]
+    token_cookie: Option<String>,
 }
 
 /// Builds the issuers from the config file or the flags; also what the reload signal calls.
@@ -137,19 +151,25 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
             .or(file.and_then(|c| c.max_connections))
             .unwrap_or(defaults.max_connections),
     };
-    let mut claim_headers = args.claim_headers.clone();
-    if let Some(c) = file {
-        for (header, claim) in &c.claim_headers {
-            claim_headers.push(server::http::parse_claim_header(&format!(
-                "{header}={claim}"
-            ))?);
-        }
+    // Flags override the file's [http] table, which overrides the defaults.
+    let mut http = match (file, &args.config) {
+        (Some(c), Some(path)) => c.http_options(&path.display().to_string())?,
+        _ => server::http::Options::default(),
+    };
+    if !args.claim_headers.is_empty() {
+        http.claim_headers = args.claim_headers.clone();
     }
-    if claim_headers.is_empty() {
-        claim_headers.push((HeaderName::from_static("x-jwt-sub"), "sub".into()));
+    if let Some(p) = &args.verify_path {
+        http.verify_path = p.clone();
+    }
+    if let Some(h) = &args.token_header {
+        http.token_header = Some(h.clone());
+    }
+    if let Some(c) = &args.token_cookie {
+        http.token_cookie = Some(c.clone());
     }
     let source = Arc::new(source);
-    let mut shared = Shared::new(issuers, limits.max_line, claim_headers);
+    let mut shared = Shared::new(issuers, limits.max_line, http);
     if !args.admin_uids.is_empty() {
         shared.admin_uids = args.admin_uids.clone();
     }
@@ -165,6 +185,19 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         .map(|g| server::socket::resolve_group(&g))
         .transpose()?;
     let (std_listener, socket_file) = server::socket::bind(&socket, mode, group)?;
+    let tcp = match args.http_listen.or(file.and_then(|c| c.http.listen)) {
+        None => None,
+        Some(addr) => {
+            let l = std::net::TcpListener::bind(addr)
+                .map_err(|e| format!("--http-listen {addr}: {e}"))?;
+            l.set_nonblocking(true)
+                .map_err(|e| format!("--http-listen {addr}: {e}"))?;
+            if !addr.ip().is_loopback() {
+                tracing::warn!(%addr, "the TCP listener is not on a loopback address: anything that reaches it can use jwtd");
+            }
+            Some((addr, l))
+        }
+    };
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();
     if let Some(n) = args.workers {
@@ -174,8 +207,16 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let result = rt.block_on(async {
-        let listener = tokio::net::UnixListener::from_std(std_listener)
+        let unix = tokio::net::UnixListener::from_std(std_listener)
             .map_err(|e| format!("{}: {e}", socket.display()))?;
+        let tcp = match tcp {
+            None => None,
+            Some((addr, l)) => {
+                tracing::info!(addr = %l.local_addr().unwrap_or(addr), "also serving on TCP");
+                Some(tokio::net::TcpListener::from_std(l).map_err(|e| format!("{addr}: {e}"))?)
+            }
+        };
+        let listener = server::Listeners { unix, tcp };
         let shutdown = CancellationToken::new();
         spawn_signal_handlers(shutdown.clone(), shared.clone())?;
         tracing::info!(

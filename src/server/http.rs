@@ -21,6 +21,75 @@ use crate::error::Error;
 /// Largest accepted request body (introspection forms), in bytes.
 const MAX_BODY: usize = 64 * 1024;
 
+/// How auth subrequests are recognised and where their token is.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Path of auth subrequests, any method. `PATH/anything` matches too: Envoy ext_authz (HTTP mode) appends
+    /// the original request's path to its `path_prefix`.
+    pub verify_path: String,
+    /// Header holding the token; `None` is `Authorization: Bearer <token>`. A custom header holds the bare
+    /// token (a `Bearer ` prefix is accepted and removed).
+    pub token_header: Option<HeaderName>,
+    /// Cookie holding the token, tried when the header is absent.
+    pub token_cookie: Option<String>,
+    /// Claims copied into `/verify` response headers: (header, claim).
+    pub claim_headers: Vec<(HeaderName, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            verify_path: "/verify".into(),
+            token_header: None,
+            token_cookie: None,
+            claim_headers: vec![(HeaderName::from_static("x-jwt-sub"), "sub".into())],
+        }
+    }
+}
+
+impl Options {
+    fn is_verify_path(&self, path: &str) -> bool {
+        path.strip_prefix(self.verify_path.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+}
+
+/// Checks a verify path: absolute, not `/`, and clear of the daemon's own endpoints — were `/metrics` an auth
+/// path too, a proxy would let through every request for `/metrics` that the daemon answers 200.
+pub fn parse_verify_path(s: &str) -> Result<String, String> {
+    let p = s.trim_end_matches('/');
+    if !s.starts_with('/') || p.is_empty() {
+        return Err(format!(
+            "{s:?}: expected an absolute path other than /, e.g. /verify"
+        ));
+    }
+    if p.bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b == b'?' || b == b'#')
+    {
+        return Err(format!("{s:?}: a path cannot hold whitespace, '?' or '#'"));
+    }
+    for own in ["/healthz", "/metrics", "/introspect"] {
+        if own == p || own.starts_with(&format!("{p}/")) || p.starts_with(&format!("{own}/")) {
+            return Err(format!("{s:?} overlaps the daemon's own endpoint {own}"));
+        }
+    }
+    Ok(p.to_string())
+}
+
+/// Checks a cookie name (an RFC 6265 token).
+pub fn parse_cookie_name(s: &str) -> Result<String, String> {
+    let bad = |b: u8| !b.is_ascii_graphic() || b"()<>@,;:\\\"/[]?={}".contains(&b);
+    if s.is_empty() || s.bytes().any(bad) {
+        return Err(format!("{s:?} is not a cookie name"));
+    }
+    Ok(s.to_string())
+}
+
+/// Checks a header name.
+pub fn parse_header_name(s: &str) -> Result<HeaderName, String> {
+    HeaderName::from_bytes(s.as_bytes()).map_err(|_| format!("{s:?} is not a header name"))
+}
+
 /// Serves HTTP/1.1 (keep-alive, pipelining) on one connection until the client closes or `shutdown`.
 pub async fn serve<S>(
     stream: S,
@@ -57,7 +126,7 @@ where
 
 async fn route(req: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
     match (req.method(), req.uri().path()) {
-        (_, "/verify") => verify(&req, shared),
+        (_, path) if shared.http.is_verify_path(path) => verify(&req, shared),
         (&Method::POST, "/introspect") => introspect(req, shared).await,
         (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/metrics") => metrics(shared),
@@ -86,13 +155,68 @@ fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     r
 }
 
-/// The bearer token of `Authorization: Bearer <token>` (scheme case-insensitive, RFC 6750 §2.1).
-fn bearer(req: &Request<Incoming>) -> Option<&[u8]> {
-    let v = req.headers().get(header::AUTHORIZATION)?.as_bytes();
-    let (scheme, rest) = v.split_at(v.iter().position(|&b| b == b' ')?);
-    scheme
-        .eq_ignore_ascii_case(b"bearer")
-        .then(|| rest.trim_ascii())
+/// Where a request's token was looked for, and what was found.
+#[derive(Debug, PartialEq, Eq)]
+enum Token<'a> {
+    Found(&'a [u8]),
+    /// No credentials at all: RFC 6750 §3.1 says answer without an error code.
+    Absent,
+    /// Credentials of the wrong shape (another scheme, an empty value).
+    Malformed(&'static str),
+}
+
+/// Finds the token: the configured header (default `Authorization: Bearer`, scheme case-insensitive, RFC
+/// 6750 §2.1), then the configured cookie.
+fn find_token<'a>(headers: &'a hyper::HeaderMap, opts: &Options) -> Token<'a> {
+    let from_header = match &opts.token_header {
+        None => headers.get(header::AUTHORIZATION).map(|v| {
+            let v = v.as_bytes();
+            match v.iter().position(|&b| b == b' ') {
+                Some(i) if v[..i].eq_ignore_ascii_case(b"bearer") => v[i..].trim_ascii(),
+                _ => b"",
+            }
+        }),
+        Some(name) => headers.get(name).map(|v| {
+            let v = v.as_bytes().trim_ascii();
+            match v.get(..7) {
+                Some(p) if p.eq_ignore_ascii_case(b"bearer ") => v[7..].trim_ascii(),
+                _ => v,
+            }
+        }),
+    };
+    match from_header {
+        Some([]) => {
+            return Token::Malformed("the token header is empty or not a Bearer credential");
+        }
+        Some(t) => return Token::Found(t),
+        None => {}
+    }
+    let Some(name) = &opts.token_cookie else {
+        return Token::Absent;
+    };
+    for v in headers.get_all(header::COOKIE) {
+        if let Some(t) = cookie(v.as_bytes(), name.as_bytes()) {
+            return match t {
+                [] => Token::Malformed("the token cookie is empty"),
+                t => Token::Found(t),
+            };
+        }
+    }
+    Token::Absent
+}
+
+/// The value of cookie `name` in a `Cookie` header (`a=1; b="2"`, RFC 6265 §4.2.1; quotes removed).
+fn cookie<'a>(header: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    header.split(|&b| b == b';').find_map(|pair| {
+        let pair = pair.trim_ascii();
+        let eq = pair.iter().position(|&b| b == b'=')?;
+        (pair[..eq].trim_ascii() == name).then(|| {
+            let v = pair[eq + 1..].trim_ascii();
+            v.strip_prefix(b"\"")
+                .and_then(|v| v.strip_suffix(b"\""))
+                .unwrap_or(v)
+        })
+    })
 }
 
 fn verify(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
@@ -100,18 +224,30 @@ fn verify(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
         requests: 1,
         ..Batch::default()
     };
-    let response = match bearer(req) {
-        None => {
+    let response = match find_token(req.headers(), &shared.http) {
+        Token::Absent => {
             batch.protocol_errors += 1;
             let mut r = json(
                 StatusCode::UNAUTHORIZED,
-                r#"{"error":"invalid_request","message":"no bearer token"}"#.into(),
+                r#"{"error":"invalid_request","message":"no token in the request"}"#.into(),
             );
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             r
         }
-        Some(token) => match shared.issuers.load().verify(token, super::unix_now()) {
+        Token::Malformed(why) => {
+            batch.protocol_errors += 1;
+            let mut r = json(
+                StatusCode::UNAUTHORIZED,
+                serde_json::json!({"error": "invalid_request", "message": why}).to_string(),
+            );
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_request\""),
+            );
+            r
+        }
+        Token::Found(token) => match shared.issuers.load().verify(token, super::unix_now()) {
             Ok(v) => {
                 batch.ok += 1;
                 let mut r = json(StatusCode::OK, v.claims_json().to_owned());
@@ -146,14 +282,14 @@ fn rejected(e: &Error) -> Response<Full<Bytes>> {
 
 /// Copies configured claims into response headers (`X-Jwt-Sub: …`) for the proxy to forward upstream.
 fn claim_headers(r: &mut Response<Full<Bytes>>, v: &crate::Verified, shared: &Shared) {
-    if shared.claim_headers.is_empty() {
+    if shared.http.claim_headers.is_empty() {
         return;
     }
     let claims: serde_json::Value = match serde_json::from_str(v.claims_json()) {
         Ok(c) => c,
         Err(_) => return,
     };
-    for (name, claim) in &shared.claim_headers {
+    for (name, claim) in &shared.http.claim_headers {
         let value = match claims.get(claim) {
             Some(serde_json::Value::String(s)) => s.clone(),
             Some(serde_json::Value::Array(a)) => a
@@ -232,10 +368,93 @@ pub fn parse_claim_header(s: &str) -> Result<(HeaderName, String), String> {
     let (name, claim) = s
         .split_once('=')
         .ok_or_else(|| format!("{s:?}: expected HEADER=claim, e.g. X-Jwt-Sub=sub"))?;
-    let name = HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| format!("{name:?} is not a header name"))?;
+    let name = parse_header_name(name)?;
     if claim.is_empty() {
         return Err(format!("{s:?}: the claim name is empty"));
     }
     Ok((name, claim.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> hyper::HeaderMap {
+        let mut h = hyper::HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                parse_header_name(k).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_other_schemes_are_malformed() {
+        let o = Options::default();
+        let t = |v: &str| match find_token(&headers(&[("authorization", v)]), &o) {
+            Token::Found(t) => Some(String::from_utf8(t.to_vec()).unwrap()),
+            _ => None,
+        };
+        assert_eq!(t("Bearer abc").as_deref(), Some("abc"));
+        assert_eq!(t("bEaReR   abc  ").as_deref(), Some("abc"));
+        assert_eq!(t("Basic abc"), None);
+        assert_eq!(t("Bearer"), None);
+        assert_eq!(find_token(&headers(&[]), &o), Token::Absent);
+        assert!(matches!(
+            find_token(&headers(&[("authorization", "Basic x")]), &o),
+            Token::Malformed(_)
+        ));
+    }
+
+    #[test]
+    fn cookies_are_found_by_exact_name_across_headers() {
+        assert_eq!(cookie(b"a=1; b=2", b"b"), Some(&b"2"[..]));
+        assert_eq!(cookie(b"a=1;b=\"2\"", b"b"), Some(&b"2"[..]));
+        assert_eq!(cookie(b"ab=1", b"b"), None);
+        assert_eq!(cookie(b"b", b"b"), None);
+        let o = Options {
+            token_cookie: Some("s".into()),
+            ..Options::default()
+        };
+        let h = headers(&[("cookie", "x=1"), ("cookie", "s=tok")]);
+        assert_eq!(find_token(&h, &o), Token::Found(b"tok"));
+        assert!(matches!(
+            find_token(&headers(&[("cookie", "s=")]), &o),
+            Token::Malformed(_)
+        ));
+    }
+
+    #[test]
+    fn verify_paths_match_exactly_or_as_a_prefix_segment() {
+        let o = Options {
+            verify_path: parse_verify_path("/auth/").unwrap(),
+            ..Options::default()
+        };
+        assert_eq!(o.verify_path, "/auth");
+        assert!(o.is_verify_path("/auth"));
+        assert!(o.is_verify_path("/auth/"));
+        assert!(o.is_verify_path("/auth/api/x"));
+        assert!(!o.is_verify_path("/authx"));
+        assert!(!o.is_verify_path("/"));
+        for bad in [
+            "",
+            "/",
+            "//",
+            "auth",
+            "/metrics",
+            "/introspect/",
+            "/healthz/x",
+            "/a b",
+            "/a?b",
+        ] {
+            assert!(parse_verify_path(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_verify_path("/metricsx").is_ok());
+        assert!(parse_cookie_name("session").is_ok());
+        for bad in ["", "a b", "a;b", "a=b"] {
+            assert!(parse_cookie_name(bad).is_err(), "{bad:?}");
+        }
+    }
 }

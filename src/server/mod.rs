@@ -34,8 +34,8 @@ pub struct Shared {
     pub stats: Stats,
     /// Longest accepted request line, in bytes.
     pub max_line: usize,
-    /// Claims copied into HTTP `/verify` response headers: (header, claim).
-    pub claim_headers: Vec<(hyper::header::HeaderName, String)>,
+    /// HTTP auth subrequests: path, token source, claim headers.
+    pub http: http::Options,
     /// Peers (by uid, from SO_PEERCRED) allowed to use admin commands.
     pub admin_uids: Vec<u32>,
     /// How to reload; `None` where reloading makes no sense (tests).
@@ -58,16 +58,12 @@ pub fn own_uid() -> Option<u32> {
 }
 
 impl Shared {
-    pub fn new(
-        issuers: Issuers,
-        max_line: usize,
-        claim_headers: Vec<(hyper::header::HeaderName, String)>,
-    ) -> Shared {
+    pub fn new(issuers: Issuers, max_line: usize, http: http::Options) -> Shared {
         Shared {
             issuers: ArcSwap::from_pointee(issuers),
             stats: Stats::default(),
             max_line,
-            claim_headers,
+            http,
             admin_uids: [Some(0), own_uid()].into_iter().flatten().collect(),
             reloader: None,
         }
@@ -161,12 +157,16 @@ fn is_http(first: &[u8]) -> bool {
 }
 
 /// Reads until the protocol is clear (a space or newline, 8 bytes, or EOF), then hands the connection, with
-/// those bytes put back, to HTTP or to the line protocol.
-async fn dispatch(
-    mut stream: tokio::net::UnixStream,
+/// those bytes put back, to HTTP or to the line protocol. `peer_uid` is the Unix peer's uid (SO_PEERCRED);
+/// TCP peers have none and are never admins.
+async fn dispatch<S>(
+    mut stream: S,
+    peer_uid: Option<u32>,
     shared: &Arc<Shared>,
     shutdown: &CancellationToken,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     use tokio::io::AsyncReadExt;
     let mut first = Vec::with_capacity(64);
     let sniff = async {
@@ -189,7 +189,6 @@ async fn dispatch(
     if !ok || first.is_empty() {
         return;
     }
-    let peer_uid = stream.peer_cred().ok().map(|c| c.uid());
     let http = is_http(&first);
     let stream = prefixed::Prefixed::new(first, stream);
     if http {
@@ -199,27 +198,62 @@ async fn dispatch(
     }
 }
 
+/// Where connections come from: the Unix socket, and optionally a TCP listener (for proxies that cannot
+/// reach a Unix socket, such as Traefik's forward-auth).
+#[derive(Debug)]
+pub struct Listeners {
+    pub unix: UnixListener,
+    pub tcp: Option<tokio::net::TcpListener>,
+}
+
+impl From<UnixListener> for Listeners {
+    fn from(unix: UnixListener) -> Self {
+        Listeners { unix, tcp: None }
+    }
+}
+
+enum Accepted {
+    Unix(tokio::net::UnixStream),
+    Tcp(tokio::net::TcpStream),
+}
+
+impl Listeners {
+    async fn accept(&self) -> std::io::Result<Accepted> {
+        let tcp = async {
+            match &self.tcp {
+                Some(l) => l.accept().await.map(|(s, _)| Accepted::Tcp(s)),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            a = self.unix.accept() => a.map(|(s, _)| Accepted::Unix(s)),
+            a = tcp => a,
+        }
+    }
+}
+
 /// Accepts connections until `shutdown` is cancelled, then waits (up to `drain`) for open connections to
 /// finish their current batch.
 pub async fn run(
-    listener: UnixListener,
+    listeners: impl Into<Listeners>,
     shared: Arc<Shared>,
     config: &Config,
     shutdown: CancellationToken,
     drain: Duration,
 ) {
+    let listeners = listeners.into();
     let tracker = TaskTracker::new();
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let mut backoff = Duration::from_millis(5);
     loop {
         let accepted = tokio::select! {
-            a = listener.accept() => a,
+            a = listeners.accept() => a,
             _ = shutdown.cancelled() => break,
         };
-        let mut stream = match accepted {
-            Ok((stream, _)) => {
+        let accepted = match accepted {
+            Ok(a) => {
                 backoff = Duration::from_millis(5);
-                stream
+                a
             }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning or dying.
@@ -232,10 +266,18 @@ pub async fn run(
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             shared.stats.connection_refused();
             tracker.spawn(async move {
-                let _ = stream
-                    .write_all(b"ERR too_many_connections the server is at its connection limit\n")
-                    .await;
-                close_after_reply(&mut stream).await;
+                const BUSY: &[u8] =
+                    b"ERR too_many_connections the server is at its connection limit\n";
+                match accepted {
+                    Accepted::Unix(mut s) => {
+                        let _ = s.write_all(BUSY).await;
+                        close_after_reply(&mut s).await;
+                    }
+                    Accepted::Tcp(mut s) => {
+                        let _ = s.write_all(BUSY).await;
+                        close_after_reply(&mut s).await;
+                    }
+                }
             });
             continue;
         };
@@ -243,7 +285,16 @@ pub async fn run(
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
             shared.stats.connection_opened();
-            dispatch(stream, &shared, &shutdown).await;
+            match accepted {
+                Accepted::Unix(s) => {
+                    let uid = s.peer_cred().ok().map(|c| c.uid());
+                    dispatch(s, uid, &shared, &shutdown).await;
+                }
+                Accepted::Tcp(s) => {
+                    let _ = s.set_nodelay(true);
+                    dispatch(s, None, &shared, &shutdown).await;
+                }
+            }
             shared.stats.connection_closed();
             drop(permit);
         });
