@@ -143,6 +143,15 @@ fn pipelined_requests_are_answered_in_order() {
         serde_json::from_str(lines[2000].strip_prefix("STATS ").unwrap()).unwrap();
     assert_eq!(stats["requests"], 2001, "the STATS request counts itself");
     assert_eq!(stats["ok"], 500);
+    // Once those batches are written, their latencies are in the histogram.
+    let later = exchange(&d.socket, b"STATS\n");
+    let later: serde_json::Value =
+        serde_json::from_str(later.trim_end().strip_prefix("STATS ").unwrap()).unwrap();
+    let (p50, p99) = (&later["latency_us"]["p50"], &later["latency_us"]["p99"]);
+    assert!(
+        p50.as_u64().is_some() && p50.as_u64() <= p99.as_u64(),
+        "{later}"
+    );
     let rejected: u64 = stats["rejected"]
         .as_object()
         .unwrap()
@@ -466,6 +475,15 @@ fn http_introspection_health_and_metrics() {
         "{out}"
     );
     assert!(out.contains("jwtd_keys_loaded 1\n"), "{out}");
+    // The latency histogram counted the two introspections and the health check (this request is not done).
+    assert!(
+        out.contains("jwtd_request_duration_seconds_count 3\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("jwtd_request_duration_seconds_bucket{le=\"+Inf\"} 3\n"),
+        "{out}"
+    );
     let out = http(
         &d.socket,
         "GET /nope HTTP/1.1\r\nHost: jwtd\r\nConnection: close\r\n\r\n",

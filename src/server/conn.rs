@@ -41,6 +41,8 @@ where
             }
         };
         let eof = n == 0;
+        let started = std::time::Instant::now();
+        let mut answered = 0u64;
         let now = super::unix_now();
         // One snapshot of the issuers per batch: a reload never shows a batch half old, half new.
         let mut issuers = shared.issuers.load();
@@ -50,6 +52,7 @@ where
         loop {
             match line::frame(&buf[start..], max_line) {
                 Frame::Line { len, consumed } => {
+                    answered += 1;
                     let line = &buf[start..start + len];
                     if line::parse(line) == Request::Reload {
                         batch.requests += 1;
@@ -80,6 +83,7 @@ where
             stream.write_all(&out).await?;
             out.clear();
         }
+        shared.stats.observe_latency(started.elapsed(), answered);
         if close {
             super::close_after_reply(&mut stream).await;
             return Ok(());

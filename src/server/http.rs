@@ -125,14 +125,17 @@ where
 }
 
 async fn route(req: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
-    match (req.method(), req.uri().path()) {
+    let started = std::time::Instant::now();
+    let response = match (req.method(), req.uri().path()) {
         (_, path) if shared.http.is_verify_path(path) => verify(&req, shared),
         (&Method::POST, "/introspect") => introspect(req, shared).await,
         (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/metrics") => metrics(shared),
         (_, "/introspect") => text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
-    }
+    };
+    shared.stats.observe_latency(started.elapsed(), 1);
+    response
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {

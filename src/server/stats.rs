@@ -1,5 +1,5 @@
-//! Counters for `STATS` (and later `/metrics`). Connections add their counts once per batch of requests,
-//! not once per request, so threads rarely touch the shared cache lines.
+//! Counters for `STATS` and `/metrics`. Connections add their counts once per batch of requests, not once
+//! per request, so threads rarely touch the shared cache lines.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -15,6 +15,62 @@ pub struct Stats {
     connections_total: AtomicU64,
     connections_refused: AtomicU64,
     reloads: AtomicU64,
+    latency: Latency,
+}
+
+/// Upper bounds of the latency histogram's buckets, in nanoseconds (Prometheus `le`, plus `+Inf`).
+const BOUNDS_NS: [u64; 16] = [
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    1_000_000_000,
+];
+
+/// A fixed-bucket histogram of request latencies: lock-free, one bucket increment per observation batch.
+#[derive(Debug, Default)]
+struct Latency {
+    /// Non-cumulative counts; the last one is above every bound.
+    buckets: [AtomicU64; BOUNDS_NS.len() + 1],
+    sum_ns: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Latency {
+    fn observe(&self, ns: u64, n: u64) {
+        let i = BOUNDS_NS.partition_point(|&b| b < ns);
+        self.buckets[i].fetch_add(n, Relaxed);
+        self.sum_ns.fetch_add(ns.saturating_mul(n), Relaxed);
+        self.count.fetch_add(n, Relaxed);
+    }
+
+    /// Upper bound (ns) of the bucket holding quantile `q`; `None` when empty or above the last bound.
+    fn quantile_bound(&self, q: f64) -> Option<u64> {
+        let total = self.count.load(Relaxed);
+        if total == 0 {
+            return None;
+        }
+        let rank = ((total as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, b) in self.buckets.iter().enumerate() {
+            seen += b.load(Relaxed);
+            if seen >= rank {
+                return BOUNDS_NS.get(i).copied();
+            }
+        }
+        None
+    }
 }
 
 /// A connection's counts for one batch, added to [`Stats`] in one go.
@@ -52,6 +108,14 @@ impl Stats {
         }
         if b.protocol_errors > 0 {
             self.protocol_errors.fetch_add(b.protocol_errors, Relaxed);
+        }
+    }
+
+    /// Records that `n` requests each took `elapsed` from being read to having their replies written.
+    pub fn observe_latency(&self, elapsed: std::time::Duration, n: u64) {
+        if n > 0 {
+            self.latency
+                .observe(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX), n);
         }
     }
 
@@ -134,6 +198,27 @@ impl Stats {
             "Successful reloads of keys and configuration.",
             &[(String::new(), self.reloads.load(Relaxed))],
         );
+        let l = &self.latency;
+        let name = "jwtd_request_duration_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time from reading a request to writing its reply (pipelined line-protocol requests \
+             count the time of their whole batch).\n# TYPE {name} histogram"
+        );
+        let mut cumulative = 0;
+        for (i, b) in l.buckets.iter().enumerate() {
+            cumulative += b.load(Relaxed);
+            let le = BOUNDS_NS
+                .get(i)
+                .map_or_else(|| "+Inf".to_string(), |ns| format!("{}", *ns as f64 / 1e9));
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        let _ = writeln!(
+            out,
+            "{name}_sum {}\n{name}_count {}",
+            l.sum_ns.load(Relaxed) as f64 / 1e9,
+            l.count.load(Relaxed)
+        );
         out
     }
 
@@ -155,7 +240,56 @@ impl Stats {
             "connections_refused": self.connections_refused.load(Relaxed),
             "keys_loaded": keys_loaded,
             "reloads": self.reloads.load(Relaxed),
+            // Bucket upper bounds (the histogram of /metrics), in microseconds; null when unknown.
+            "latency_us": {
+                "p50": self.latency.quantile_bound(0.5).map(|ns| ns / 1000),
+                "p99": self.latency.quantile_bound(0.99).map(|ns| ns / 1000),
+                "p999": self.latency.quantile_bound(0.999).map(|ns| ns / 1000),
+            },
         })
         .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn latency_histogram_buckets_are_cumulative_and_quantiles_land_in_the_right_bucket() {
+        let s = Stats::default();
+        assert_eq!(s.latency.quantile_bound(0.5), None);
+        s.observe_latency(Duration::from_micros(3), 90);
+        s.observe_latency(Duration::from_micros(5), 0); // nothing observed
+        s.observe_latency(Duration::from_micros(5), 1); // exactly on a bound: that bucket (le)
+        s.observe_latency(Duration::from_millis(2), 8);
+        s.observe_latency(Duration::from_secs(3), 1); // above every bound
+        assert_eq!(s.latency.quantile_bound(0.5), Some(5_000));
+        assert_eq!(s.latency.quantile_bound(0.95), Some(2_500_000));
+        assert_eq!(s.latency.quantile_bound(1.0), None);
+        let text = s.to_prometheus(0);
+        assert!(
+            text.contains("jwtd_request_duration_seconds_bucket{le=\"0.000005\"} 91\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("jwtd_request_duration_seconds_bucket{le=\"0.001\"} 91\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("jwtd_request_duration_seconds_bucket{le=\"0.0025\"} 99\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("jwtd_request_duration_seconds_bucket{le=\"+Inf\"} 100\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("jwtd_request_duration_seconds_count 100\n"),
+            "{text}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&s.to_json(0)).unwrap();
+        assert_eq!(json["latency_us"]["p50"], 5);
     }
 }
