@@ -35,6 +35,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alg;
+pub mod cache;
 pub mod claims;
 pub mod client;
 pub mod config;

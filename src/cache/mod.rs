@@ -1,0 +1,470 @@
+//! A cache of verified tokens whose read path takes no lock.
+//!
+//! # Layout
+//! A power-of-two array of sets, each with [`WAYS`] slots (set-associative, like a CPU cache). A key (a
+//! 128-bit keyed PRF of the token, see [`key`]) picks its set with its high bits; its low 64 bits are the
+//! slot's *tag*, kept in a compact array so that a lookup scans one cache line before touching any entry.
+//!
+//! # Reads (no lock)
+//! Scan the set's tags; where one matches, load the slot's entry (`arc_swap`, lock-free) and accept it only
+//! if its full key, its generation (the key set it was verified under) and its validity window all match.
+//! Tags are hints: a torn view (a tag for an entry being replaced) only turns into a miss, never into a wrong
+//! answer, because the entry itself is checked. A hit sets the entry's `visited` flag, with a plain store and
+//! only when it is not already set, so hot entries do not bounce their cache line between cores.
+//!
+//! # Writes (one small lock per set)
+//! Inserting happens after a full verification (tens of microseconds for RSA/ECDSA), so a per-set mutex costs
+//! nothing measurable and keeps eviction simple. Within a set, eviction is SIEVE (Zhang et al., NSDI '24):
+//! entries stay in insertion order; a hand walks from the oldest, clearing `visited` flags, and evicts the
+//! first entry not visited since the hand last passed. Stale entries (expired, not yet valid, or of another
+//! generation) are dropped first. SIEVE keeps popular entries without moving anything on a hit, which is
+//! what lets hits stay lock-free, and it matches or beats LRU's hit ratio on skewed traces (measured against
+//! exact LRU in the `cache` bench).
+//!
+//! # Bounds
+//! Entries: sets × WAYS. Bytes: the byte budget is split evenly over the sets (keys are uniformly spread),
+//! and a set evicts until the new entry fits its share; an entry larger than a set's share is not cached.
+//! The caller gives each entry's size (what it holds beyond the fixed entry).
+//!
+//! # Validity
+//! Every entry carries `[not_before, until)` in Unix seconds — computed by the claims policy as the exact
+//! range of `now` for which the time rules give the same verdict (exp + leeway, nbf, iat, max age) — and is
+//! never served outside it. Every entry also carries a generation: the identity of the key set and policy
+//! it was verified under; after a reload the caller asks with a new generation and old entries never hit.
+
+pub mod key;
+pub mod sync;
+
+#[cfg(all(test, jwtd_loom))]
+mod loom_tests;
+
+use sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering, Slot};
+
+/// Slots per set: eight tags fill one 64-byte cache line.
+pub const WAYS: usize = 8;
+
+/// Fixed bytes an entry costs besides its value's own heap data (the entry, its slot and tag, allocator
+/// rounding), used for the byte budget.
+pub const ENTRY_OVERHEAD: usize = 96;
+
+/// Sizing.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// At most this many entries (rounded up to a power of two number of sets).
+    pub max_entries: usize,
+    /// At most about this many bytes (entries' declared sizes plus [`ENTRY_OVERHEAD`] each).
+    pub max_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_entries: 1 << 20,
+            max_bytes: 512 << 20,
+        }
+    }
+}
+
+/// One cached verification.
+struct Entry<V> {
+    key: u128,
+    generation: u64,
+    not_before: u64,
+    until: u64,
+    size: usize,
+    visited: AtomicBool,
+    value: V,
+}
+
+/// Writer-side state of a set.
+struct Meta {
+    /// Way indices, oldest first (SIEVE's queue); `len` are used.
+    order: [u8; WAYS],
+    len: usize,
+    /// SIEVE's hand: a position in `order`.
+    hand: usize,
+    bytes: usize,
+}
+
+struct Set<V> {
+    /// Low 64 bits of each slot's key, or 0 for an empty slot (keys with a zero tag are stored as 1).
+    tags: [AtomicU64; WAYS],
+    slots: [Slot<Entry<V>>; WAYS],
+    meta: Mutex<Meta>,
+}
+
+impl<V> Set<V> {
+    fn new() -> Self {
+        Set {
+            tags: std::array::from_fn(|_| AtomicU64::new(0)),
+            slots: std::array::from_fn(|_| Slot::default()),
+            meta: Mutex::new(Meta {
+                order: [0; WAYS],
+                len: 0,
+                hand: 0,
+                bytes: 0,
+            }),
+        }
+    }
+}
+
+/// Counters of the write path (hits and misses are counted by callers, per batch).
+#[derive(Debug, Default)]
+pub struct Counters {
+    inserts: AtomicU64,
+    evictions: AtomicU64,
+    expirations: AtomicU64,
+    too_large: AtomicU64,
+    entries: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// A snapshot of [`Counters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub inserts: u64,
+    /// Entries pushed out to make room.
+    pub evictions: u64,
+    /// Stale entries dropped (expired, not yet valid, or verified under keys since reloaded).
+    pub expirations: u64,
+    /// Values refused for being larger than a set's byte share.
+    pub too_large: u64,
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+/// The cache. `V` is what a hit hands back (for the daemon: the reply's claims and what revocation needs).
+pub struct Cache<V> {
+    sets: Box<[Set<V>]>,
+    mask: usize,
+    set_bytes: usize,
+    counters: Counters,
+}
+
+impl<V> std::fmt::Debug for Cache<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("sets", &self.sets.len())
+            .field("set_bytes", &self.set_bytes)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+#[inline]
+fn tag_of(key: u128) -> u64 {
+    (key as u64).max(1)
+}
+
+impl<V> Cache<V> {
+    pub fn new(config: &Config) -> Cache<V> {
+        let sets = config.max_entries.div_ceil(WAYS).max(1).next_power_of_two();
+        Cache {
+            sets: (0..sets).map(|_| Set::new()).collect(),
+            mask: sets - 1,
+            set_bytes: config.max_bytes / sets,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Entries the cache can hold.
+    pub fn capacity(&self) -> usize {
+        self.sets.len() * WAYS
+    }
+
+    #[inline]
+    fn set(&self, key: u128) -> &Set<V> {
+        &self.sets[(key >> 64) as usize & self.mask]
+    }
+
+    /// Looks `key` up for `generation` at `now`; on a hit calls `f` with the value (while the entry is held)
+    /// and returns its result. Takes no lock.
+    #[inline]
+    pub fn get<R>(&self, key: u128, generation: u64, now: u64, f: impl FnOnce(&V) -> R) -> Option<R> {
+        let set = self.set(key);
+        let tag = tag_of(key);
+        let mut f = Some(f);
+        for (t, slot) in set.tags.iter().zip(&set.slots) {
+            if t.load(Ordering::Acquire) != tag {
+                continue;
+            }
+            let hit = slot.with(|e| match e {
+                Some(e)
+                    if e.key == key
+                        && e.generation == generation
+                        && e.not_before <= now
+                        && now < e.until =>
+                {
+                    if !e.visited.load(Ordering::Relaxed) {
+                        e.visited.store(true, Ordering::Relaxed);
+                    }
+                    f.take().map(|f| f(&e.value))
+                }
+                _ => None,
+            });
+            if hit.is_some() {
+                return hit;
+            }
+        }
+        None
+    }
+
+    /// Caches `value` for `key`, valid for `now` in `[not_before, until)` under `generation`. `size` is the
+    /// value's heap bytes. Returns whether it was cached (not when larger than a set's byte share, or when
+    /// the window is already over).
+    pub fn insert(
+        &self,
+        key: u128,
+        generation: u64,
+        (not_before, until): (u64, u64),
+        now: u64,
+        value: V,
+        size: usize,
+    ) -> bool {
+        let size = size + ENTRY_OVERHEAD;
+        if size > self.set_bytes {
+            self.counters.too_large.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        if now >= until {
+            return false;
+        }
+        let set = self.set(key);
+        let tag = tag_of(key);
+        let entry = Arc::new(Entry {
+            key,
+            generation,
+            not_before,
+            until,
+            size,
+            visited: AtomicBool::new(false),
+            value,
+        });
+        let mut meta = match set.meta.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        // Drop the same key (a concurrent miss on the same token got here first) and stale entries.
+        let mut i = 0;
+        while i < meta.len {
+            let w = meta.order[i] as usize;
+            let (same, stale) = set.slots[w].with(|e| match e {
+                Some(e) => (
+                    e.key == key,
+                    e.generation != generation || now >= e.until || now < e.not_before,
+                ),
+                None => (false, true),
+            });
+            if same || stale {
+                self.remove_at(set, &mut meta, i);
+                if stale && !same {
+                    self.counters.expirations.fetch_add(1, Ordering::Relaxed);
+                }
+            } else {
+                i += 1;
+            }
+        }
+        // Make room: SIEVE.
+        while meta.len == WAYS || meta.bytes + size > self.set_bytes {
+            if meta.len == 0 {
+                return false;
+            }
+            let victim = self.sieve_victim(set, &mut meta);
+            self.remove_at(set, &mut meta, victim);
+            self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+        }
+        // A free way: one not in the queue.
+        let used = &meta.order[..meta.len];
+        let Some(w) = (0..WAYS).find(|w| !used.contains(&(*w as u8))) else {
+            return false;
+        };
+        set.slots[w].store(Some(entry));
+        set.tags[w].store(tag, Ordering::Release);
+        let len = meta.len;
+        meta.order[len] = w as u8;
+        meta.len += 1;
+        meta.bytes += size;
+        self.counters.inserts.fetch_add(1, Ordering::Relaxed);
+        self.counters.entries.fetch_add(1, Ordering::Relaxed);
+        self.counters.bytes.fetch_add(size as u64, Ordering::Relaxed);
+        true
+    }
+
+    /// Where SIEVE's hand stops: the first entry from the hand (oldest to newest, wrapping) whose visited
+    /// flag is clear, clearing the flags it passes.
+    fn sieve_victim(&self, set: &Set<V>, meta: &mut Meta) -> usize {
+        loop {
+            if meta.hand >= meta.len {
+                meta.hand = 0;
+            }
+            let w = meta.order[meta.hand] as usize;
+            let visited = set.slots[w].with(|e| {
+                e.is_some_and(|e| e.visited.swap(false, Ordering::Relaxed))
+            });
+            if !visited {
+                return meta.hand;
+            }
+            meta.hand += 1;
+        }
+    }
+
+    /// Removes the entry at queue position `i`; the hand keeps pointing at the same next entry.
+    fn remove_at(&self, set: &Set<V>, meta: &mut Meta, i: usize) {
+        let w = meta.order[i] as usize;
+        set.tags[w].store(0, Ordering::Release);
+        let size = set.slots[w].with(|e| e.map_or(0, |e| e.size));
+        set.slots[w].store(None);
+        meta.order.copy_within(i + 1..meta.len, i);
+        meta.len -= 1;
+        if i < meta.hand {
+            meta.hand -= 1;
+        }
+        meta.bytes -= size;
+        self.counters.entries.fetch_sub(1, Ordering::Relaxed);
+        self.counters.bytes.fetch_sub(size as u64, Ordering::Relaxed);
+    }
+
+    /// Removes `key` (e.g. when its token is revoked). Returns whether it was present.
+    pub fn remove(&self, key: u128) -> bool {
+        let set = self.set(key);
+        let mut meta = match set.meta.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let found = (0..meta.len).find(|&i| {
+            set.slots[meta.order[i] as usize].with(|e| e.is_some_and(|e| e.key == key))
+        });
+        if let Some(i) = found {
+            self.remove_at(set, &mut meta, i);
+        }
+        found.is_some()
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        let c = &self.counters;
+        CacheStats {
+            inserts: c.inserts.load(Ordering::Relaxed),
+            evictions: c.evictions.load(Ordering::Relaxed),
+            expirations: c.expirations.load(Ordering::Relaxed),
+            too_large: c.too_large.load(Ordering::Relaxed),
+            entries: c.entries.load(Ordering::Relaxed),
+            bytes: c.bytes.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[cfg(all(test, not(jwtd_loom)))]
+mod tests {
+    use super::*;
+
+    fn cache(entries: usize, bytes: usize) -> Cache<String> {
+        Cache::new(&Config {
+            max_entries: entries,
+            max_bytes: bytes,
+        })
+    }
+
+    /// A key landing in set `set` with tag `tag`.
+    fn k(set: u64, tag: u64) -> u128 {
+        ((set as u128) << 64) | tag as u128
+    }
+
+    const ALWAYS: (u64, u64) = (0, u64::MAX);
+
+    #[test]
+    fn a_hit_needs_the_exact_key_generation_and_window() {
+        let c = cache(64, 1 << 20);
+        assert!(c.insert(k(1, 7), 3, (100, 200), 150, "v".into(), 1));
+        let get = |key, g, now| c.get(key, g, now, |v: &String| v.clone());
+        assert_eq!(get(k(1, 7), 3, 150).as_deref(), Some("v"));
+        assert_eq!(get(k(1, 7), 3, 100).as_deref(), Some("v"));
+        assert_eq!(get(k(1, 7), 3, 199).as_deref(), Some("v"));
+        assert_eq!(get(k(1, 7), 3, 200), None, "until is exclusive");
+        assert_eq!(get(k(1, 7), 3, 99), None, "not yet valid");
+        assert_eq!(get(k(1, 7), 4, 150), None, "another generation");
+        // Same tag, other set bits; same set, other tag bits.
+        assert_eq!(get(k(1 + (1 << 40), 7), 3, 150), None);
+        assert_eq!(get(k(1, 7 | (1 << 63)), 3, 150), None);
+    }
+
+    #[test]
+    fn tag_zero_keys_work() {
+        let c = cache(64, 1 << 20);
+        assert!(c.insert(k(0, 0), 1, ALWAYS, 0, "zero".into(), 4));
+        assert!(c.insert(k(0, 1), 1, ALWAYS, 0, "one".into(), 3));
+        assert_eq!(c.get(k(0, 0), 1, 0, |v| v.clone()).as_deref(), Some("zero"));
+        assert_eq!(c.get(k(0, 1), 1, 0, |v| v.clone()).as_deref(), Some("one"));
+    }
+
+    #[test]
+    fn sieve_keeps_visited_entries_and_evicts_the_oldest_unvisited() {
+        let c = cache(WAYS, 1 << 20); // one set
+        for t in 1..=WAYS as u64 {
+            assert!(c.insert(k(0, t), 1, ALWAYS, 0, t.to_string(), 1));
+        }
+        // Visit 1 and 3; inserting two more evicts 2 then 4 (oldest unvisited), keeping 1 and 3.
+        assert!(c.get(k(0, 1), 1, 0, |_| ()).is_some());
+        assert!(c.get(k(0, 3), 1, 0, |_| ()).is_some());
+        assert!(c.insert(k(0, 100), 1, ALWAYS, 0, "a".into(), 1));
+        assert!(c.insert(k(0, 101), 1, ALWAYS, 0, "b".into(), 1));
+        let present = |t| c.get(k(0, t), 1, 0, |_| ()).is_some();
+        assert!(present(1) && present(3) && present(100) && present(101));
+        assert!(!present(2) && !present(4));
+        assert_eq!(c.stats().evictions, 2);
+        assert_eq!(c.stats().entries, WAYS as u64);
+    }
+
+    #[test]
+    fn stale_entries_go_first_and_count_as_expirations() {
+        let c = cache(WAYS, 1 << 20);
+        for t in 1..=WAYS as u64 {
+            let until = if t == 5 { 10 } else { u64::MAX };
+            assert!(c.insert(k(0, t), 1, (0, until), 0, "x".into(), 1));
+        }
+        assert!(c.insert(k(0, 99), 1, ALWAYS, 20, "y".into(), 1));
+        assert!(c.get(k(0, 5), 1, 5, |_| ()).is_none(), "the expired one went");
+        for t in (1..=WAYS as u64).filter(|&t| t != 5) {
+            assert!(c.get(k(0, t), 1, 20, |_| ()).is_some(), "{t} kept");
+        }
+        assert_eq!(c.stats().expirations, 1);
+        assert_eq!(c.stats().evictions, 0);
+        // After a reload (new generation) every old entry is stale.
+        assert!(c.insert(k(0, 200), 2, ALWAYS, 20, "z".into(), 1));
+        assert_eq!(c.stats().entries, 1);
+    }
+
+    #[test]
+    fn byte_budget_is_kept_and_oversized_values_are_refused() {
+        // One set with room for three entries of 100 declared bytes.
+        let c = cache(WAYS, 3 * (100 + ENTRY_OVERHEAD));
+        for t in 1..=10 {
+            assert!(c.insert(k(0, t), 1, ALWAYS, 0, "v".into(), 100));
+            let s = c.stats();
+            assert!(s.bytes <= 3 * (100 + ENTRY_OVERHEAD) as u64, "{s:?}");
+        }
+        assert_eq!(c.stats().entries, 3);
+        assert!(!c.insert(k(0, 77), 1, ALWAYS, 0, "big".into(), 4 * (100 + ENTRY_OVERHEAD)));
+        assert_eq!(c.stats().too_large, 1);
+    }
+
+    #[test]
+    fn reinserting_a_key_replaces_it_and_remove_removes_it() {
+        let c = cache(64, 1 << 20);
+        assert!(c.insert(k(2, 9), 1, ALWAYS, 0, "old".into(), 1));
+        assert!(c.insert(k(2, 9), 1, ALWAYS, 0, "new".into(), 1));
+        assert_eq!(c.get(k(2, 9), 1, 0, |v| v.clone()).as_deref(), Some("new"));
+        assert_eq!(c.stats().entries, 1);
+        assert!(c.remove(k(2, 9)));
+        assert!(!c.remove(k(2, 9)));
+        assert!(c.get(k(2, 9), 1, 0, |_| ()).is_none());
+        assert_eq!(c.stats().entries, 0);
+        assert_eq!(c.stats().bytes, 0);
+    }
+
+    #[test]
+    fn an_already_expired_window_is_not_cached() {
+        let c = cache(64, 1 << 20);
+        assert!(!c.insert(k(0, 1), 1, (0, 10), 10, "x".into(), 1));
+        assert_eq!(c.stats().entries, 0);
+    }
+}
