@@ -115,6 +115,8 @@ pub struct Counters {
     evictions: AtomicU64,
     expirations: AtomicU64,
     too_large: AtomicU64,
+    replaced: AtomicU64,
+    removed: AtomicU64,
     entries: AtomicU64,
     bytes: AtomicU64,
 }
@@ -129,6 +131,10 @@ pub struct CacheStats {
     pub expirations: u64,
     /// Values refused for being larger than a set's byte share.
     pub too_large: u64,
+    /// Entries replaced by a new insert of the same key.
+    pub replaced: u64,
+    /// Entries taken out by [`Cache::remove`].
+    pub removed: u64,
     pub entries: u64,
     pub bytes: u64,
 }
@@ -180,7 +186,13 @@ impl<V> Cache<V> {
     /// Looks `key` up for `generation` at `now`; on a hit calls `f` with the value (while the entry is held)
     /// and returns its result. Takes no lock.
     #[inline]
-    pub fn get<R>(&self, key: u128, generation: u64, now: u64, f: impl FnOnce(&V) -> R) -> Option<R> {
+    pub fn get<R>(
+        &self,
+        key: u128,
+        generation: u64,
+        now: u64,
+        f: impl FnOnce(&V) -> R,
+    ) -> Option<R> {
         let set = self.set(key);
         let tag = tag_of(key);
         let mut f = Some(f);
@@ -257,9 +269,12 @@ impl<V> Cache<V> {
             });
             if same || stale {
                 self.remove_at(set, &mut meta, i);
-                if stale && !same {
-                    self.counters.expirations.fetch_add(1, Ordering::Relaxed);
-                }
+                let counter = if same {
+                    &self.counters.replaced
+                } else {
+                    &self.counters.expirations
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
             } else {
                 i += 1;
             }
@@ -286,7 +301,9 @@ impl<V> Cache<V> {
         meta.bytes += size;
         self.counters.inserts.fetch_add(1, Ordering::Relaxed);
         self.counters.entries.fetch_add(1, Ordering::Relaxed);
-        self.counters.bytes.fetch_add(size as u64, Ordering::Relaxed);
+        self.counters
+            .bytes
+            .fetch_add(size as u64, Ordering::Relaxed);
         true
     }
 
@@ -298,9 +315,8 @@ impl<V> Cache<V> {
                 meta.hand = 0;
             }
             let w = meta.order[meta.hand] as usize;
-            let visited = set.slots[w].with(|e| {
-                e.is_some_and(|e| e.visited.swap(false, Ordering::Relaxed))
-            });
+            let visited =
+                set.slots[w].with(|e| e.is_some_and(|e| e.visited.swap(false, Ordering::Relaxed)));
             if !visited {
                 return meta.hand;
             }
@@ -321,7 +337,9 @@ impl<V> Cache<V> {
         }
         meta.bytes -= size;
         self.counters.entries.fetch_sub(1, Ordering::Relaxed);
-        self.counters.bytes.fetch_sub(size as u64, Ordering::Relaxed);
+        self.counters
+            .bytes
+            .fetch_sub(size as u64, Ordering::Relaxed);
     }
 
     /// Removes `key` (e.g. when its token is revoked). Returns whether it was present.
@@ -331,11 +349,11 @@ impl<V> Cache<V> {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let found = (0..meta.len).find(|&i| {
-            set.slots[meta.order[i] as usize].with(|e| e.is_some_and(|e| e.key == key))
-        });
+        let found = (0..meta.len)
+            .find(|&i| set.slots[meta.order[i] as usize].with(|e| e.is_some_and(|e| e.key == key)));
         if let Some(i) = found {
             self.remove_at(set, &mut meta, i);
+            self.counters.removed.fetch_add(1, Ordering::Relaxed);
         }
         found.is_some()
     }
@@ -347,6 +365,8 @@ impl<V> Cache<V> {
             evictions: c.evictions.load(Ordering::Relaxed),
             expirations: c.expirations.load(Ordering::Relaxed),
             too_large: c.too_large.load(Ordering::Relaxed),
+            replaced: c.replaced.load(Ordering::Relaxed),
+            removed: c.removed.load(Ordering::Relaxed),
             entries: c.entries.load(Ordering::Relaxed),
             bytes: c.bytes.load(Ordering::Relaxed),
         }
@@ -422,7 +442,10 @@ mod tests {
             assert!(c.insert(k(0, t), 1, (0, until), 0, "x".into(), 1));
         }
         assert!(c.insert(k(0, 99), 1, ALWAYS, 20, "y".into(), 1));
-        assert!(c.get(k(0, 5), 1, 5, |_| ()).is_none(), "the expired one went");
+        assert!(
+            c.get(k(0, 5), 1, 5, |_| ()).is_none(),
+            "the expired one went"
+        );
         for t in (1..=WAYS as u64).filter(|&t| t != 5) {
             assert!(c.get(k(0, t), 1, 20, |_| ()).is_some(), "{t} kept");
         }
@@ -443,7 +466,14 @@ mod tests {
             assert!(s.bytes <= 3 * (100 + ENTRY_OVERHEAD) as u64, "{s:?}");
         }
         assert_eq!(c.stats().entries, 3);
-        assert!(!c.insert(k(0, 77), 1, ALWAYS, 0, "big".into(), 4 * (100 + ENTRY_OVERHEAD)));
+        assert!(!c.insert(
+            k(0, 77),
+            1,
+            ALWAYS,
+            0,
+            "big".into(),
+            4 * (100 + ENTRY_OVERHEAD)
+        ));
         assert_eq!(c.stats().too_large, 1);
     }
 
