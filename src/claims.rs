@@ -131,10 +131,10 @@ impl Policy {
         })
     }
 
-    fn check_parsed(&self, p: &Parsed<'_>, now: u64) -> Result<(), Error> {
+    /// The time rules alone (exp, nbf, iat, max age) at `now`.
+    pub fn check_time(&self, r: &Registered, now: u64) -> Result<(), Error> {
         let now = now as f64;
         let leeway = self.leeway as f64;
-        let r = &p.registered;
         match r.exp {
             Some(exp) if now >= exp + leeway => return Err(Error::Expired),
             None if self.require_exp => return Err(Error::MissingClaim("exp".into())),
@@ -157,6 +157,44 @@ impl Policy {
                 _ => {}
             }
         }
+        Ok(())
+    }
+
+    /// The range `[start, until)` of Unix times at which [`Policy::check_time`] accepts these claims, given
+    /// that it accepts them at `now` (else an empty range at `now`): what a cache of verdicts may serve. It is
+    /// found with `check_time` itself, so it agrees with it second for second. `until` is `u64::MAX` when
+    /// nothing ends the verdict before 2^53 s.
+    pub fn window(&self, r: &Registered, now: u64) -> (u64, u64) {
+        const LIMIT: u64 = 1 << 53;
+        let ok = |n: u64| self.check_time(r, n).is_ok();
+        if now >= LIMIT || !ok(now) {
+            return (now, now);
+        }
+        let leeway = self.leeway as f64;
+        let clamp = |x: f64| x.clamp(0.0, LIMIT as f64) as u64;
+        // Each rule is monotone in time, so the accepted times form one interval around `now`. Guess its ends
+        // from the rules' arithmetic, then settle them with `check_time` itself (float rounding can put a
+        // guess one second off); a guess that does not settle quickly falls back to bisection.
+        let mut until = LIMIT;
+        if let Some(exp) = r.exp {
+            until = until.min(clamp((exp + leeway).ceil()));
+        }
+        if let (Some(max_age), Some(iat)) = (self.max_age, r.iat) {
+            until = until.min(clamp((iat + max_age as f64 + leeway).floor()).saturating_add(1));
+        }
+        let until = settle(until.clamp(now + 1, LIMIT), now + 1, LIMIT, |n| !ok(n));
+        let until = if until == LIMIT && ok(LIMIT) { u64::MAX } else { until };
+        let mut start = 0;
+        for t in [r.nbf, r.iat].into_iter().flatten() {
+            start = start.max(clamp((t - leeway).ceil()));
+        }
+        let start = settle(start.min(now), 0, now, ok);
+        (start, until)
+    }
+
+    fn check_parsed(&self, p: &Parsed<'_>, now: u64) -> Result<(), Error> {
+        let r = &p.registered;
+        self.check_time(r, now)?;
         if self.issuers.is_some() {
             match p.issuer_ok {
                 None => return Err(Error::MissingClaim("iss".into())),
@@ -218,6 +256,30 @@ impl Registered {
             _ => return None,
         })
     }
+}
+
+/// The smallest `n` in `[lo, hi]` with `pred(n)`, for a predicate that is false then true on that range and
+/// true at `hi`; starts from `guess` and steps, bisecting if the guess is more than a few steps off.
+fn settle(guess: u64, lo: u64, hi: u64, pred: impl Fn(u64) -> bool) -> u64 {
+    let mut n = guess.clamp(lo, hi);
+    for _ in 0..4 {
+        match (pred(n), n > lo && pred(n - 1)) {
+            (true, false) => return n,
+            (true, true) => n -= 1,
+            (false, _) if n < hi => n += 1,
+            (false, _) => return hi,
+        }
+    }
+    // Bisection: pred(a) is false (or a = lo - 1), pred(b) is true.
+    let (mut a, mut b) = (lo, hi);
+    if pred(a) {
+        return a;
+    }
+    while b - a > 1 {
+        let mid = a + (b - a) / 2;
+        if pred(mid) { b = mid } else { a = mid }
+    }
+    b
 }
 
 /// The outcome of [`Policy::check`].
@@ -351,6 +413,53 @@ mod tests {
 
     fn code(policy: &Policy, claims: &str) -> &'static str {
         check(policy, claims).unwrap_err().code()
+    }
+
+    #[test]
+    fn window_agrees_with_check_time_second_for_second() {
+        let mut rng = crate::loadgen::zipf::Rng::new(11);
+        let mut nonempty = 0;
+        for case in 0..20_000 {
+            let base = 1_700_000_000.0;
+            let frac = |rng: &mut crate::loadgen::zipf::Rng| {
+                if rng.below(2) == 0 { rng.below(3) as f64 * 0.25 } else { 0.0 }
+            };
+            let mut opt = |rng: &mut crate::loadgen::zipf::Rng, spread: u64| {
+                (rng.below(4) != 0).then(|| base + rng.below(spread) as f64 - (spread / 2) as f64 + frac(rng))
+            };
+            let r = Registered {
+                exp: opt(&mut rng, 400),
+                nbf: opt(&mut rng, 400),
+                iat: opt(&mut rng, 400),
+                ..Registered::default()
+            };
+            let p = Policy {
+                leeway: rng.below(4) * 30,
+                max_age: (rng.below(2) == 0).then(|| rng.below(300)),
+                require_exp: rng.below(2) == 0,
+                ..Policy::default()
+            };
+            let now = 1_700_000_000 - 250 + rng.below(500);
+            let (start, until) = p.window(&r, now);
+            let ok = |n: u64| p.check_time(&r, n).is_ok();
+            if !ok(now) {
+                assert_eq!((start, until), (now, now), "case {case}");
+                continue;
+            }
+            nonempty += 1;
+            assert!(start <= now && now < until, "case {case}: {start} {now} {until}");
+            let probes = [start.saturating_sub(2), start.saturating_sub(1), start, start + 1, until - 1]
+                .into_iter()
+                .chain([until, until.saturating_add(1), now + rng.below(1000), now.saturating_sub(rng.below(1000))]);
+            // (u64::MAX stands for "never ends"; times past 2^53 s are not probed.)
+            for n in probes.filter(|&n| n < 1 << 53) {
+                assert_eq!(ok(n), start <= n && n < until, "case {case}: n={n} window=[{start}, {until}) {r:?} {p:?}");
+            }
+        }
+        assert!(nonempty > 2_000, "{nonempty}");
+        // No time claims and exp not required: forever.
+        let p = Policy { require_exp: false, ..Policy::default() };
+        assert_eq!(p.window(&Registered::default(), 5), (0, u64::MAX));
     }
 
     #[test]
