@@ -183,7 +183,11 @@ impl Policy {
             until = until.min(clamp((iat + max_age as f64 + leeway).floor()).saturating_add(1));
         }
         let until = settle(until.clamp(now + 1, LIMIT), now + 1, LIMIT, |n| !ok(n));
-        let until = if until == LIMIT && ok(LIMIT) { u64::MAX } else { until };
+        let until = if until == LIMIT && ok(LIMIT) {
+            u64::MAX
+        } else {
+            until
+        };
         let mut start = 0;
         for t in [r.nbf, r.iat].into_iter().flatten() {
             start = start.max(clamp((t - leeway).ceil()));
@@ -422,10 +426,15 @@ mod tests {
         for case in 0..20_000 {
             let base = 1_700_000_000.0;
             let frac = |rng: &mut crate::loadgen::zipf::Rng| {
-                if rng.below(2) == 0 { rng.below(3) as f64 * 0.25 } else { 0.0 }
+                if rng.below(2) == 0 {
+                    rng.below(3) as f64 * 0.25
+                } else {
+                    0.0
+                }
             };
             let mut opt = |rng: &mut crate::loadgen::zipf::Rng, spread: u64| {
-                (rng.below(4) != 0).then(|| base + rng.below(spread) as f64 - (spread / 2) as f64 + frac(rng))
+                (rng.below(4) != 0)
+                    .then(|| base + rng.below(spread) as f64 - (spread / 2) as f64 + frac(rng))
             };
             let r = Registered {
                 exp: opt(&mut rng, 400),
@@ -447,18 +456,39 @@ mod tests {
                 continue;
             }
             nonempty += 1;
-            assert!(start <= now && now < until, "case {case}: {start} {now} {until}");
-            let probes = [start.saturating_sub(2), start.saturating_sub(1), start, start + 1, until - 1]
-                .into_iter()
-                .chain([until, until.saturating_add(1), now + rng.below(1000), now.saturating_sub(rng.below(1000))]);
+            assert!(
+                start <= now && now < until,
+                "case {case}: {start} {now} {until}"
+            );
+            let probes = [
+                start.saturating_sub(2),
+                start.saturating_sub(1),
+                start,
+                start + 1,
+                until - 1,
+            ]
+            .into_iter()
+            .chain([
+                until,
+                until.saturating_add(1),
+                now + rng.below(1000),
+                now.saturating_sub(rng.below(1000)),
+            ]);
             // (u64::MAX stands for "never ends"; times past 2^53 s are not probed.)
             for n in probes.filter(|&n| n < 1 << 53) {
-                assert_eq!(ok(n), start <= n && n < until, "case {case}: n={n} window=[{start}, {until}) {r:?} {p:?}");
+                assert_eq!(
+                    ok(n),
+                    start <= n && n < until,
+                    "case {case}: n={n} window=[{start}, {until}) {r:?} {p:?}"
+                );
             }
         }
         assert!(nonempty > 2_000, "{nonempty}");
         // No time claims and exp not required: forever.
-        let p = Policy { require_exp: false, ..Policy::default() };
+        let p = Policy {
+            require_exp: false,
+            ..Policy::default()
+        };
         assert_eq!(p.window(&Registered::default(), 5), (0, u64::MAX));
     }
 

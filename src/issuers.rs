@@ -40,6 +40,18 @@ impl Issuers {
         }
     }
 
+    /// The times at which the verdict for `v` (verified by [`Issuers::verify`] at `now`) holds; empty if no
+    /// issuer matches.
+    pub fn window(&self, v: &Verified, now: u64) -> (u64, u64) {
+        match self {
+            Issuers::Single(verifier) => verifier.window(v, now),
+            Issuers::ByIss(map) => v
+                .iss()
+                .and_then(|iss| map.get(iss))
+                .map_or((now, now), |verifier| verifier.window(v, now)),
+        }
+    }
+
     /// Verification keys across all issuers.
     pub fn keys_loaded(&self) -> usize {
         match self {

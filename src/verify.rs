@@ -65,6 +65,10 @@ impl Verified {
     pub fn jti(&self) -> Option<&str> {
         self.text(&self.claims.jti)
     }
+    /// The registered claims (times, and spans of the claims JSON for the strings).
+    pub fn registered(&self) -> &Registered {
+        &self.claims
+    }
     fn text<'a>(&'a self, t: &'a Option<Text>) -> Option<&'a str> {
         t.as_ref()
             .map(|t| t.resolve(&self.buf[self.payload.clone()]))
@@ -89,6 +93,12 @@ impl Verifier {
             policy,
             limits,
         }
+    }
+
+    /// The range of Unix times `[start, until)` at which this verifier's time rules accept `v`, given that
+    /// they accept it at `now` — what a cache may serve the verdict for (see [`Policy::window`]).
+    pub fn window(&self, v: &Verified, now: u64) -> (u64, u64) {
+        self.policy.window(&v.claims, now)
     }
 
     pub fn keys(&self) -> &KeySet {

@@ -101,7 +101,7 @@ proptest! {
 
     #[test]
     fn many_sets_never_serve_a_wrong_stale_or_foreign_value(
-        ops in prop::collection::vec((0u8..4, 0u16..200, 0u64..40, 1u64..3), 1..600),
+        ops in prop::collection::vec((0u8..4, 0u16..200, 0u64..40, 1u32..3), 1..600),
     ) {
         let max_bytes = 16 * (ENTRY_OVERHEAD + 40);
         let cache: Cache<(u128, u64)> = Cache::new(&Config { max_entries: 32, max_bytes });

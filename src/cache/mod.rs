@@ -9,8 +9,8 @@
 //! Scan the set's tags; where one matches, load the slot's entry (`arc_swap`, lock-free) and accept it only
 //! if its full key, its generation (the key set it was verified under) and its validity window all match.
 //! Tags are hints: a torn view (a tag for an entry being replaced) only turns into a miss, never into a wrong
-//! answer, because the entry itself is checked. A hit sets the entry's `visited` flag, with a plain store and
-//! only when it is not already set, so hot entries do not bounce their cache line between cores.
+//! answer, because the entry itself is checked. A hit sets the slot's `visited` flag (the tag's top bit) with a
+//! compare-and-swap only when it is clear, so hot entries do not bounce their cache line between cores.
 //!
 //! # Writes (one small lock per set)
 //! Inserting happens after a full verification (tens of microseconds for RSA/ECDSA), so a per-set mutex costs
@@ -38,7 +38,7 @@ pub mod sync;
 #[cfg(all(test, jwtd_loom))]
 mod loom_tests;
 
-use sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering, Slot};
+use sync::{Arc, AtomicU64, Mutex, Ordering, Slot};
 
 /// Slots per set: eight tags fill one 64-byte cache line.
 pub const WAYS: usize = 8;
@@ -65,15 +65,25 @@ impl Default for Config {
     }
 }
 
-/// One cached verification.
+/// One cached verification. Kept small (32 bytes besides the value; 64-bit alignment): every byte here is
+/// paid a million times.
 struct Entry<V> {
-    key: u128,
-    generation: u64,
-    not_before: u64,
-    until: u64,
-    size: usize,
-    visited: AtomicBool,
+    key: [u64; 2],
+    generation: u32,
+    /// Unix seconds; `until == u32::MAX` means no end (the window ends after 2106).
+    not_before: u32,
+    until: u32,
+    size: u32,
     value: V,
+}
+
+impl<V> Entry<V> {
+    #[inline]
+    fn live(&self, generation: u32, now: u64) -> bool {
+        self.generation == generation
+            && u64::from(self.not_before) <= now
+            && (self.until == u32::MAX || now < u64::from(self.until))
+    }
 }
 
 /// Writer-side state of a set.
@@ -87,7 +97,8 @@ struct Meta {
 }
 
 struct Set<V> {
-    /// Low 64 bits of each slot's key, or 0 for an empty slot (keys with a zero tag are stored as 1).
+    /// Per slot: the low 63 bits of its key (never 0: keys with a zero tag use 1), 0 for an empty slot, and
+    /// in the top bit SIEVE's visited flag, set by readers with a compare-and-swap only when it is clear.
     tags: [AtomicU64; WAYS],
     slots: [Slot<Entry<V>>; WAYS],
     meta: Mutex<Meta>,
@@ -157,9 +168,17 @@ impl<V> std::fmt::Debug for Cache<V> {
     }
 }
 
+/// The visited flag's bit in a tag.
+const VISITED: u64 = 1 << 63;
+
 #[inline]
 fn tag_of(key: u128) -> u64 {
-    (key as u64).max(1)
+    (key as u64 & !VISITED).max(1)
+}
+
+#[inline]
+fn split(key: u128) -> [u64; 2] {
+    [(key >> 64) as u64, key as u64]
 }
 
 impl<V> Cache<V> {
@@ -189,32 +208,35 @@ impl<V> Cache<V> {
     pub fn get<R>(
         &self,
         key: u128,
-        generation: u64,
+        generation: u32,
         now: u64,
         f: impl FnOnce(&V) -> R,
     ) -> Option<R> {
         let set = self.set(key);
         let tag = tag_of(key);
+        let full = split(key);
         let mut f = Some(f);
         for (t, slot) in set.tags.iter().zip(&set.slots) {
-            if t.load(Ordering::Acquire) != tag {
+            let seen = t.load(Ordering::Acquire);
+            if seen & !VISITED != tag {
                 continue;
             }
             let hit = slot.with(|e| match e {
-                Some(e)
-                    if e.key == key
-                        && e.generation == generation
-                        && e.not_before <= now
-                        && now < e.until =>
-                {
-                    if !e.visited.load(Ordering::Relaxed) {
-                        e.visited.store(true, Ordering::Relaxed);
-                    }
+                Some(e) if e.key == full && e.live(generation, now) => {
                     f.take().map(|f| f(&e.value))
                 }
                 _ => None,
             });
             if hit.is_some() {
+                if seen & VISITED == 0 {
+                    // Fails harmlessly if a writer changed the slot meanwhile.
+                    let _ = t.compare_exchange(
+                        seen,
+                        seen | VISITED,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                }
                 return hit;
             }
         }
@@ -227,29 +249,32 @@ impl<V> Cache<V> {
     pub fn insert(
         &self,
         key: u128,
-        generation: u64,
+        generation: u32,
         (not_before, until): (u64, u64),
         now: u64,
         value: V,
         size: usize,
     ) -> bool {
         let size = size + ENTRY_OVERHEAD;
-        if size > self.set_bytes {
+        if size > self.set_bytes || size > u32::MAX as usize {
             self.counters.too_large.fetch_add(1, Ordering::Relaxed);
             return false;
         }
-        if now >= until {
+        let Ok(not_before) = u32::try_from(not_before) else {
+            return false;
+        };
+        if now >= until || now < u64::from(not_before) {
             return false;
         }
+        let until = u32::try_from(until).unwrap_or(u32::MAX);
         let set = self.set(key);
         let tag = tag_of(key);
         let entry = Arc::new(Entry {
-            key,
+            key: split(key),
             generation,
             not_before,
             until,
-            size,
-            visited: AtomicBool::new(false),
+            size: size as u32,
             value,
         });
         let mut meta = match set.meta.lock() {
@@ -261,10 +286,7 @@ impl<V> Cache<V> {
         while i < meta.len {
             let w = meta.order[i] as usize;
             let (same, stale) = set.slots[w].with(|e| match e {
-                Some(e) => (
-                    e.key == key,
-                    e.generation != generation || now >= e.until || now < e.not_before,
-                ),
+                Some(e) => (e.key == split(key), !e.live(generation, now)),
                 None => (false, true),
             });
             if same || stale {
@@ -315,8 +337,7 @@ impl<V> Cache<V> {
                 meta.hand = 0;
             }
             let w = meta.order[meta.hand] as usize;
-            let visited =
-                set.slots[w].with(|e| e.is_some_and(|e| e.visited.swap(false, Ordering::Relaxed)));
+            let visited = set.tags[w].fetch_and(!VISITED, Ordering::Relaxed) & VISITED != 0;
             if !visited {
                 return meta.hand;
             }
@@ -328,7 +349,7 @@ impl<V> Cache<V> {
     fn remove_at(&self, set: &Set<V>, meta: &mut Meta, i: usize) {
         let w = meta.order[i] as usize;
         set.tags[w].store(0, Ordering::Release);
-        let size = set.slots[w].with(|e| e.map_or(0, |e| e.size));
+        let size = set.slots[w].with(|e| e.map_or(0, |e| e.size as usize));
         set.slots[w].store(None);
         meta.order.copy_within(i + 1..meta.len, i);
         meta.len -= 1;
@@ -349,8 +370,9 @@ impl<V> Cache<V> {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let found = (0..meta.len)
-            .find(|&i| set.slots[meta.order[i] as usize].with(|e| e.is_some_and(|e| e.key == key)));
+        let found = (0..meta.len).find(|&i| {
+            set.slots[meta.order[i] as usize].with(|e| e.is_some_and(|e| e.key == split(key)))
+        });
         if let Some(i) = found {
             self.remove_at(set, &mut meta, i);
             self.counters.removed.fetch_add(1, Ordering::Relaxed);
