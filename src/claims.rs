@@ -432,7 +432,7 @@ mod tests {
                     0.0
                 }
             };
-            let mut opt = |rng: &mut crate::loadgen::zipf::Rng, spread: u64| {
+            let opt = |rng: &mut crate::loadgen::zipf::Rng, spread: u64| {
                 (rng.below(4) != 0)
                     .then(|| base + rng.below(spread) as f64 - (spread / 2) as f64 + frac(rng))
             };
