@@ -41,8 +41,59 @@ pub struct Config {
     pub max_json_depth: Option<usize>,
     #[serde(default)]
     pub http: HttpConfig,
+    #[serde(default)]
+    pub cache: CacheConfig,
     #[serde(rename = "issuer", default)]
     pub issuers: Vec<IssuerConfig>,
+}
+
+/// The `[cache]` table: the verified-token cache.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Entries; 0 turns the cache off.
+    pub entries: Option<usize>,
+    /// Byte budget: a number or a string with a unit ("256MiB").
+    pub max_bytes: Option<Size>,
+    /// Tokens longer than this are not cached.
+    pub max_token_len: Option<usize>,
+}
+
+/// A byte count written as a number or as a string with a unit.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(try_from = "toml::Value")]
+pub struct Size(pub usize);
+
+impl TryFrom<toml::Value> for Size {
+    type Error = String;
+    fn try_from(v: toml::Value) -> Result<Size, String> {
+        match v {
+            toml::Value::Integer(n) => usize::try_from(n)
+                .map(Size)
+                .map_err(|_| format!("{n} is not a byte count")),
+            toml::Value::String(s) => parse_size(&s).map(Size),
+            other => Err(format!("{other} is not a byte count")),
+        }
+    }
+}
+
+/// Parses `4096`, `64K`, `256MiB`, `1G` (units are powers of 1024).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 4096, 64K or 256MiB"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(format!("{s:?}: unknown unit (use K, M or G)")),
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{s:?} is too large"))
 }
 
 /// The `[http]` table: auth subrequests.
@@ -247,6 +298,21 @@ fn build(config: &Config, base: &Path, shown: &str) -> Result<(Issuers, Vec<Stri
         map.insert(ic.iss.clone(), Verifier::new(keys, policy, limits.clone()));
     }
     Ok((Issuers::ByIss(map), warnings))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_with_units() {
+        use super::parse_size;
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_size("1 G"), Ok(1 << 30));
+        for bad in ["", "K", "1T", "-1", "1.5M", "99999999999999999999G"] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
+        }
+    }
 }
 
 /// An octal file mode such as "660".

@@ -69,6 +69,15 @@ pub struct ServeArgs {
     /// Header that holds the token as is (a "Bearer " prefix is removed) [default: Authorization: Bearer].
     #[arg(long, value_name = "NAME", value_parser = server::http::parse_header_name)]
     token_header: Option<HeaderName>,
+    /// Verified-token cache size in entries; 0 turns the cache off [default: 262144].
+    #[arg(long, value_name = "N")]
+    cache_entries: Option<usize>,
+    /// Verified-token cache byte budget, e.g. 256MiB [default: 256MiB].
+    #[arg(long, value_name = "SIZE", value_parser = config::parse_size)]
+    cache_bytes: Option<usize>,
+    /// Tokens longer than this are verified every time, never cached [default: 8192].
+    #[arg(long, value_name = "BYTES")]
+    cache_max_token: Option<usize>,
     /// Also listen on this TCP address, e.g. 127.0.0.1:9191, for proxies that cannot reach a Unix socket
     /// (Traefik forward-auth). Both protocols are served; TCP peers never get admin commands.
     #[arg(long, value_name = "ADDR")]
@@ -77,6 +86,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "NAME", value_parser = server::http::parse_cookie_name)]
     token_cookie: Option<String>,
 }
+
+const DEFAULT_CACHE_ENTRIES: usize = 1 << 18;
+const DEFAULT_CACHE_BYTES: usize = 256 << 20;
+const DEFAULT_CACHE_MAX_TOKEN: usize = 8192;
 
 /// Builds the issuers from the config file or the flags; also what the reload signal calls.
 struct Source {
@@ -170,6 +183,25 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     }
     let source = Arc::new(source);
     let mut shared = Shared::new(issuers, limits.max_line, http);
+    let cache_entries = args
+        .cache_entries
+        .or(file.and_then(|c| c.cache.entries))
+        .unwrap_or(DEFAULT_CACHE_ENTRIES);
+    if cache_entries > 0 {
+        let max_bytes = args
+            .cache_bytes
+            .or(file.and_then(|c| c.cache.max_bytes.map(|s| s.0)))
+            .unwrap_or(DEFAULT_CACHE_BYTES);
+        let max_token = args
+            .cache_max_token
+            .or(file.and_then(|c| c.cache.max_token_len))
+            .unwrap_or(DEFAULT_CACHE_MAX_TOKEN);
+        let config = jwtd::cache::Config {
+            max_entries: cache_entries,
+            max_bytes,
+        };
+        shared.cache = Some(server::TokenCache::new(&config, max_token)?);
+    }
     if !args.admin_uids.is_empty() {
         shared.admin_uids = args.admin_uids.clone();
     }

@@ -10,7 +10,6 @@ use tokio_util::sync::CancellationToken;
 use super::Shared;
 use super::line::{self, Frame, Request};
 use super::stats::Batch;
-use crate::issuers::Issuers;
 
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -45,7 +44,7 @@ where
         let mut answered = 0u64;
         let now = super::unix_now();
         // One snapshot of the issuers per batch: a reload never shows a batch half old, half new.
-        let mut issuers = shared.issuers.load();
+        let mut snap = shared.snapshot();
         let mut batch = Batch::default();
         let mut start = 0;
         let mut close = false;
@@ -58,9 +57,9 @@ where
                         batch.requests += 1;
                         reload(shared, peer_uid, &mut out, &mut batch).await;
                         // Requests after RELOAD in the same batch see the new configuration.
-                        issuers = shared.issuers.load();
+                        snap = shared.snapshot();
                     } else {
-                        answer(line, shared, &issuers, now, &mut out, &mut batch);
+                        answer(line, shared, &snap, now, &mut out, &mut batch);
                     }
                     start += consumed;
                 }
@@ -131,20 +130,18 @@ async fn reload(shared: &Shared, peer_uid: Option<u32>, out: &mut Vec<u8>, batch
 fn answer(
     line: &[u8],
     shared: &Shared,
-    issuers: &Issuers,
+    snap: &super::Snapshot,
     now: u64,
     out: &mut Vec<u8>,
     batch: &mut Batch,
 ) {
     batch.requests += 1;
     match line::parse(line) {
-        Request::Verify(token) => match issuers.verify(token, now) {
-            Ok(v) => {
-                batch.ok += 1;
-                line::ok(out, v.claims_json());
-            }
+        Request::Verify(token) => match shared.verify(snap, token, now, batch, |claims| {
+            line::ok(out, claims)
+        }) {
+            Ok(()) => {}
             Err(e) => {
-                batch.reject(&e);
                 tracing::debug!(token = %crate::crypto::token_digest(token), code = e.code(), "rejected");
                 line::err(out, &e);
             }
@@ -155,7 +152,9 @@ fn answer(
             shared.stats.add(batch);
             *batch = Batch::default();
             out.extend_from_slice(b"STATS ");
-            out.extend_from_slice(shared.stats.to_json(issuers.keys_loaded()).as_bytes());
+            out.extend_from_slice(shared
+                    .stats
+                    .to_json(snap.issuers.keys_loaded(), shared.cache_view()).as_bytes());
             out.push(b'\n');
         }
         // Handled by `reload` before `answer` is called.

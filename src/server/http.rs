@@ -250,15 +250,19 @@ fn verify(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
             );
             r
         }
-        Token::Found(token) => match shared.issuers.load().verify(token, super::unix_now()) {
-            Ok(v) => {
-                batch.ok += 1;
-                let mut r = json(StatusCode::OK, v.claims_json().to_owned());
-                claim_headers(&mut r, &v, shared);
+        Token::Found(token) => match shared.verify(
+            &shared.snapshot(),
+            token,
+            super::unix_now(),
+            &mut batch,
+            |claims| {
+                let mut r = json(StatusCode::OK, claims.to_owned());
+                claim_headers(&mut r, claims, shared);
                 r
-            }
+            },
+        ) {
+            Ok(r) => r,
             Err(e) => {
-                batch.reject(&e);
                 tracing::debug!(token = %crate::crypto::token_digest(token), code = e.code(), "rejected (http)");
                 rejected(&e)
             }
@@ -284,11 +288,11 @@ fn rejected(e: &Error) -> Response<Full<Bytes>> {
 }
 
 /// Copies configured claims into response headers (`X-Jwt-Sub: …`) for the proxy to forward upstream.
-fn claim_headers(r: &mut Response<Full<Bytes>>, v: &crate::Verified, shared: &Shared) {
+fn claim_headers(r: &mut Response<Full<Bytes>>, claims: &str, shared: &Shared) {
     if shared.http.claim_headers.is_empty() {
         return;
     }
-    let claims: serde_json::Value = match serde_json::from_str(v.claims_json()) {
+    let claims: serde_json::Value = match serde_json::from_str(claims) {
         Ok(c) => c,
         Err(_) => return,
     };
@@ -329,26 +333,23 @@ async fn introspect(req: Request<Incoming>, shared: &Shared) -> Response<Full<By
         requests: 1,
         ..Batch::default()
     };
-    let response = match shared
-        .issuers
-        .load()
-        .verify(token.as_bytes(), super::unix_now())
-    {
-        Ok(v) => {
-            batch.ok += 1;
+    let verified = shared.verify(
+        &shared.snapshot(),
+        token.as_bytes(),
+        super::unix_now(),
+        &mut batch,
+        |claims| {
             let mut claims: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(v.claims_json()).unwrap_or_default();
+                serde_json::from_str(claims).unwrap_or_default();
             claims.insert("active".into(), true.into());
             json(
                 StatusCode::OK,
                 serde_json::Value::Object(claims).to_string(),
             )
-        }
-        Err(e) => {
-            batch.reject(&e);
-            json(StatusCode::OK, r#"{"active":false}"#.into())
-        }
-    };
+        },
+    );
+    let response =
+        verified.unwrap_or_else(|_| json(StatusCode::OK, r#"{"active":false}"#.into()));
     shared.stats.add(&batch);
     response
 }
@@ -357,7 +358,7 @@ fn metrics(shared: &Shared) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(
         shared
             .stats
-            .to_prometheus(shared.issuers.load().keys_loaded()),
+            .to_prometheus(shared.issuers.load().keys_loaded(), shared.cache_view()),
     )));
     r.headers_mut().insert(
         header::CONTENT_TYPE,

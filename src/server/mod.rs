@@ -9,6 +9,7 @@ pub mod line;
 pub mod prefixed;
 pub mod socket;
 pub mod stats;
+pub mod verdict;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,8 +22,11 @@ use tokio_util::task::TaskTracker;
 
 use arc_swap::ArcSwap;
 
+use crate::cache::{Cache, key::Keyer};
+use crate::error::Error;
 use crate::issuers::Issuers;
-use stats::Stats;
+use stats::{Batch, Stats};
+use verdict::Verdict;
 
 /// Re-reads keys and configuration (the `RELOAD` command and SIGHUP).
 pub type Reloader = Box<dyn Fn() -> Result<Issuers, String> + Send + Sync>;
@@ -40,6 +44,35 @@ pub struct Shared {
     pub admin_uids: Vec<u32>,
     /// How to reload; `None` where reloading makes no sense (tests).
     pub reloader: Option<Reloader>,
+    /// Verified tokens, when caching is on.
+    pub cache: Option<TokenCache>,
+    /// Identifies the current `issuers`: bumped after every swap, so that cache entries verified under
+    /// replaced keys never hit. Read it *before* loading `issuers` (see [`Shared::snapshot`]).
+    generation: std::sync::atomic::AtomicU32,
+}
+
+/// The verified-token cache and how it is keyed.
+pub struct TokenCache {
+    pub cache: Cache<Verdict>,
+    pub keyer: Keyer,
+    /// Longer tokens are not cached.
+    pub max_token_len: usize,
+}
+
+impl TokenCache {
+    pub fn new(config: &crate::cache::Config, max_token_len: usize) -> Result<TokenCache, String> {
+        Ok(TokenCache {
+            cache: Cache::new(config),
+            keyer: Keyer::random().map_err(|e| format!("no randomness for the cache key: {e}"))?,
+            max_token_len,
+        })
+    }
+}
+
+/// What a batch of requests verifies with: the issuers, and the generation that names them for the cache.
+pub struct Snapshot {
+    pub issuers: arc_swap::Guard<Arc<Issuers>>,
+    pub generation: u32,
 }
 
 impl std::fmt::Debug for Shared {
@@ -66,6 +99,89 @@ impl Shared {
             http,
             admin_uids: [Some(0), own_uid()].into_iter().flatten().collect(),
             reloader: None,
+            cache: None,
+            generation: std::sync::atomic::AtomicU32::new(0),
+        }
+    }
+
+    /// The cache's figures for STATS and /metrics.
+    pub fn cache_view(&self) -> Option<stats::CacheView> {
+        self.cache.as_ref().map(|c| stats::CacheView {
+            stats: c.cache.stats(),
+            capacity: c.cache.capacity(),
+        })
+    }
+
+    /// The issuers to verify with now, and their generation. The generation is read first: an entry tagged
+    /// with generation G was then verified with issuers at least as new as G's, never older (a reload stores
+    /// the issuers before it bumps the generation).
+    pub fn snapshot(&self) -> Snapshot {
+        let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
+        Snapshot {
+            issuers: self.issuers.load(),
+            generation,
+        }
+    }
+
+    /// Verifies `token` at `now` through the cache (when on), calling `ok` with the claims JSON on success.
+    /// Counts the outcome and the cache hit or miss in `batch`.
+    pub fn verify<R>(
+        &self,
+        snap: &Snapshot,
+        token: &[u8],
+        now: u64,
+        batch: &mut Batch,
+        mut ok: impl FnMut(&str) -> R,
+    ) -> Result<R, Error> {
+        let cached = self
+            .cache
+            .as_ref()
+            .filter(|c| token.len() <= c.max_token_len);
+        let Some(tc) = cached else {
+            return self.verify_uncached(snap, token, now, batch, ok);
+        };
+        let key = tc.keyer.key(token);
+        if let Some(r) = tc.cache.get(key, snap.generation, now, |v| ok(v.claims())) {
+            batch.cache_hits += 1;
+            batch.ok += 1;
+            return Ok(r);
+        }
+        batch.cache_misses += 1;
+        match snap.issuers.verify(token, now) {
+            Ok(v) => {
+                batch.ok += 1;
+                if let Some(verdict) = Verdict::new(&v) {
+                    let size = verdict.heap_size();
+                    let window = snap.issuers.window(&v, now);
+                    tc.cache
+                        .insert(key, snap.generation, window, now, verdict, size);
+                }
+                Ok(ok(v.claims_json()))
+            }
+            Err(e) => {
+                batch.reject(&e);
+                Err(e)
+            }
+        }
+    }
+
+    fn verify_uncached<R>(
+        &self,
+        snap: &Snapshot,
+        token: &[u8],
+        now: u64,
+        batch: &mut Batch,
+        mut ok: impl FnMut(&str) -> R,
+    ) -> Result<R, Error> {
+        match snap.issuers.verify(token, now) {
+            Ok(v) => {
+                batch.ok += 1;
+                Ok(ok(v.claims_json()))
+            }
+            Err(e) => {
+                batch.reject(&e);
+                Err(e)
+            }
         }
     }
 
@@ -84,6 +200,9 @@ impl Shared {
     /// Swaps in a new set of issuers. Requests already holding the old set finish with it.
     pub fn reload(&self, issuers: Issuers) {
         self.issuers.store(Arc::new(issuers));
+        // After the store: see `snapshot`.
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.stats.reloaded();
     }
 }

@@ -15,6 +15,8 @@ pub struct Stats {
     connections_total: AtomicU64,
     connections_refused: AtomicU64,
     reloads: AtomicU64,
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
     latency: Latency,
 }
 
@@ -73,6 +75,13 @@ impl Latency {
     }
 }
 
+/// The cache's own figures, for the reports.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheView {
+    pub stats: crate::cache::CacheStats,
+    pub capacity: usize,
+}
+
 /// A connection's counts for one batch, added to [`Stats`] in one go.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -80,6 +89,8 @@ pub struct Batch {
     pub ok: u64,
     pub rejected: Vec<(usize, u64)>,
     pub protocol_errors: u64,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
 }
 
 impl Batch {
@@ -109,6 +120,12 @@ impl Stats {
         if b.protocol_errors > 0 {
             self.protocol_errors.fetch_add(b.protocol_errors, Relaxed);
         }
+        if b.cache_hits > 0 {
+            self.cache_hits.fetch_add(b.cache_hits, Relaxed);
+        }
+        if b.cache_misses > 0 {
+            self.cache_misses.fetch_add(b.cache_misses, Relaxed);
+        }
     }
 
     /// Records that `n` requests each took `elapsed` from being read to having their replies written.
@@ -137,7 +154,7 @@ impl Stats {
     }
 
     /// The `/metrics` body, Prometheus text format 0.0.4.
-    pub fn to_prometheus(&self, keys_loaded: usize) -> String {
+    pub fn to_prometheus(&self, keys_loaded: usize, cache: Option<CacheView>) -> String {
         use std::fmt::Write as _;
         let mut out = String::with_capacity(2048);
         let mut metric = |name: &str, kind: &str, help: &str, lines: &[(String, u64)]| {
@@ -198,6 +215,21 @@ impl Stats {
             "Successful reloads of keys and configuration.",
             &[(String::new(), self.reloads.load(Relaxed))],
         );
+        if let Some(c) = cache {
+            let s = &c.stats;
+            for (name, kind, help, v) in [
+                ("jwtd_cache_hits_total", "counter", "Verifications answered from the cache.", self.cache_hits.load(Relaxed)),
+                ("jwtd_cache_misses_total", "counter", "Cacheable verifications not found in the cache.", self.cache_misses.load(Relaxed)),
+                ("jwtd_cache_inserts_total", "counter", "Verified tokens added to the cache.", s.inserts),
+                ("jwtd_cache_evictions_total", "counter", "Entries evicted to make room.", s.evictions),
+                ("jwtd_cache_expirations_total", "counter", "Stale entries dropped (expired, or verified under reloaded keys).", s.expirations),
+                ("jwtd_cache_entries", "gauge", "Entries in the cache.", s.entries),
+                ("jwtd_cache_bytes", "gauge", "Bytes accounted to cache entries.", s.bytes),
+                ("jwtd_cache_capacity_entries", "gauge", "Entries the cache can hold.", c.capacity as u64),
+            ] {
+                metric(name, kind, help, &[(String::new(), v)]);
+            }
+        }
         let l = &self.latency;
         let name = "jwtd_request_duration_seconds";
         let _ = writeln!(
@@ -223,14 +255,27 @@ impl Stats {
     }
 
     /// The `STATS` body: one line of JSON.
-    pub fn to_json(&self, keys_loaded: usize) -> String {
+    pub fn to_json(&self, keys_loaded: usize, cache: Option<CacheView>) -> String {
         let rejected: serde_json::Map<String, serde_json::Value> = Error::CODES
             .iter()
             .zip(&self.rejected)
             .filter(|(_, n)| n.load(Relaxed) > 0)
             .map(|(c, n)| (c.to_string(), n.load(Relaxed).into()))
             .collect();
+        let cache = cache.map(|c| {
+            serde_json::json!({
+                "hits": self.cache_hits.load(Relaxed),
+                "misses": self.cache_misses.load(Relaxed),
+                "inserts": c.stats.inserts,
+                "evictions": c.stats.evictions,
+                "expirations": c.stats.expirations,
+                "entries": c.stats.entries,
+                "bytes": c.stats.bytes,
+                "capacity": c.capacity,
+            })
+        });
         serde_json::json!({
+            "cache": cache,
             "requests": self.requests.load(Relaxed),
             "ok": self.ok.load(Relaxed),
             "rejected": rejected,
@@ -268,7 +313,7 @@ mod tests {
         assert_eq!(s.latency.quantile_bound(0.5), Some(5_000));
         assert_eq!(s.latency.quantile_bound(0.95), Some(2_500_000));
         assert_eq!(s.latency.quantile_bound(1.0), None);
-        let text = s.to_prometheus(0);
+        let text = s.to_prometheus(0, None);
         assert!(
             text.contains("jwtd_request_duration_seconds_bucket{le=\"0.000005\"} 91\n"),
             "{text}"
@@ -289,7 +334,7 @@ mod tests {
             text.contains("jwtd_request_duration_seconds_count 100\n"),
             "{text}"
         );
-        let json: serde_json::Value = serde_json::from_str(&s.to_json(0)).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&s.to_json(0, None)).unwrap();
         assert_eq!(json["latency_us"]["p50"], 5);
     }
 }

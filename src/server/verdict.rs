@@ -1,0 +1,126 @@
+//! What the cache keeps for a verified token: the reply's claims, and what a revocation check on a hit
+//! needs (`jti`, `sub`, `iat`) without parsing the claims again. 32 bytes plus the claims.
+
+use crate::Verified;
+use crate::claims::Text;
+
+/// A cached verification result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    claims: Box<str>,
+    /// `NaN` when absent.
+    iat: f64,
+    /// Spans of `claims` (start, len); `NONE` when absent.
+    jti: (u16, u16),
+    sub: (u16, u16),
+}
+
+const NONE: (u16, u16) = (u16::MAX, u16::MAX);
+
+impl Verdict {
+    /// The cacheable form of `v`; `None` when its claims are over 64 KiB or its `jti`/`sub` contain JSON
+    /// escapes (rare; such tokens are simply verified every time).
+    pub fn new(v: &Verified) -> Option<Verdict> {
+        let claims = v.claims_json();
+        if claims.len() >= usize::from(u16::MAX) {
+            return None;
+        }
+        let span = |t: &Option<Text>| -> Option<(u16, u16)> {
+            match t {
+                None => Some(NONE),
+                Some(Text::Span { start, len }) => Some((
+                    u16::try_from(*start).ok()?,
+                    u16::try_from(*len).ok()?,
+                )),
+                Some(Text::Owned(_)) => None,
+            }
+        };
+        let r = v.registered();
+        Some(Verdict {
+            claims: claims.into(),
+            iat: r.iat.unwrap_or(f64::NAN),
+            jti: span(&r.jti)?,
+            sub: span(&r.sub)?,
+        })
+    }
+
+    /// The claims JSON, compact, as `Verified::claims_json` gave it.
+    pub fn claims(&self) -> &str {
+        &self.claims
+    }
+
+    pub fn jti(&self) -> Option<&str> {
+        self.text(self.jti)
+    }
+
+    pub fn sub(&self) -> Option<&str> {
+        self.text(self.sub)
+    }
+
+    pub fn iat(&self) -> Option<f64> {
+        (!self.iat.is_nan()).then_some(self.iat)
+    }
+
+    /// Heap bytes held besides the struct.
+    pub fn heap_size(&self) -> usize {
+        self.claims.len()
+    }
+
+    fn text(&self, (start, len): (u16, u16)) -> Option<&str> {
+        if (start, len) == NONE {
+            return None;
+        }
+        self.claims
+            .get(usize::from(start)..usize::from(start) + usize::from(len))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::sign::{Private, SigningKey};
+    use crate::keys::SourceOptions;
+    use crate::{Alg, KeySet, Limits, Policy, Verifier};
+
+    fn verified(claims: &str) -> Verified {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let mut keys = KeySet::new();
+        keys.add_secret(
+            secret,
+            &SourceOptions {
+                default_alg: Some(Alg::HS256),
+                kid: None,
+            },
+        )
+        .unwrap();
+        let v = Verifier::new(
+            keys,
+            Policy {
+                require_exp: false,
+                ..Policy::default()
+            },
+            Limits::default(),
+        );
+        let t = SigningKey::new(Alg::HS256, &Private::Hmac(secret.to_vec()))
+            .unwrap()
+            .sign_compact(br#"{"alg":"HS256"}"#, claims.as_bytes())
+            .unwrap();
+        v.verify(t.as_bytes(), 1000).unwrap()
+    }
+
+    #[test]
+    fn keeps_claims_and_the_revocation_fields() {
+        let v = verified(r#"{"sub":"alice","jti":"j-1","iat":990.5,"x":1}"#);
+        let d = Verdict::new(&v).unwrap();
+        assert_eq!(d.claims(), v.claims_json());
+        assert_eq!((d.sub(), d.jti(), d.iat()), (Some("alice"), Some("j-1"), Some(990.5)));
+        let none = Verdict::new(&verified(r#"{"x":1}"#)).unwrap();
+        assert_eq!((none.sub(), none.jti(), none.iat()), (None, None, None));
+        // Whitespace in the payload: the spans still point into the compacted claims.
+        let spaced = Verdict::new(&verified("{ \"x\" : 1 , \"sub\" : \"bob\" }")).unwrap();
+        assert_eq!(spaced.sub(), Some("bob"));
+        // Escaped strings are not cached.
+        assert!(Verdict::new(&verified(r#"{"sub":"a\u0041"}"#)).is_none());
+        assert_eq!(std::mem::size_of::<Verdict>(), 32);
+    }
+}
