@@ -1123,3 +1123,97 @@ fn socket_group_is_set_or_refused() {
     assert!(!dir.join("jwtd.sock").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+fn stats(socket: &Path) -> serde_json::Value {
+    let out = exchange(socket, b"STATS\n");
+    serde_json::from_str(out.trim_end().strip_prefix("STATS ").unwrap()).unwrap()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn a_token_presented_again_is_answered_from_the_cache() {
+    let d = start("cache", &[]);
+    let t = valid_token();
+    let first = verify_line(&d.socket, &t);
+    assert!(first.starts_with("OK "), "{first}");
+    assert_eq!(verify_line(&d.socket, &t), first, "the cached answer is the same");
+    let s = stats(&d.socket);
+    assert_eq!(s["cache"]["misses"], 1, "{s}");
+    assert_eq!(s["cache"]["hits"], 1, "{s}");
+    assert_eq!(s["cache"]["entries"], 1, "{s}");
+    // A tampered copy is a miss, and rejected; failures are not cached.
+    let tampered = format!("{}A", &t[..t.len() - 1]);
+    for _ in 0..2 {
+        assert!(verify_line(&d.socket, &tampered).starts_with("ERR "));
+    }
+    let s = stats(&d.socket);
+    assert_eq!(s["cache"]["hits"], 1, "{s}");
+    assert_eq!(s["cache"]["entries"], 1, "{s}");
+    // HTTP answers from the same cache.
+    let out = http(&d.socket, &get_verify(Some(&t)));
+    assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
+    assert_eq!(stats(&d.socket)["cache"]["hits"], 2);
+    let out = http(
+        &d.socket,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(out.contains("jwtd_cache_hits_total 2\n"), "{out}");
+    assert!(out.contains("jwtd_cache_entries 1\n"), "{out}");
+}
+
+#[test]
+fn the_cache_can_be_turned_off() {
+    let d = start("nocache", &["--cache-entries", "0"]);
+    let t = valid_token();
+    assert_eq!(verify_line(&d.socket, &t), verify_line(&d.socket, &t));
+    assert!(stats(&d.socket)["cache"].is_null());
+}
+
+#[test]
+fn a_cached_token_is_never_served_after_its_exp() {
+    let d = start("cache-exp", &["--leeway", "0"]);
+    let exp = unix_now() + 2;
+    let mut c = claims();
+    c["exp"] = serde_json::json!(exp);
+    c["iat"] = serde_json::json!(exp - 100);
+    c["nbf"] = serde_json::json!(exp - 100);
+    let t = token_with(Alg::HS256, serde_json::json!({}), &c);
+    assert!(verify_line(&d.socket, &t).starts_with("OK "));
+    assert!(verify_line(&d.socket, &t).starts_with("OK "));
+    assert_eq!(stats(&d.socket)["cache"]["hits"], 1);
+    while unix_now() < exp {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = verify_line(&d.socket, &t);
+    assert!(out.starts_with("ERR expired "), "{out}");
+    assert_eq!(stats(&d.socket)["cache"]["hits"], 1);
+}
+
+#[test]
+fn a_reload_invalidates_cached_verdicts() {
+    let dir = temp_dir("cache-reload");
+    let keys = dir.join("keys.jwks");
+    std::fs::copy(data("keys/HS256.public.jwks"), &keys).unwrap();
+    let body = format!(
+        "[[issuer]]\niss = \"https://a.example\"\nkeys = [\"{}\"]\naudiences = [\"api\"]\n",
+        keys.display()
+    );
+    let d = start_config_in(dir, &body, Stdio::null());
+    let t = issuer_token(Alg::HS256, "https://a.example");
+    assert!(verify_line(&d.socket, &t).starts_with("OK "));
+    assert!(verify_line(&d.socket, &t).starts_with("OK "));
+    assert_eq!(stats(&d.socket)["cache"]["hits"], 1);
+    // The HS256 key is withdrawn: the cached verdict must not outlive it.
+    std::fs::copy(data("keys/ES256.public.jwks"), &keys).unwrap();
+    let out = exchange(&d.socket, format!("RELOAD\nVERIFY {t}\n").as_bytes());
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("OK {\"reloaded\":true"), "{out}");
+    assert!(lines[1].starts_with("ERR "), "{out}");
+    assert_eq!(stats(&d.socket)["cache"]["hits"], 1);
+}
