@@ -300,6 +300,14 @@ fn build(config: &Config, base: &Path, shown: &str) -> Result<(Issuers, Vec<Stri
     Ok((Issuers::ByIss(map), warnings))
 }
 
+/// An octal file mode such as "660".
+pub fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("{s:?} is not an octal file mode like 660"))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -313,12 +321,4 @@ mod tests {
             assert!(parse_size(bad).is_err(), "{bad:?}");
         }
     }
-}
-
-/// An octal file mode such as "660".
-pub fn parse_mode(s: &str) -> Result<u32, String> {
-    u32::from_str_radix(s, 8)
-        .ok()
-        .filter(|m| *m <= 0o777)
-        .ok_or_else(|| format!("{s:?} is not an octal file mode like 660"))
 }
