@@ -71,7 +71,9 @@ impl Bench for Lru {
     }
     fn get(&self, k: u128, out: &mut Vec<u8>) -> bool {
         let mut c = self.0.lock().unwrap();
-        c.get(&k).map(|v| out.extend_from_slice(v.as_bytes())).is_some()
+        c.get(&k)
+            .map(|v| out.extend_from_slice(v.as_bytes()))
+            .is_some()
     }
     fn insert(&self, k: u128, v: &str) {
         self.0.lock().unwrap().put(k, v.into());
@@ -331,7 +333,9 @@ fn bench_e2e(c: &mut Criterion) {
         }
     };
     let mut g = c.benchmark_group("e2e/ES256");
-    g.bench_function("first", |b| b.iter(|| black_box(uncached(&shared).unwrap())));
+    g.bench_function("first", |b| {
+        b.iter(|| black_box(uncached(&shared).unwrap()))
+    });
     shared.cache = Some(TokenCache::new(&Config::default(), 8192).unwrap());
     let snap = shared.snapshot();
     let token = signer

@@ -61,6 +61,8 @@ pub enum Error {
     WrongType(String),
     /// With several issuers configured, the token's `iss` names none of them (or is absent).
     UnknownIssuer(String),
+    /// The token is valid but was revoked (by `jti`, by subject, or as a whole token).
+    Revoked(&'static str),
 }
 
 impl Error {
@@ -93,6 +95,7 @@ impl Error {
             Error::WrongAudience => "wrong_audience",
             Error::WrongType(_) => "wrong_type",
             Error::UnknownIssuer(_) => "unknown_issuer",
+            Error::Revoked(_) => "revoked",
         }
     }
 
@@ -124,6 +127,7 @@ impl Error {
         "wrong_audience",
         "wrong_type",
         "unknown_issuer",
+        "revoked",
     ];
 }
 
@@ -173,6 +177,7 @@ impl fmt::Display for Error {
             Error::UnknownIssuer(iss) => {
                 write!(f, "no issuer configured for iss {}", Sanitized(iss))
             }
+            Error::Revoked(how) => write!(f, "the token was revoked ({how})"),
         }
     }
 }

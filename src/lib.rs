@@ -46,6 +46,7 @@ pub mod json;
 pub mod jws;
 pub mod keys;
 pub mod loadgen;
+pub mod revocation;
 pub mod server;
 pub mod verify;
 

@@ -1142,7 +1142,11 @@ fn a_token_presented_again_is_answered_from_the_cache() {
     let t = valid_token();
     let first = verify_line(&d.socket, &t);
     assert!(first.starts_with("OK "), "{first}");
-    assert_eq!(verify_line(&d.socket, &t), first, "the cached answer is the same");
+    assert_eq!(
+        verify_line(&d.socket, &t),
+        first,
+        "the cached answer is the same"
+    );
     let s = stats(&d.socket);
     assert_eq!(s["cache"]["misses"], 1, "{s}");
     assert_eq!(s["cache"]["hits"], 1, "{s}");

@@ -271,6 +271,14 @@ impl PreparedKey {
 
 /// A short, stable name for a token in logs: the first 12 hex digits of its SHA-256. Logs never carry the
 /// token itself (a bearer token in a log is a leaked credential).
+/// SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let d = backend::digest::digest(&backend::digest::SHA256, bytes);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
 pub fn token_digest(token: &[u8]) -> String {
     let d = backend::digest::digest(&backend::digest::SHA256, token);
     d.as_ref()[..6].iter().map(|b| format!("{b:02x}")).collect()

@@ -137,24 +137,27 @@ fn answer(
 ) {
     batch.requests += 1;
     match line::parse(line) {
-        Request::Verify(token) => match shared.verify(snap, token, now, batch, |claims| {
-            line::ok(out, claims)
-        }) {
-            Ok(()) => {}
-            Err(e) => {
-                tracing::debug!(token = %crate::crypto::token_digest(token), code = e.code(), "rejected");
-                line::err(out, &e);
+        Request::Verify(token) => {
+            match shared.verify(snap, token, now, batch, |claims| line::ok(out, claims)) {
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::debug!(token = %crate::crypto::token_digest(token), code = e.code(), "rejected");
+                    line::err(out, &e);
+                }
             }
-        },
+        }
         Request::Ping => out.extend_from_slice(b"PONG\n"),
         Request::Stats => {
             // Count what this batch answered so far, so STATS after pipelined requests includes them.
             shared.stats.add(batch);
             *batch = Batch::default();
             out.extend_from_slice(b"STATS ");
-            out.extend_from_slice(shared
+            out.extend_from_slice(
+                shared
                     .stats
-                    .to_json(snap.issuers.keys_loaded(), shared.cache_view()).as_bytes());
+                    .to_json(snap.issuers.keys_loaded(), shared.cache_view())
+                    .as_bytes(),
+            );
             out.push(b'\n');
         }
         // Handled by `reload` before `answer` is called.

@@ -348,8 +348,7 @@ async fn introspect(req: Request<Incoming>, shared: &Shared) -> Response<Full<By
             )
         },
     );
-    let response =
-        verified.unwrap_or_else(|_| json(StatusCode::OK, r#"{"active":false}"#.into()));
+    let response = verified.unwrap_or_else(|_| json(StatusCode::OK, r#"{"active":false}"#.into()));
     shared.stats.add(&batch);
     response
 }

@@ -218,14 +218,54 @@ impl Stats {
         if let Some(c) = cache {
             let s = &c.stats;
             for (name, kind, help, v) in [
-                ("jwtd_cache_hits_total", "counter", "Verifications answered from the cache.", self.cache_hits.load(Relaxed)),
-                ("jwtd_cache_misses_total", "counter", "Cacheable verifications not found in the cache.", self.cache_misses.load(Relaxed)),
-                ("jwtd_cache_inserts_total", "counter", "Verified tokens added to the cache.", s.inserts),
-                ("jwtd_cache_evictions_total", "counter", "Entries evicted to make room.", s.evictions),
-                ("jwtd_cache_expirations_total", "counter", "Stale entries dropped (expired, or verified under reloaded keys).", s.expirations),
-                ("jwtd_cache_entries", "gauge", "Entries in the cache.", s.entries),
-                ("jwtd_cache_bytes", "gauge", "Bytes accounted to cache entries.", s.bytes),
-                ("jwtd_cache_capacity_entries", "gauge", "Entries the cache can hold.", c.capacity as u64),
+                (
+                    "jwtd_cache_hits_total",
+                    "counter",
+                    "Verifications answered from the cache.",
+                    self.cache_hits.load(Relaxed),
+                ),
+                (
+                    "jwtd_cache_misses_total",
+                    "counter",
+                    "Cacheable verifications not found in the cache.",
+                    self.cache_misses.load(Relaxed),
+                ),
+                (
+                    "jwtd_cache_inserts_total",
+                    "counter",
+                    "Verified tokens added to the cache.",
+                    s.inserts,
+                ),
+                (
+                    "jwtd_cache_evictions_total",
+                    "counter",
+                    "Entries evicted to make room.",
+                    s.evictions,
+                ),
+                (
+                    "jwtd_cache_expirations_total",
+                    "counter",
+                    "Stale entries dropped (expired, or verified under reloaded keys).",
+                    s.expirations,
+                ),
+                (
+                    "jwtd_cache_entries",
+                    "gauge",
+                    "Entries in the cache.",
+                    s.entries,
+                ),
+                (
+                    "jwtd_cache_bytes",
+                    "gauge",
+                    "Bytes accounted to cache entries.",
+                    s.bytes,
+                ),
+                (
+                    "jwtd_cache_capacity_entries",
+                    "gauge",
+                    "Entries the cache can hold.",
+                    c.capacity as u64,
+                ),
             ] {
                 metric(name, kind, help, &[(String::new(), v)]);
             }

@@ -28,10 +28,9 @@ impl Verdict {
         let span = |t: &Option<Text>| -> Option<(u16, u16)> {
             match t {
                 None => Some(NONE),
-                Some(Text::Span { start, len }) => Some((
-                    u16::try_from(*start).ok()?,
-                    u16::try_from(*len).ok()?,
-                )),
+                Some(Text::Span { start, len }) => {
+                    Some((u16::try_from(*start).ok()?, u16::try_from(*len).ok()?))
+                }
                 Some(Text::Owned(_)) => None,
             }
         };
@@ -113,7 +112,10 @@ mod tests {
         let v = verified(r#"{"sub":"alice","jti":"j-1","iat":990.5,"x":1}"#);
         let d = Verdict::new(&v).unwrap();
         assert_eq!(d.claims(), v.claims_json());
-        assert_eq!((d.sub(), d.jti(), d.iat()), (Some("alice"), Some("j-1"), Some(990.5)));
+        assert_eq!(
+            (d.sub(), d.jti(), d.iat()),
+            (Some("alice"), Some("j-1"), Some(990.5))
+        );
         let none = Verdict::new(&verified(r#"{"x":1}"#)).unwrap();
         assert_eq!((none.sub(), none.jti(), none.iat()), (None, None, None));
         // Whitespace in the payload: the spans still point into the compacted claims.

@@ -1,0 +1,339 @@
+//! The durable revocation list: the in-memory [`Revocations`] in front of the [`Log`], with group commit.
+//!
+//! One writer thread owns the log. Revocations from every connection queue up on a channel; the writer
+//! takes everything waiting (up to [`MAX_BATCH`]), appends it in one write, fsyncs once, applies it to the
+//! in-memory set, and only then acknowledges each request — so an acknowledged revocation is on disk and in
+//! force, and many concurrent revocations share one fsync, as a database WAL does.
+//!
+//! Compaction runs on the same thread when the log holds many more records than live rules: expired rules
+//! are dropped from memory and the log is rewritten (crash-safe, see [`log::compact`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::log::{self, Log, Op};
+use super::{Revocations, Rule};
+
+/// Most operations committed by one write + fsync.
+pub const MAX_BATCH: usize = 4096;
+
+/// Counters of the writer.
+#[derive(Debug, Default)]
+pub struct StoreStats {
+    pub commits: AtomicU64,
+    pub ops: AtomicU64,
+    pub compactions: AtomicU64,
+    pub failures: AtomicU64,
+}
+
+type Ack = tokio::sync::oneshot::Sender<Result<bool, String>>;
+
+enum Job {
+    Op(Op, Ack),
+    Compact(tokio::sync::oneshot::Sender<Result<usize, String>>),
+}
+
+/// The durable revocation list.
+pub struct Store {
+    set: Arc<Revocations>,
+    tx: crossbeam_channel::Sender<Job>,
+    stats: Arc<StoreStats>,
+    dir: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.dir)
+            .field("rules", &self.set.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where `now` comes from (tests inject a clock).
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+impl Store {
+    /// Opens the log in `dir` (creating it), replays it into memory — refusing to start on a damaged log,
+    /// with the file and offset — and starts the writer thread.
+    pub fn open(dir: &Path, clock: Clock) -> Result<Store, String> {
+        let (log, replay) = Log::open(dir)?;
+        if let Some(at) = replay.torn_at {
+            tracing::warn!(
+                file = %log.path().display(),
+                offset = at,
+                "revocation log ended in a torn record (a crash while writing); cut it off"
+            );
+        }
+        let set = Arc::new(Revocations::new());
+        let records = replay.ops.len() as u64;
+        for op in replay.ops {
+            apply(&set, op);
+        }
+        let expired = set.expire(clock());
+        let stats = Arc::new(StoreStats::default());
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let writer = Writer {
+            log,
+            set: set.clone(),
+            stats: stats.clone(),
+            dir: dir.to_path_buf(),
+            clock,
+            records,
+        };
+        std::thread::Builder::new()
+            .name("jwtd-revocations".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| format!("cannot start the revocation writer: {e}"))?;
+        tracing::info!(rules = set.len(), expired, dir = %dir.display(), "revocation list loaded");
+        Ok(Store {
+            set,
+            tx,
+            stats,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The in-memory set, for checks.
+    pub fn revocations(&self) -> &Arc<Revocations> {
+        &self.set
+    }
+
+    pub fn stats(&self) -> &StoreStats {
+        &self.stats
+    }
+
+    /// Queues `op`; the receiver answers once it is durable and in force (`Ok(changed)`), or failed.
+    pub fn submit(&self, op: Op) -> tokio::sync::oneshot::Receiver<Result<bool, String>> {
+        let (ack, rx) = tokio::sync::oneshot::channel();
+        if let Err(crossbeam_channel::SendError(Job::Op(_, ack))) = self.tx.send(Job::Op(op, ack)) {
+            let _ = ack.send(Err("the revocation writer has stopped".into()));
+        }
+        rx
+    }
+
+    /// Applies `op` durably, blocking this thread until it is acknowledged.
+    pub fn apply_blocking(&self, op: Op) -> Result<bool, String> {
+        self.submit(op)
+            .blocking_recv()
+            .unwrap_or_else(|_| Err("the revocation writer has stopped".into()))
+    }
+
+    /// Compacts now (drops expired rules, rewrites the log); returns the rules kept.
+    pub fn compact_blocking(&self) -> Result<usize, String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.tx.send(Job::Compact(tx)).is_err() {
+            return Err("the revocation writer has stopped".into());
+        }
+        rx.blocking_recv()
+            .unwrap_or_else(|_| Err("the revocation writer has stopped".into()))
+    }
+}
+
+fn apply(set: &Revocations, op: Op) -> bool {
+    match op {
+        Op::Revoke(rule) => set.insert(rule),
+        Op::Unrevoke(target) => set.remove(&target),
+    }
+}
+
+struct Writer {
+    log: Log,
+    set: Arc<Revocations>,
+    stats: Arc<StoreStats>,
+    dir: PathBuf,
+    clock: Clock,
+    /// Records in the log file.
+    records: u64,
+}
+
+impl Writer {
+    fn run(mut self, rx: crossbeam_channel::Receiver<Job>) {
+        let mut buf = Vec::new();
+        let mut batch: Vec<(Op, Ack)> = Vec::new();
+        while let Ok(first) = rx.recv() {
+            let mut compacts = Vec::new();
+            let mut take = |job: Job, batch: &mut Vec<(Op, Ack)>| match job {
+                Job::Op(op, ack) => batch.push((op, ack)),
+                Job::Compact(done) => compacts.push(done),
+            };
+            take(first, &mut batch);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => take(job, &mut batch),
+                    Err(_) => break,
+                }
+            }
+            if !batch.is_empty() {
+                self.commit(&mut batch, &mut buf);
+            }
+            let wanted = !compacts.is_empty();
+            if wanted || self.records > 2 * self.set.len() as u64 + 100_000 {
+                let result = self.compact();
+                for done in compacts {
+                    let _ = done.send(result.clone());
+                }
+            }
+        }
+    }
+
+    fn commit(&mut self, batch: &mut Vec<(Op, Ack)>, buf: &mut Vec<u8>) {
+        buf.clear();
+        for (op, _) in batch.iter() {
+            log::encode(op, buf);
+        }
+        match self.log.append_encoded(buf) {
+            Ok(()) => {
+                self.records += batch.len() as u64;
+                self.stats.commits.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .ops
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                for (op, ack) in batch.drain(..) {
+                    let changed = apply(&self.set, op);
+                    let _ = ack.send(Ok(changed));
+                }
+            }
+            Err(e) => {
+                self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                let msg = format!("{}: {e}", self.log.path().display());
+                tracing::error!(error = %msg, "revocation log write failed; nothing in this batch was applied");
+                for (_, ack) in batch.drain(..) {
+                    let _ = ack.send(Err(msg.clone()));
+                }
+            }
+        }
+    }
+
+    fn compact(&mut self) -> Result<usize, String> {
+        let expired = self.set.expire((self.clock)());
+        let live: Vec<Rule> = self.set.rules();
+        match log::compact(&self.dir, &live, |_| Ok(())) {
+            Ok(log) => {
+                self.log = log;
+                self.records = live.len() as u64;
+                self.stats.compactions.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(rules = live.len(), expired, "revocation log compacted");
+                Ok(live.len())
+            }
+            Err(e) => {
+                let msg = format!("compacting {}: {e}", self.dir.display());
+                tracing::error!(error = %msg, "revocation log compaction failed; the old log stays");
+                // The old log is intact until the rename; reopen it for appending in case the handle moved.
+                if let Ok((log, _)) = Log::open(&self.dir) {
+                    self.log = log;
+                }
+                Err(msg)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::revocation::{Presented, Target};
+
+    fn dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("jwtd-store-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn jti(j: &str, expires: u64) -> Op {
+        Op::Revoke(Rule {
+            target: Target::Jti(j.into()),
+            expires,
+            cutoff: 0,
+        })
+    }
+
+    fn revoked(store: &Store, j: &str, now: u64) -> bool {
+        let p = Presented {
+            jti: Some(j),
+            ..Presented::default()
+        };
+        store.revocations().check(&p, now).is_err()
+    }
+
+    #[test]
+    fn acknowledged_revocations_are_in_force_and_survive_a_restart() {
+        let d = dir("restart");
+        let clock: Clock = Arc::new(|| 1_000);
+        let store = Store::open(&d, clock.clone()).unwrap();
+        // Many threads at once: they share fsyncs.
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let store = &store;
+                s.spawn(move || {
+                    for i in 0..200 {
+                        let j = format!("t{t}-{i}");
+                        assert_eq!(store.apply_blocking(jti(&j, 5_000)), Ok(true));
+                        assert!(revoked(store, &j, 1_000), "in force when acknowledged");
+                    }
+                });
+            }
+        });
+        assert_eq!(
+            store.apply_blocking(Op::Unrevoke(Target::Jti("t0-0".into()))),
+            Ok(true)
+        );
+        let commits = store.stats().commits.load(Ordering::Relaxed);
+        assert!(
+            commits < 1_601,
+            "group commit shares fsyncs: {commits} commits"
+        );
+        drop(store);
+        let again = Store::open(&d, clock).unwrap();
+        assert_eq!(again.revocations().len(), 8 * 200 - 1);
+        assert!(revoked(&again, "t3-77", 1_000));
+        assert!(!revoked(&again, "t0-0", 1_000));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn compaction_drops_expired_rules_and_keeps_the_rest() {
+        let d = dir("compact");
+        let now = Arc::new(AtomicU64::new(1_000));
+        let n = now.clone();
+        let clock: Clock = Arc::new(move || n.load(Ordering::Relaxed));
+        let store = Store::open(&d, clock.clone()).unwrap();
+        for i in 0..100 {
+            store
+                .apply_blocking(jti(&format!("j{i}"), if i < 60 { 1_500 } else { 0 }))
+                .unwrap();
+        }
+        now.store(2_000, Ordering::Relaxed);
+        assert_eq!(store.compact_blocking(), Ok(40));
+        store.apply_blocking(jti("after", 0)).unwrap();
+        let log_len = std::fs::metadata(d.join(log::FILE)).unwrap().len();
+        drop(store);
+        let again = Store::open(&d, clock).unwrap();
+        assert_eq!(again.revocations().len(), 41);
+        assert!(revoked(&again, "j99", 2_000) && revoked(&again, "after", 2_000));
+        assert!(!revoked(&again, "j0", 2_000));
+        assert!(log_len < 41 * 64, "the log was rewritten: {log_len} bytes");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_damaged_log_stops_the_start_with_file_and_offset() {
+        let d = dir("damaged");
+        let store = Store::open(&d, Arc::new(|| 1)).unwrap();
+        for i in 0..3 {
+            store.apply_blocking(jti(&format!("j{i}"), 0)).unwrap();
+        }
+        drop(store);
+        let path = d.join(log::FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[20] ^= 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        let e = Store::open(&d, Arc::new(|| 1)).unwrap_err();
+        assert!(
+            e.contains("revocations.log") && e.contains("offset 8"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
