@@ -39,6 +39,8 @@ pub struct Config {
     pub max_connections: Option<usize>,
     pub max_token_len: Option<usize>,
     pub max_json_depth: Option<usize>,
+    /// Where durable state (the revocation log) lives; relative to the config file.
+    pub state_dir: Option<PathBuf>,
     #[serde(default)]
     pub http: HttpConfig,
     #[serde(default)]

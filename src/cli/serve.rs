@@ -69,6 +69,10 @@ pub struct ServeArgs {
     /// Header that holds the token as is (a "Bearer " prefix is removed) [default: Authorization: Bearer].
     #[arg(long, value_name = "NAME", value_parser = server::http::parse_header_name)]
     token_header: Option<HeaderName>,
+    /// Directory for durable state: the revocation log (created if missing). Without it, revocation
+    /// commands are refused. With --dev: DATA_DIR/state.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
     /// Verified-token cache size in entries; 0 turns the cache off [default: 262144].
     #[arg(long, value_name = "N")]
     cache_entries: Option<usize>,
@@ -201,6 +205,19 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
             max_bytes,
         };
         shared.cache = Some(server::TokenCache::new(&config, max_token)?);
+    }
+    let state_dir = args
+        .state_dir
+        .clone()
+        .or_else(|| {
+            let (c, path) = (file?, args.config.as_ref()?);
+            let dir = c.state_dir.as_ref()?;
+            Some(path.parent().unwrap_or(std::path::Path::new(".")).join(dir))
+        })
+        .or_else(|| args.dev.then(|| args.data_dir.join("state")));
+    if let Some(dir) = &state_dir {
+        let store = jwtd::revocation::store::Store::open(dir, Arc::new(server::unix_now))?;
+        shared.revocations = Some(Arc::new(store));
     }
     if !args.admin_uids.is_empty() {
         shared.admin_uids = args.admin_uids.clone();

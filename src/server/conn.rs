@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Shared;
 use super::line::{self, Frame, Request};
+use super::revoke;
 use super::stats::Batch;
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -48,12 +49,32 @@ where
         let mut batch = Batch::default();
         let mut start = 0;
         let mut close = false;
+        // Revocations submitted and not yet acknowledged, in request order: consecutive ones share an fsync;
+        // they are answered before anything that follows them.
+        let mut pending: Vec<Pending> = Vec::new();
         loop {
             match line::frame(&buf[start..], max_line) {
                 Frame::Line { len, consumed } => {
                     answered += 1;
                     let line = &buf[start..start + len];
-                    if line::parse(line) == Request::Reload {
+                    let request = line::parse(line);
+                    if let Request::Revocation { verb, args } = request {
+                        batch.requests += 1;
+                        revocation(
+                            shared,
+                            peer_uid,
+                            verb,
+                            args,
+                            &mut pending,
+                            &mut out,
+                            &mut batch,
+                        )
+                        .await;
+                        start += consumed;
+                        continue;
+                    }
+                    settle(&mut pending, &mut out, &mut batch).await;
+                    if request == Request::Reload {
                         batch.requests += 1;
                         reload(shared, peer_uid, &mut out, &mut batch).await;
                         // Requests after RELOAD in the same batch see the new configuration.
@@ -65,6 +86,7 @@ where
                 }
                 Frame::Incomplete => break,
                 Frame::TooLong => {
+                    settle(&mut pending, &mut out, &mut batch).await;
                     line::protocol_err(
                         &mut out,
                         "too_large",
@@ -76,6 +98,7 @@ where
                 }
             }
         }
+        settle(&mut pending, &mut out, &mut batch).await;
         buf.drain(..start);
         shared.stats.add(&batch);
         if !out.is_empty() {
@@ -91,6 +114,93 @@ where
             // A half-written last line is dropped: the client never finished it.
             return stream.shutdown().await;
         }
+    }
+}
+
+/// A revocation submitted to the store, awaiting its acknowledgement.
+struct Pending {
+    op: crate::revocation::log::Op,
+    ack: tokio::sync::oneshot::Receiver<Result<bool, String>>,
+}
+
+/// Waits for every pending revocation, in order, and writes its answer.
+async fn settle(pending: &mut Vec<Pending>, out: &mut Vec<u8>, batch: &mut Batch) {
+    for p in pending.drain(..) {
+        match p.ack.await {
+            Ok(Ok(changed)) => line::ok(out, &revoke::written(&p.op, changed)),
+            Ok(Err(e)) => {
+                batch.protocol_errors += 1;
+                line::protocol_err(out, "revocation_failed", &e.replace('\n', " "));
+            }
+            Err(_) => {
+                batch.protocol_errors += 1;
+                line::protocol_err(out, "revocation_failed", "the revocation writer stopped");
+            }
+        }
+    }
+}
+
+/// `REVOKE`, `UNREVOKE`, `REVOCATIONS`: admins only, and only with a state directory. Writes are submitted
+/// and left pending (see [`settle`]); reads settle what is pending first, then answer.
+async fn revocation(
+    shared: &Shared,
+    peer_uid: Option<u32>,
+    verb: &str,
+    args: &[u8],
+    pending: &mut Vec<Pending>,
+    out: &mut Vec<u8>,
+    batch: &mut Batch,
+) {
+    let refuse = |out: &mut Vec<u8>, batch: &mut Batch, code: &str, msg: &str| {
+        batch.protocol_errors += 1;
+        line::protocol_err(out, code, msg);
+    };
+    if !peer_uid.is_some_and(|uid| shared.admin_uids.contains(&uid)) {
+        settle(pending, out, batch).await;
+        return refuse(
+            out,
+            batch,
+            "forbidden",
+            &format!("{verb} is an admin command; this peer's uid is not an admin uid"),
+        );
+    }
+    let Some(store) = &shared.revocations else {
+        settle(pending, out, batch).await;
+        return refuse(
+            out,
+            batch,
+            "revocation_disabled",
+            "revocation needs a state directory: start jwtd serve with --state-dir DIR",
+        );
+    };
+    let command = std::str::from_utf8(args)
+        .map_err(|_| "arguments must be UTF-8 (use a JSON string for other bytes)".to_string())
+        .and_then(|a| revoke::parse(verb, a));
+    match command {
+        Ok(revoke::Command::Write(op)) => {
+            tracing::info!(peer_uid, verb, kind = op_kind(&op), "revocation submitted");
+            let ack = store.submit(op.clone());
+            pending.push(Pending { op, ack });
+        }
+        Ok(revoke::Command::Counts) => {
+            settle(pending, out, batch).await;
+            line::ok(out, &revoke::counts(store.revocations()));
+        }
+        Ok(revoke::Command::List(limit)) => {
+            settle(pending, out, batch).await;
+            line::ok(out, &revoke::list(store.revocations(), limit));
+        }
+        Err(e) => {
+            settle(pending, out, batch).await;
+            refuse(out, batch, "bad_request", &e);
+        }
+    }
+}
+
+fn op_kind(op: &crate::revocation::log::Op) -> &'static str {
+    match op {
+        crate::revocation::log::Op::Revoke(r) => r.target.kind(),
+        crate::revocation::log::Op::Unrevoke(t) => t.kind(),
     }
 }
 
@@ -155,19 +265,19 @@ fn answer(
             out.extend_from_slice(
                 shared
                     .stats
-                    .to_json(snap.issuers.keys_loaded(), shared.cache_view())
+                    .to_json(&shared.extras(&snap.issuers))
                     .as_bytes(),
             );
             out.push(b'\n');
         }
-        // Handled by `reload` before `answer` is called.
-        Request::Reload => {}
+        // Handled before `answer` is called.
+        Request::Reload | Request::Revocation { .. } => {}
         Request::Unknown(_) => {
             batch.protocol_errors += 1;
             line::protocol_err(
                 out,
                 "unknown_command",
-                "expected VERIFY <token>, PING or STATS",
+                "expected VERIFY <token>, PING, STATS, RELOAD, REVOKE, UNREVOKE or REVOCATIONS",
             );
         }
     }

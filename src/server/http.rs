@@ -357,7 +357,7 @@ fn metrics(shared: &Shared) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(
         shared
             .stats
-            .to_prometheus(shared.issuers.load().keys_loaded(), shared.cache_view()),
+            .to_prometheus(&shared.extras(&shared.issuers.load())),
     )));
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -11,6 +11,11 @@ pub enum Request<'a> {
     Stats,
     /// Admin: re-read keys and configuration.
     Reload,
+    /// Admin: a revocation command (`REVOKE …`, `UNREVOKE …`, `REVOCATIONS …`), verb and raw arguments.
+    Revocation {
+        verb: &'static str,
+        args: &'a [u8],
+    },
     /// An unknown verb (or a known verb used wrongly): answered with `ERR unknown_command`, connection kept.
     Unknown(&'a [u8]),
 }
@@ -57,7 +62,21 @@ pub fn parse(line: &[u8]) -> Request<'_> {
         b"STATS" => Request::Stats,
         b"RELOAD" => Request::Reload,
         [b'V', b'E', b'R', b'I', b'F', b'Y', b' ', token @ ..] => Request::Verify(token),
-        other => Request::Unknown(other),
+        b"REVOCATIONS" => Request::Revocation {
+            verb: "REVOCATIONS",
+            args: b"",
+        },
+        other => {
+            for verb in ["REVOKE", "UNREVOKE", "REVOCATIONS"] {
+                if let Some(args) = other
+                    .strip_prefix(verb.as_bytes())
+                    .and_then(|rest| rest.strip_prefix(b" "))
+                {
+                    return Request::Revocation { verb, args };
+                }
+            }
+            Request::Unknown(other)
+        }
     }
 }
 

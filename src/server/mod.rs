@@ -7,6 +7,7 @@ pub mod conn;
 pub mod http;
 pub mod line;
 pub mod prefixed;
+pub mod revoke;
 pub mod socket;
 pub mod stats;
 pub mod verdict;
@@ -25,6 +26,8 @@ use arc_swap::ArcSwap;
 use crate::cache::{Cache, key::Keyer};
 use crate::error::Error;
 use crate::issuers::Issuers;
+use crate::revocation::Presented;
+use crate::revocation::store::Store;
 use stats::{Batch, Stats};
 use verdict::Verdict;
 
@@ -46,6 +49,8 @@ pub struct Shared {
     pub reloader: Option<Reloader>,
     /// Verified tokens, when caching is on.
     pub cache: Option<TokenCache>,
+    /// The durable revocation list, when a state directory is configured.
+    pub revocations: Option<Arc<Store>>,
     /// Identifies the current `issuers`: bumped after every swap, so that cache entries verified under
     /// replaced keys never hit. Read it *before* loading `issuers` (see [`Shared::snapshot`]).
     generation: std::sync::atomic::AtomicU32,
@@ -100,16 +105,27 @@ impl Shared {
             admin_uids: [Some(0), own_uid()].into_iter().flatten().collect(),
             reloader: None,
             cache: None,
+            revocations: None,
             generation: std::sync::atomic::AtomicU32::new(0),
         }
     }
 
-    /// The cache's figures for STATS and /metrics.
-    pub fn cache_view(&self) -> Option<stats::CacheView> {
-        self.cache.as_ref().map(|c| stats::CacheView {
-            stats: c.cache.stats(),
-            capacity: c.cache.capacity(),
-        })
+    /// Figures for STATS and /metrics kept outside the counters.
+    pub fn extras(&self, issuers: &Issuers) -> stats::Extras {
+        use std::sync::atomic::Ordering::Relaxed;
+        stats::Extras {
+            keys_loaded: issuers.keys_loaded(),
+            cache: self.cache.as_ref().map(|c| stats::CacheView {
+                stats: c.cache.stats(),
+                capacity: c.cache.capacity(),
+            }),
+            revocations: self.revocations.as_ref().map(|r| stats::RevocationView {
+                counts: r.revocations().counts(),
+                commits: r.stats().commits.load(Relaxed),
+                ops: r.stats().ops.load(Relaxed),
+                failures: r.stats().failures.load(Relaxed),
+            }),
+        }
     }
 
     /// The issuers to verify with now, and their generation. The generation is read first: an entry tagged
@@ -133,56 +149,68 @@ impl Shared {
         batch: &mut Batch,
         mut ok: impl FnMut(&str) -> R,
     ) -> Result<R, Error> {
-        let cached = self
-            .cache
-            .as_ref()
-            .filter(|c| token.len() <= c.max_token_len);
-        let Some(tc) = cached else {
-            return self.verify_uncached(snap, token, now, batch, ok);
-        };
-        let key = tc.keyer.key(token);
-        if let Some(r) = tc.cache.get(key, snap.generation, now, |v| ok(v.claims())) {
-            batch.cache_hits += 1;
-            batch.ok += 1;
-            return Ok(r);
+        let result = self.verify_inner(snap, token, now, batch, &mut ok);
+        match &result {
+            Ok(_) => batch.ok += 1,
+            Err(e) => batch.reject(e),
         }
-        batch.cache_misses += 1;
-        match snap.issuers.verify(token, now) {
-            Ok(v) => {
-                batch.ok += 1;
-                if let Some(verdict) = Verdict::new(&v) {
-                    let size = verdict.heap_size();
-                    let window = snap.issuers.window(&v, now);
-                    tc.cache
-                        .insert(key, snap.generation, window, now, verdict, size);
-                }
-                Ok(ok(v.claims_json()))
-            }
-            Err(e) => {
-                batch.reject(&e);
-                Err(e)
-            }
-        }
+        result
     }
 
-    fn verify_uncached<R>(
+    fn verify_inner<R>(
         &self,
         snap: &Snapshot,
         token: &[u8],
         now: u64,
         batch: &mut Batch,
-        mut ok: impl FnMut(&str) -> R,
+        ok: &mut impl FnMut(&str) -> R,
     ) -> Result<R, Error> {
-        match snap.issuers.verify(token, now) {
-            Ok(v) => {
-                batch.ok += 1;
-                Ok(ok(v.claims_json()))
+        let revocations = self.revocations.as_ref().map(|s| s.revocations().as_ref());
+        let cached = self
+            .cache
+            .as_ref()
+            .filter(|c| token.len() <= c.max_token_len);
+        let key = cached.map(|tc| tc.keyer.key(token));
+        if let (Some(tc), Some(key)) = (cached, key) {
+            // A hit is checked against the revocation list like a miss: revocations made after it was cached
+            // count.
+            let hit = tc.cache.get(key, snap.generation, now, |v| {
+                if let Some(r) = revocations {
+                    let p = Presented {
+                        jti: v.jti(),
+                        sub: v.sub(),
+                        iat: v.iat(),
+                        token,
+                    };
+                    r.check(&p, now)?;
+                }
+                Ok(ok(v.claims()))
+            });
+            if let Some(r) = hit {
+                batch.cache_hits += 1;
+                return r;
             }
-            Err(e) => {
-                batch.reject(&e);
-                Err(e)
-            }
+            batch.cache_misses += 1;
         }
+        let v = snap.issuers.verify(token, now)?;
+        if let Some(r) = revocations {
+            let p = Presented {
+                jti: v.jti(),
+                sub: v.sub(),
+                iat: v.iat(),
+                token,
+            };
+            r.check(&p, now)?;
+        }
+        if let (Some(tc), Some(key)) = (cached, key)
+            && let Some(verdict) = Verdict::new(&v)
+        {
+            let size = verdict.heap_size();
+            let window = snap.issuers.window(&v, now);
+            tc.cache
+                .insert(key, snap.generation, window, now, verdict, size);
+        }
+        Ok(ok(v.claims_json()))
     }
 
     /// Reloads through the reloader and swaps the result in; on failure the running issuers stay.

@@ -82,6 +82,24 @@ pub struct CacheView {
     pub capacity: usize,
 }
 
+/// The revocation list's figures, for the reports.
+#[derive(Debug, Clone, Copy)]
+pub struct RevocationView {
+    pub counts: crate::revocation::Counts,
+    /// Durable writes (each one fsync) and the operations they carried.
+    pub commits: u64,
+    pub ops: u64,
+    pub failures: u64,
+}
+
+/// Figures kept outside [`Stats`] that the reports include.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extras {
+    pub keys_loaded: usize,
+    pub cache: Option<CacheView>,
+    pub revocations: Option<RevocationView>,
+}
+
 /// A connection's counts for one batch, added to [`Stats`] in one go.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -154,7 +172,8 @@ impl Stats {
     }
 
     /// The `/metrics` body, Prometheus text format 0.0.4.
-    pub fn to_prometheus(&self, keys_loaded: usize, cache: Option<CacheView>) -> String {
+    pub fn to_prometheus(&self, extras: &Extras) -> String {
+        let (keys_loaded, cache) = (extras.keys_loaded, extras.cache);
         use std::fmt::Write as _;
         let mut out = String::with_capacity(2048);
         let mut metric = |name: &str, kind: &str, help: &str, lines: &[(String, u64)]| {
@@ -270,6 +289,36 @@ impl Stats {
                 metric(name, kind, help, &[(String::new(), v)]);
             }
         }
+        if let Some(r) = extras.revocations {
+            metric(
+                "jwtd_revocation_rules",
+                "gauge",
+                "Revocation rules in force, by kind.",
+                &[
+                    (r#"{kind="jti"}"#.into(), r.counts.jti as u64),
+                    (r#"{kind="sub"}"#.into(), r.counts.sub as u64),
+                    (r#"{kind="token"}"#.into(), r.counts.token as u64),
+                ],
+            );
+            metric(
+                "jwtd_revocation_commits_total",
+                "counter",
+                "Durable writes of the revocation log (one fsync each).",
+                &[(String::new(), r.commits)],
+            );
+            metric(
+                "jwtd_revocation_ops_total",
+                "counter",
+                "Revocation changes made durable.",
+                &[(String::new(), r.ops)],
+            );
+            metric(
+                "jwtd_revocation_failures_total",
+                "counter",
+                "Revocation log writes that failed (nothing in them was applied).",
+                &[(String::new(), r.failures)],
+            );
+        }
         let l = &self.latency;
         let name = "jwtd_request_duration_seconds";
         let _ = writeln!(
@@ -295,7 +344,18 @@ impl Stats {
     }
 
     /// The `STATS` body: one line of JSON.
-    pub fn to_json(&self, keys_loaded: usize, cache: Option<CacheView>) -> String {
+    pub fn to_json(&self, extras: &Extras) -> String {
+        let (keys_loaded, cache) = (extras.keys_loaded, extras.cache);
+        let revocations = extras.revocations.map(|r| {
+            serde_json::json!({
+                "jti": r.counts.jti,
+                "sub": r.counts.sub,
+                "token": r.counts.token,
+                "commits": r.commits,
+                "ops": r.ops,
+                "failures": r.failures,
+            })
+        });
         let rejected: serde_json::Map<String, serde_json::Value> = Error::CODES
             .iter()
             .zip(&self.rejected)
@@ -316,6 +376,7 @@ impl Stats {
         });
         serde_json::json!({
             "cache": cache,
+            "revocations": revocations,
             "requests": self.requests.load(Relaxed),
             "ok": self.ok.load(Relaxed),
             "rejected": rejected,
@@ -353,7 +414,7 @@ mod tests {
         assert_eq!(s.latency.quantile_bound(0.5), Some(5_000));
         assert_eq!(s.latency.quantile_bound(0.95), Some(2_500_000));
         assert_eq!(s.latency.quantile_bound(1.0), None);
-        let text = s.to_prometheus(0, None);
+        let text = s.to_prometheus(&Extras::default());
         assert!(
             text.contains("jwtd_request_duration_seconds_bucket{le=\"0.000005\"} 91\n"),
             "{text}"
@@ -374,7 +435,7 @@ mod tests {
             text.contains("jwtd_request_duration_seconds_count 100\n"),
             "{text}"
         );
-        let json: serde_json::Value = serde_json::from_str(&s.to_json(0, None)).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&s.to_json(&Extras::default())).unwrap();
         assert_eq!(json["latency_us"]["p50"], 5);
     }
 }

@@ -1,0 +1,244 @@
+//! The revocation commands (admins only), parsed from a line-protocol request or an HTTP form:
+//!
+//! ```text
+//! REVOKE JTI <jti> <exp>              the token with this jti, until exp (Unix s; 0 = keep until removed)
+//! REVOKE SUB <sub> <before> [<until>] every token of sub issued before <before>; the rule ends at <until>
+//! REVOKE TOKEN <token>                a whole token: by its jti (until its exp) if it has one, else by digest
+//! UNREVOKE JTI <jti> | SUB <sub> | TOKEN <token>
+//! REVOCATIONS                         counts
+//! REVOCATIONS LIST [<limit>]          the rules (default 100, at most 10,000)
+//! ```
+//!
+//! A value with spaces or any other byte may be written as a JSON string: `REVOKE SUB "john doe" 1700000000`.
+
+use crate::revocation::log::{MAX_VALUE, Op};
+use crate::revocation::{Revocations, Rule, Target};
+
+/// A parsed revocation command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Change the list (durably).
+    Write(Op),
+    Counts,
+    List(usize),
+}
+
+/// Splits arguments: runs of non-spaces, or JSON strings.
+fn words(mut s: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    loop {
+        s = s.trim_start_matches(' ');
+        if s.is_empty() {
+            return Ok(out);
+        }
+        if s.starts_with('"') {
+            let bytes = s.as_bytes();
+            let mut i = 1;
+            while i < bytes.len() && bytes[i] != b'"' {
+                i += if bytes[i] == b'\\' { 2 } else { 1 };
+            }
+            if i >= bytes.len() {
+                return Err("unterminated JSON string".into());
+            }
+            let word: String =
+                serde_json::from_str(&s[..=i]).map_err(|e| format!("bad JSON string: {e}"))?;
+            out.push(word);
+            s = &s[i + 1..];
+            if !s.is_empty() && !s.starts_with(' ') {
+                return Err("expected a space after a JSON string".into());
+            }
+        } else {
+            let end = s.find(' ').unwrap_or(s.len());
+            out.push(s[..end].to_string());
+            s = &s[end..];
+        }
+    }
+}
+
+fn number(s: &str, what: &str) -> Result<u64, String> {
+    s.parse()
+        .map_err(|_| format!("{what} must be Unix seconds, got {:.40}", s))
+}
+
+fn value(s: String, what: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > MAX_VALUE {
+        return Err(format!("{what} must be 1 to {MAX_VALUE} bytes"));
+    }
+    Ok(s)
+}
+
+/// The rule target for a whole token, from its unverified payload: its `jti` when it has one, else the
+/// digest of its bytes; with the token's `exp` as the rule's end (0 without one).
+pub fn token_target(token: &str) -> Result<(Target, u64), String> {
+    let token = token.trim();
+    let mut parts = token.split('.');
+    let (Some(_), Some(payload), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err("not a compact JWS (header.payload.signature)".into());
+    };
+    let bytes = crate::jws::b64::decode(payload.as_bytes())
+        .map_err(|_| "the payload is not base64url".to_string())?;
+    let claims: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|_| "the payload is not JSON".to_string())?;
+    let exp = claims
+        .get("exp")
+        .and_then(serde_json::Value::as_f64)
+        .filter(|e| *e > 0.0)
+        .map_or(0, |e| e.ceil() as u64);
+    Ok(
+        match claims.get("jti").and_then(serde_json::Value::as_str) {
+            Some(jti) => (Target::Jti(value(jti.to_string(), "jti")?), exp),
+            None => (Target::token(token.as_bytes()), exp),
+        },
+    )
+}
+
+/// Parses the arguments of `verb` (REVOKE, UNREVOKE or REVOCATIONS).
+pub fn parse(verb: &str, args: &str) -> Result<Command, String> {
+    let w = words(args)?;
+    let w: Vec<&str> = w.iter().map(String::as_str).collect();
+    match (verb, w.as_slice()) {
+        ("REVOKE", ["JTI", jti, exp]) => Ok(Command::Write(Op::Revoke(Rule {
+            target: Target::Jti(value(jti.to_string(), "jti")?),
+            expires: number(exp, "exp")?,
+            cutoff: 0,
+        }))),
+        ("REVOKE", ["SUB", sub, before, rest @ ..]) if rest.len() <= 1 => {
+            Ok(Command::Write(Op::Revoke(Rule {
+                target: Target::Sub(value(sub.to_string(), "sub")?),
+                cutoff: number(before, "before")?,
+                expires: rest.first().map_or(Ok(0), |u| number(u, "until"))?,
+            })))
+        }
+        ("REVOKE", ["TOKEN", token]) => {
+            let (target, expires) = token_target(token)?;
+            Ok(Command::Write(Op::Revoke(Rule {
+                target,
+                expires,
+                cutoff: 0,
+            })))
+        }
+        ("UNREVOKE", ["JTI", jti]) => Ok(Command::Write(Op::Unrevoke(Target::Jti(
+            jti.to_string(),
+        )))),
+        ("UNREVOKE", ["SUB", sub]) => Ok(Command::Write(Op::Unrevoke(Target::Sub(
+            sub.to_string(),
+        )))),
+        ("UNREVOKE", ["TOKEN", token]) => {
+            Ok(Command::Write(Op::Unrevoke(token_target(token)?.0)))
+        }
+        ("REVOCATIONS", []) => Ok(Command::Counts),
+        ("REVOCATIONS", ["LIST"]) => Ok(Command::List(100)),
+        ("REVOCATIONS", ["LIST", n]) => n
+            .parse::<usize>()
+            .map(|n| Command::List(n.min(10_000)))
+            .map_err(|_| format!("limit must be a number, got {n:.20}")),
+        ("REVOKE", _) => Err(
+            "expected REVOKE JTI <jti> <exp> | REVOKE SUB <sub> <before> [<until>] | REVOKE TOKEN <token>"
+                .into(),
+        ),
+        ("UNREVOKE", _) => {
+            Err("expected UNREVOKE JTI <jti> | UNREVOKE SUB <sub> | UNREVOKE TOKEN <token>".into())
+        }
+        _ => Err("expected REVOCATIONS or REVOCATIONS LIST [<limit>]".into()),
+    }
+}
+
+/// The JSON answer to a durable write: what changed.
+pub fn written(op: &Op, changed: bool) -> String {
+    match op {
+        Op::Revoke(r) => serde_json::json!({"revoked": r.target.kind(), "new": changed}),
+        Op::Unrevoke(t) => serde_json::json!({"unrevoked": t.kind(), "found": changed}),
+    }
+    .to_string()
+}
+
+/// The JSON answer to `REVOCATIONS`.
+pub fn counts(r: &Revocations) -> String {
+    let c = r.counts();
+    serde_json::json!({"jti": c.jti, "sub": c.sub, "token": c.token}).to_string()
+}
+
+/// The JSON answer to `REVOCATIONS LIST`.
+pub fn list(r: &Revocations, limit: usize) -> String {
+    let mut rules = r.rules();
+    rules.sort_by(|a, b| a.target.cmp(&b.target));
+    let items: Vec<serde_json::Value> = rules
+        .iter()
+        .take(limit)
+        .map(|rule| {
+            let value = match &rule.target {
+                Target::Jti(s) | Target::Sub(s) => s.clone(),
+                Target::Token(d) => d.iter().map(|b| format!("{b:02x}")).collect(),
+            };
+            let mut v = serde_json::json!({"kind": rule.target.kind(), "value": value, "expires": rule.expires});
+            if matches!(rule.target, Target::Sub(_)) {
+                v["before"] = rule.cutoff.into();
+            }
+            v
+        })
+        .collect();
+    serde_json::json!({"total": rules.len(), "rules": items}).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_parse_with_plain_and_json_words() {
+        assert_eq!(
+            parse("REVOKE", "JTI abc 1700000000"),
+            Ok(Command::Write(Op::Revoke(Rule {
+                target: Target::Jti("abc".into()),
+                expires: 1_700_000_000,
+                cutoff: 0
+            })))
+        );
+        assert_eq!(
+            parse("REVOKE", r#"SUB "john doe" 100 200"#),
+            Ok(Command::Write(Op::Revoke(Rule {
+                target: Target::Sub("john doe".into()),
+                expires: 200,
+                cutoff: 100
+            })))
+        );
+        assert_eq!(
+            parse("UNREVOKE", r#"JTI "a\"b""#),
+            Ok(Command::Write(Op::Unrevoke(Target::Jti("a\"b".into()))))
+        );
+        assert_eq!(parse("REVOCATIONS", ""), Ok(Command::Counts));
+        assert_eq!(parse("REVOCATIONS", "LIST 5"), Ok(Command::List(5)));
+        for (verb, bad) in [
+            ("REVOKE", "JTI abc"),
+            ("REVOKE", "JTI abc soon"),
+            ("REVOKE", "SUB x"),
+            ("REVOKE", "JTI \"unterminated 5"),
+            ("REVOKE", "TOKEN not-a-token"),
+            ("REVOKE", "JTI \"\" 5"),
+            ("UNREVOKE", "SUB"),
+            ("REVOCATIONS", "LIST many"),
+        ] {
+            assert!(parse(verb, bad).is_err(), "{verb} {bad}");
+        }
+    }
+
+    #[test]
+    fn a_whole_token_is_revoked_by_jti_when_it_has_one() {
+        use crate::jws::b64;
+        let token = |claims: &str| {
+            format!(
+                "{}.{}.c2ln",
+                b64::encode(br#"{"alg":"HS256"}"#),
+                b64::encode(claims.as_bytes())
+            )
+        };
+        assert_eq!(
+            token_target(&token(r#"{"jti":"j1","exp":1700000000.5}"#)),
+            Ok((Target::Jti("j1".into()), 1_700_000_001))
+        );
+        let t = token(r#"{"sub":"a"}"#);
+        assert_eq!(token_target(&t), Ok((Target::token(t.as_bytes()), 0)));
+    }
+}
