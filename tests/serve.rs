@@ -1333,3 +1333,48 @@ fn revocation_commands_need_an_admin_and_a_state_directory() {
     assert!(r[3].starts_with("OK "), "{r:?}");
     assert!(r[4].contains(r#""value":"a b""#), "{r:?}");
 }
+
+#[test]
+fn http_revoke_is_rfc_7009_style_for_admins() {
+    let dir = temp_dir("revoke-http");
+    let state = dir.join("state").to_string_lossy().into_owned();
+    let d = start_in(dir, &["--state-dir", &state]);
+    let post = |body: &str| {
+        http(
+            &d.socket,
+            &format!(
+                "POST /revoke HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    };
+    let t = valid_token();
+    assert!(verify_line(&d.socket, &t).starts_with("OK "));
+    let out = post(&format!("token={t}&token_type_hint=access_token"));
+    assert!(out.starts_with("HTTP/1.1 200 "), "{out}");
+    assert!(out.ends_with(r#"{"new":true,"revoked":"jti"}"#), "{out}");
+    assert!(verify_line(&d.socket, &t).starts_with("ERR revoked "));
+    // The HTTP verify path sees it too.
+    assert!(http(&d.socket, &get_verify(Some(&t))).contains("error_description=\"revoked\""));
+    // Lift it, by jti.
+    let jti = claims()["jti"].as_str().unwrap().to_string();
+    let out = post(&format!("jti={jti}&unrevoke=1"));
+    assert!(out.ends_with(r#"{"found":true,"unrevoked":"jti"}"#), "{out}");
+    assert!(verify_line(&d.socket, &t).starts_with("OK "));
+    // Subject with a cutoff; an invalid token is not an error (RFC 7009 §2.2); bad requests are.
+    let out = post("sub=user-1234567890&before=1700000001");
+    assert!(out.starts_with("HTTP/1.1 200 "), "{out}");
+    assert!(verify_line(&d.socket, &t).starts_with("ERR revoked "));
+    let out = post("token=garbage");
+    assert!(out.starts_with("HTTP/1.1 200 ") && out.contains(r#""revoked":false"#), "{out}");
+    assert!(post("").starts_with("HTTP/1.1 400 "));
+    assert!(post("sub=a&before=soon").starts_with("HTTP/1.1 400 "));
+    // Not for others.
+    let d2 = start("revoke-http-other", &["--admin-uid", "4000000000"]);
+    let out = http(
+        &d2.socket,
+        "POST /revoke HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\nConnection: close\r\n\r\ntoken=x",
+    );
+    assert!(out.starts_with("HTTP/1.1 403 "), "{out}");
+}

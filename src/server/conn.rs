@@ -178,7 +178,7 @@ async fn revocation(
         .and_then(|a| revoke::parse(verb, a));
     match command {
         Ok(revoke::Command::Write(op)) => {
-            tracing::info!(peer_uid, verb, kind = op_kind(&op), "revocation submitted");
+            tracing::info!(peer_uid, verb, kind = revoke::kind(&op), "revocation submitted");
             let ack = store.submit(op.clone());
             pending.push(Pending { op, ack });
         }
@@ -194,13 +194,6 @@ async fn revocation(
             settle(pending, out, batch).await;
             refuse(out, batch, "bad_request", &e);
         }
-    }
-}
-
-fn op_kind(op: &crate::revocation::log::Op) -> &'static str {
-    match op {
-        crate::revocation::log::Op::Revoke(r) => r.target.kind(),
-        crate::revocation::log::Op::Unrevoke(t) => t.kind(),
     }
 }
 

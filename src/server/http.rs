@@ -95,13 +95,14 @@ pub async fn serve<S>(
     stream: S,
     shared: Arc<Shared>,
     shutdown: &CancellationToken,
+    peer_uid: Option<u32>,
 ) -> Result<(), hyper::Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |req| {
         let shared = shared.clone();
-        async move { Ok::<_, Infallible>(route(req, &shared).await) }
+        async move { Ok::<_, Infallible>(route(req, &shared, peer_uid).await) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -124,11 +125,17 @@ where
     }
 }
 
-async fn route(req: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
+async fn route(
+    req: Request<Incoming>,
+    shared: &Shared,
+    peer_uid: Option<u32>,
+) -> Response<Full<Bytes>> {
     let started = std::time::Instant::now();
     let response = match (req.method(), req.uri().path()) {
         (_, path) if shared.http.is_verify_path(path) => verify(&req, shared),
         (&Method::POST, "/introspect") => introspect(req, shared).await,
+        (&Method::POST, "/revoke") => revoke(req, shared, peer_uid).await,
+        (_, "/revoke") => text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n"),
         (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/metrics") => metrics(shared),
         (_, "/introspect") => text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n"),
@@ -311,6 +318,97 @@ fn claim_headers(r: &mut Response<Full<Bytes>>, claims: &str, shared: &Shared) {
         if let Ok(v) = HeaderValue::from_str(&value) {
             r.headers_mut().insert(name.clone(), v);
         }
+    }
+}
+
+/// Reads a form body (capped).
+async fn form(req: Request<Incoming>) -> Result<Vec<(String, String)>, Response<Full<Bytes>>> {
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return Err(text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n")),
+    };
+    Ok(form_urlencoded::parse(&body).into_owned().collect())
+}
+
+/// RFC 7009-style revocation, admins only (by SO_PEERCRED uid): `token=…` revokes a whole token (by its
+/// `jti` until its `exp`, else by digest). Extensions: `jti=…&exp=…`, `sub=…&before=…[&until=…]`, and
+/// `unrevoke=1` to lift a rule. Answers 200 once the change is durable and in force.
+async fn revoke(
+    req: Request<Incoming>,
+    shared: &Shared,
+    peer_uid: Option<u32>,
+) -> Response<Full<Bytes>> {
+    let error = |status, code: &str, msg: &str| {
+        json(
+            status,
+            serde_json::json!({"error": code, "message": msg}).to_string(),
+        )
+    };
+    if !peer_uid.is_some_and(|uid| shared.admin_uids.contains(&uid)) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "revocation is an admin operation; this peer's uid is not an admin uid",
+        );
+    }
+    let Some(store) = &shared.revocations else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "revocation_disabled",
+            "revocation needs a state directory: start jwtd serve with --state-dir DIR",
+        );
+    };
+    let fields = match form(req).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let quote = |v: &str| serde_json::Value::from(v).to_string();
+    let (verb, args) = match (get("token"), get("jti"), get("sub")) {
+        (Some(t), None, None) => ("TOKEN", quote(t)),
+        (None, Some(j), None) => ("JTI", quote(j)),
+        (None, None, Some(s)) => ("SUB", quote(s)),
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "give exactly one of token, jti or sub",
+            );
+        }
+    };
+    let unrevoke = get("unrevoke").is_some_and(|v| v == "1" || v == "true");
+    let line = match (unrevoke, verb) {
+        (true, _) => format!("{verb} {args}"),
+        (false, "JTI") => format!("JTI {args} {}", get("exp").unwrap_or("0")),
+        (false, "SUB") => format!(
+            "SUB {args} {} {}",
+            get("before").unwrap_or(""),
+            get("until").unwrap_or("0")
+        ),
+        (false, _) => format!("{verb} {args}"),
+    };
+    let command = super::revoke::parse(if unrevoke { "UNREVOKE" } else { "REVOKE" }, &line);
+    let op = match command {
+        Ok(super::revoke::Command::Write(op)) => op,
+        Ok(_) => return error(StatusCode::BAD_REQUEST, "invalid_request", "not a revocation"),
+        // RFC 7009 §2.2: an invalid token is not an error for the client; say so in the body.
+        Err(e) if verb == "TOKEN" => {
+            return json(
+                StatusCode::OK,
+                serde_json::json!({"revoked": false, "message": e}).to_string(),
+            );
+        }
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request", &e),
+    };
+    tracing::info!(peer_uid, kind = super::revoke::kind(&op), "revocation submitted (http)");
+    match store.submit(op.clone()).await {
+        Ok(Ok(changed)) => json(StatusCode::OK, super::revoke::written(&op, changed)),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "revocation_failed", &e),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "revocation_failed",
+            "the revocation writer stopped",
+        ),
     }
 }
 

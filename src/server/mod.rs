@@ -339,7 +339,7 @@ async fn dispatch<S>(
     let http = is_http(&first);
     let stream = prefixed::Prefixed::new(first, stream);
     if http {
-        let _ = http::serve(stream, shared.clone(), shutdown).await;
+        let _ = http::serve(stream, shared.clone(), shutdown, peer_uid).await;
     } else {
         let _ = conn::serve(stream, shared, shutdown, peer_uid).await;
     }

@@ -145,6 +145,14 @@ pub fn parse(verb: &str, args: &str) -> Result<Command, String> {
     }
 }
 
+/// The kind of rule an operation is about (for logs: never the value).
+pub fn kind(op: &Op) -> &'static str {
+    match op {
+        Op::Revoke(r) => r.target.kind(),
+        Op::Unrevoke(t) => t.kind(),
+    }
+}
+
 /// The JSON answer to a durable write: what changed.
 pub fn written(op: &Op, changed: bool) -> String {
     match op {
