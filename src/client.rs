@@ -76,6 +76,18 @@ impl Client {
         Ok(replies)
     }
 
+    /// Sends one request line (e.g. `REVOKE JTI abc 0`) and returns the reply line, without its newline.
+    pub fn request(&mut self, line: &str) -> io::Result<String> {
+        if line.contains('\n') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a request cannot contain a newline",
+            ));
+        }
+        self.writer.write_all(format!("{line}\n").as_bytes())?;
+        self.read_line().map(str::to_owned)
+    }
+
     /// `PING` → `PONG`.
     pub fn ping(&mut self) -> io::Result<()> {
         self.writer.write_all(b"PING\n")?;

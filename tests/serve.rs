@@ -1360,14 +1360,20 @@ fn http_revoke_is_rfc_7009_style_for_admins() {
     // Lift it, by jti.
     let jti = claims()["jti"].as_str().unwrap().to_string();
     let out = post(&format!("jti={jti}&unrevoke=1"));
-    assert!(out.ends_with(r#"{"found":true,"unrevoked":"jti"}"#), "{out}");
+    assert!(
+        out.ends_with(r#"{"found":true,"unrevoked":"jti"}"#),
+        "{out}"
+    );
     assert!(verify_line(&d.socket, &t).starts_with("OK "));
     // Subject with a cutoff; an invalid token is not an error (RFC 7009 §2.2); bad requests are.
     let out = post("sub=user-1234567890&before=1700000001");
     assert!(out.starts_with("HTTP/1.1 200 "), "{out}");
     assert!(verify_line(&d.socket, &t).starts_with("ERR revoked "));
     let out = post("token=garbage");
-    assert!(out.starts_with("HTTP/1.1 200 ") && out.contains(r#""revoked":false"#), "{out}");
+    assert!(
+        out.starts_with("HTTP/1.1 200 ") && out.contains(r#""revoked":false"#),
+        "{out}"
+    );
     assert!(post("").starts_with("HTTP/1.1 400 "));
     assert!(post("sub=a&before=soon").starts_with("HTTP/1.1 400 "));
     // Not for others.
@@ -1377,4 +1383,63 @@ fn http_revoke_is_rfc_7009_style_for_admins() {
         "POST /revoke HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\nConnection: close\r\n\r\ntoken=x",
     );
     assert!(out.starts_with("HTTP/1.1 403 "), "{out}");
+}
+
+#[test]
+fn jwtd_revoke_on_the_command_line() {
+    let dir = temp_dir("revoke-cli");
+    let state = dir.join("state").to_string_lossy().into_owned();
+    let d = start_in(dir.clone(), &["--state-dir", &state]);
+    let sock = d.socket.to_string_lossy().into_owned();
+    let cli = |args: &[&str], stdin: &str| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_jwtd"))
+            .arg("revoke")
+            .args(["--socket", &sock])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = c.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        )
+    };
+    let t = valid_token();
+    assert_eq!(cli(&["--token", "-"], &t).0, Some(0));
+    assert!(verify_line(&d.socket, &t).starts_with("ERR revoked "));
+    let (code, out) = cli(&["--jti", "with space", "--exp", "4102444800"], "");
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = cli(&["--sub", "alice", "--before", "1700000000"], "");
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), r#"OK {"new":true,"revoked":"sub"}"#)
+    );
+    let (code, out) = cli(&["--list"], "");
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains(r#""total":3"#) && out.contains("with space"),
+        "{out}"
+    );
+    assert_eq!(
+        cli(&["--sub", "alice"], "").0,
+        Some(2),
+        "--sub needs --before"
+    );
+    assert_eq!(cli(&["--undo", "--sub", "alice"], "").0, Some(0));
+    let (code, out) = cli(&["--undo", "--sub", "alice"], "");
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), r#"OK {"found":false,"unrevoked":"sub"}"#)
+    );
+    // Refused by the daemon: exit 1; no daemon: exit 2; nothing to do: a usage error.
+    let (code, out) = cli(&["--token", "nonsense"], "");
+    assert_eq!(code, Some(1), "{out}");
+    drop(d);
+    assert_eq!(cli(&["--jti", "x"], "").0, Some(2));
+    assert_eq!(cli(&[], "").0, Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
 }

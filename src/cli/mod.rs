@@ -2,6 +2,7 @@
 
 mod demo;
 mod keygen;
+mod revoke;
 mod serve;
 mod sign;
 mod verify;
@@ -31,6 +32,8 @@ enum Command {
     Keygen(keygen::KeygenArgs),
     /// Run the verifier on an embedded, generated key set and sample tokens (valid and attacks).
     Demo(demo::DemoArgs),
+    /// Revoke tokens in a running daemon (by jti, subject or whole token), lift revocations, list them.
+    Revoke(revoke::RevokeArgs),
     /// Serve verification on a Unix socket (line protocol and HTTP/1.1; see docs/PROTOCOL.md).
     Serve(Box<serve::ServeArgs>),
 }
@@ -42,6 +45,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Keygen(a) => keygen::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Serve(a) => serve::run(*a),
+        Command::Revoke(a) => revoke::run(a),
     }
 }
 

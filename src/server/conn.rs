@@ -178,7 +178,12 @@ async fn revocation(
         .and_then(|a| revoke::parse(verb, a));
     match command {
         Ok(revoke::Command::Write(op)) => {
-            tracing::info!(peer_uid, verb, kind = revoke::kind(&op), "revocation submitted");
+            tracing::info!(
+                peer_uid,
+                verb,
+                kind = revoke::kind(&op),
+                "revocation submitted"
+            );
             let ack = store.submit(op.clone());
             pending.push(Pending { op, ack });
         }

@@ -325,7 +325,12 @@ fn claim_headers(r: &mut Response<Full<Bytes>>, claims: &str, shared: &Shared) {
 async fn form(req: Request<Incoming>) -> Result<Vec<(String, String)>, Response<Full<Bytes>>> {
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => return Err(text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n")),
+        Err(_) => {
+            return Err(text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large\n",
+            ));
+        }
     };
     Ok(form_urlencoded::parse(&body).into_owned().collect())
 }
@@ -390,7 +395,13 @@ async fn revoke(
     let command = super::revoke::parse(if unrevoke { "UNREVOKE" } else { "REVOKE" }, &line);
     let op = match command {
         Ok(super::revoke::Command::Write(op)) => op,
-        Ok(_) => return error(StatusCode::BAD_REQUEST, "invalid_request", "not a revocation"),
+        Ok(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "not a revocation",
+            );
+        }
         // RFC 7009 §2.2: an invalid token is not an error for the client; say so in the body.
         Err(e) if verb == "TOKEN" => {
             return json(
@@ -400,7 +411,11 @@ async fn revoke(
         }
         Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request", &e),
     };
-    tracing::info!(peer_uid, kind = super::revoke::kind(&op), "revocation submitted (http)");
+    tracing::info!(
+        peer_uid,
+        kind = super::revoke::kind(&op),
+        "revocation submitted (http)"
+    );
     match store.submit(op.clone()).await {
         Ok(Ok(changed)) => json(StatusCode::OK, super::revoke::written(&op, changed)),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "revocation_failed", &e),
