@@ -76,7 +76,8 @@ fn every_acknowledged_revocation_survives_kill_9() {
     let mut seed = 0x2545_F491_4F6C_DD1Du64;
     let mut total = 0;
     for iteration in 0..12 {
-        let dir = std::env::temp_dir().join(format!("jwtd-crash-{iteration}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("jwtd-crash-{iteration}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let (mut daemon, socket) = start(&dir);
@@ -98,14 +99,20 @@ fn every_acknowledged_revocation_survives_kill_9() {
             c.join().unwrap();
         }
         let acked = std::mem::take(&mut *acked.lock().unwrap());
-        assert!(!acked.is_empty(), "iteration {iteration}: nothing was acknowledged");
+        assert!(
+            !acked.is_empty(),
+            "iteration {iteration}: nothing was acknowledged"
+        );
         total += acked.len();
         // Restart on the same state: each acknowledged jti must be found (UNREVOKE says whether it was).
         let (mut daemon, socket) = start(&dir);
         let mut s = UnixStream::connect(&socket).unwrap();
         let mut reader = BufReader::new(s.try_clone().unwrap());
         for chunk in acked.chunks(256) {
-            let lines: String = chunk.iter().map(|j| format!("UNREVOKE JTI {j}\n")).collect();
+            let lines: String = chunk
+                .iter()
+                .map(|j| format!("UNREVOKE JTI {j}\n"))
+                .collect();
             s.write_all(lines.as_bytes()).unwrap();
             for jti in chunk {
                 let mut line = String::new();

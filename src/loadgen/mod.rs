@@ -39,6 +39,21 @@ impl Corpus {
         Ok(())
     }
 
+    /// Adds any one-line request (`REVOKE JTI x 0`, `PING`); `expect_ok` is whether its reply must be `OK …`
+    /// (a `PONG` counts as not OK).
+    pub fn push_line(&mut self, line: &str, expect_ok: bool) -> io::Result<()> {
+        if line.contains('\n') || line.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a request must be one non-empty line",
+            ));
+        }
+        self.lines
+            .push(format!("{line}\n").into_bytes().into_boxed_slice());
+        self.expect_ok.push(expect_ok);
+        Ok(())
+    }
+
     pub fn len(&self) -> usize {
         self.lines.len()
     }
@@ -119,6 +134,7 @@ pub fn run(socket: &Path, corpus: &Corpus, cfg: &ClosedLoop) -> io::Result<Repor
         .map(|t| {
             let conns: Vec<usize> = (t..cfg.connections).step_by(threads).collect();
             let (socket, corpus, depth) = (socket.to_path_buf(), corpus.clone(), cfg.depth);
+            let connections = cfg.connections;
             std::thread::spawn(move || -> io::Result<Report> {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -128,7 +144,15 @@ pub fn run(socket: &Path, corpus: &Corpus, cfg: &ClosedLoop) -> io::Result<Repor
                         .into_iter()
                         .map(|c| {
                             let (socket, corpus) = (socket.clone(), corpus.clone());
-                            tokio::spawn(connection(socket, corpus, c, depth, deadline, budget))
+                            tokio::spawn(connection(
+                                socket,
+                                corpus,
+                                c,
+                                connections,
+                                depth,
+                                deadline,
+                                budget,
+                            ))
                         })
                         .collect();
                     let mut total = Report::default();
@@ -155,14 +179,15 @@ async fn connection(
     socket: PathBuf,
     corpus: Arc<Corpus>,
     index: usize,
+    connections: usize,
     depth: usize,
     deadline: Instant,
     budget: Option<u64>,
 ) -> io::Result<Report> {
     let mut stream = tokio::net::UnixStream::connect(&socket).await?;
     let mut report = Report::default();
-    // Connections start at different places in the corpus.
-    let mut next = (index * 7919) % corpus.len();
+    // Connections start evenly spread over the corpus (with a request budget, they cover it without overlap).
+    let mut next = (index * (corpus.len() / connections.max(1))) % corpus.len();
     let mut request = Vec::with_capacity(depth * 512);
     let mut expected = Vec::with_capacity(depth);
     let mut buf = vec![0u8; 256 * 1024];
