@@ -17,7 +17,8 @@
 //! nothing measurable and keeps eviction simple. Within a set, eviction is SIEVE (Zhang et al., NSDI '24):
 //! entries stay in insertion order; a hand walks from the oldest, clearing `visited` flags, and evicts the
 //! first entry not visited since the hand last passed. Stale entries (expired, not yet valid, or of another
-//! generation) are dropped first. SIEVE keeps popular entries without moving anything on a hit, which is
+//! generation) are never hit, hence never visited: the hand takes them first among the entries it reaches,
+//! and they are counted as expirations. SIEVE keeps popular entries without moving anything on a hit, which is
 //! what lets hits stay lock-free, and it matches or beats LRU's hit ratio on skewed traces (measured against
 //! exact LRU in the `cache` bench).
 //!
@@ -84,6 +85,15 @@ impl<V> Entry<V> {
             && u64::from(self.not_before) <= now
             && (self.until == u32::MAX || now < u64::from(self.until))
     }
+}
+
+/// Why an entry leaves (for the counters); evictions and replacements carry the inserter's generation and
+/// time, to tell a stale entry (an expiration) from a live one.
+#[derive(Debug, Clone, Copy)]
+enum Why {
+    Evicted(u32, u64),
+    Replaced(u32, u64),
+    Removed,
 }
 
 /// Writer-side state of a set.
@@ -281,39 +291,38 @@ impl<V> Cache<V> {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
         };
-        // Drop the same key (a concurrent miss on the same token got here first) and stale entries.
-        let mut i = 0;
-        while i < meta.len {
+        // The same key already cached (a concurrent miss on the same token got here first): replace it.
+        let full = split(key);
+        let same = (0..meta.len).find(|&i| {
             let w = meta.order[i] as usize;
-            let (same, stale) = set.slots[w].with(|e| match e {
-                Some(e) => (e.key == split(key), !e.live(generation, now)),
-                None => (false, true),
-            });
-            if same || stale {
-                self.remove_at(set, &mut meta, i);
-                let counter = if same {
-                    &self.counters.replaced
-                } else {
-                    &self.counters.expirations
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-            } else {
-                i += 1;
-            }
-        }
-        // Make room: SIEVE.
+            set.tags[w].load(Ordering::Relaxed) & !VISITED == tag
+                && set.slots[w].with(|e| e.is_some_and(|e| e.key == full))
+        });
+        // A way unlinked from the queue whose slot still holds the old entry: the new entry overwrites it
+        // with one store (a slot store is the costly part of an insert).
+        let mut reuse =
+            same.map(|i| self.unlink(set, &mut meta, i, Why::Replaced(generation, now)));
+        // Make room: SIEVE. Stale entries (expired, other generation) are never hit, so never visited: the
+        // hand takes them in its stride, and they are counted as expirations.
         while meta.len == WAYS || meta.bytes + size > self.set_bytes {
             if meta.len == 0 {
-                return false;
+                break;
             }
             let victim = self.sieve_victim(set, &mut meta);
-            self.remove_at(set, &mut meta, victim);
-            self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+            let w = self.unlink(set, &mut meta, victim, Why::Evicted(generation, now));
+            if let Some(old) = reuse.replace(w) {
+                set.slots[old].store(None);
+            }
         }
-        // A free way: one not in the queue.
-        let used = &meta.order[..meta.len];
-        let Some(w) = (0..WAYS).find(|w| !used.contains(&(*w as u8))) else {
-            return false;
+        let w = match reuse {
+            Some(w) => w,
+            None => {
+                let used = &meta.order[..meta.len];
+                match (0..WAYS).find(|w| !used.contains(&(*w as u8))) {
+                    Some(w) => w,
+                    None => return false,
+                }
+            }
         };
         set.slots[w].store(Some(entry));
         set.tags[w].store(tag, Ordering::Release);
@@ -345,22 +354,36 @@ impl<V> Cache<V> {
         }
     }
 
-    /// Removes the entry at queue position `i`; the hand keeps pointing at the same next entry.
-    fn remove_at(&self, set: &Set<V>, meta: &mut Meta, i: usize) {
+    /// Takes the entry at queue position `i` out of the queue and the accounting (the hand keeps pointing at
+    /// the same next entry) and hides it from readers (tag 0). Its slot still holds it: the caller stores
+    /// the next entry there, or `None`. Returns the way.
+    fn unlink(&self, set: &Set<V>, meta: &mut Meta, i: usize, why: Why) -> usize {
         let w = meta.order[i] as usize;
         set.tags[w].store(0, Ordering::Release);
-        let size = set.slots[w].with(|e| e.map_or(0, |e| e.size as usize));
-        set.slots[w].store(None);
+        let (size, live) = set.slots[w].with(|e| match (e, why) {
+            (Some(e), Why::Evicted(g, now) | Why::Replaced(g, now)) => {
+                (e.size as usize, e.live(g, now))
+            }
+            (Some(e), Why::Removed) => (e.size as usize, true),
+            (None, _) => (0, true),
+        });
         meta.order.copy_within(i + 1..meta.len, i);
         meta.len -= 1;
         if i < meta.hand {
             meta.hand -= 1;
         }
         meta.bytes -= size;
-        self.counters.entries.fetch_sub(1, Ordering::Relaxed);
-        self.counters
-            .bytes
-            .fetch_sub(size as u64, Ordering::Relaxed);
+        let c = &self.counters;
+        let counter = match why {
+            Why::Replaced(..) => &c.replaced,
+            Why::Removed => &c.removed,
+            Why::Evicted(..) if live => &c.evictions,
+            Why::Evicted(..) => &c.expirations,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        c.entries.fetch_sub(1, Ordering::Relaxed);
+        c.bytes.fetch_sub(size as u64, Ordering::Relaxed);
+        w
     }
 
     /// Removes `key` (e.g. when its token is revoked). Returns whether it was present.
@@ -374,8 +397,8 @@ impl<V> Cache<V> {
             set.slots[meta.order[i] as usize].with(|e| e.is_some_and(|e| e.key == split(key)))
         });
         if let Some(i) = found {
-            self.remove_at(set, &mut meta, i);
-            self.counters.removed.fetch_add(1, Ordering::Relaxed);
+            let w = self.unlink(set, &mut meta, i, Why::Removed);
+            set.slots[w].store(None);
         }
         found.is_some()
     }
@@ -457,11 +480,15 @@ mod tests {
     }
 
     #[test]
-    fn stale_entries_go_first_and_count_as_expirations() {
+    fn stale_entries_are_evicted_as_expirations() {
         let c = cache(WAYS, 1 << 20);
         for t in 1..=WAYS as u64 {
             let until = if t == 5 { 10 } else { u64::MAX };
             assert!(c.insert(k(0, t), 1, (0, until), 0, "x".into(), 1));
+        }
+        // Everything live is in use; the expired entry cannot be hit.
+        for t in 1..=WAYS as u64 {
+            let _ = c.get(k(0, t), 1, 20, |_| ());
         }
         assert!(c.insert(k(0, 99), 1, ALWAYS, 20, "y".into(), 1));
         assert!(
@@ -473,9 +500,11 @@ mod tests {
         }
         assert_eq!(c.stats().expirations, 1);
         assert_eq!(c.stats().evictions, 0);
-        // After a reload (new generation) every old entry is stale.
+        // After a reload (new generation) old entries never hit, and are evicted as expirations.
         assert!(c.insert(k(0, 200), 2, ALWAYS, 20, "z".into(), 1));
-        assert_eq!(c.stats().entries, 1);
+        assert!(c.get(k(0, 1), 2, 20, |_| ()).is_none());
+        assert_eq!(c.stats().expirations, 2);
+        assert_eq!(c.stats().entries, WAYS as u64);
     }
 
     #[test]
