@@ -354,9 +354,42 @@ fn bench_e2e(c: &mut Criterion) {
     g.finish();
 }
 
+/// The revocation check for 10,000 distinct tokens (distinct jti and sub), with no rules and with 1M jti
+/// rules (none of them matching): what a verification pays for the revocation list.
+fn bench_revocation(c: &mut Criterion) {
+    use jwtd::revocation::{Presented, Revocations, Rule, Target};
+    let jtis: Vec<String> = (0..10_000).map(|i| format!("tok-{i}")).collect();
+    let subs: Vec<String> = (0..10_000).map(|i| format!("user-{i}")).collect();
+    let mut g = c.benchmark_group("revocation/check_10k_tokens");
+    for rules in [0usize, 1_000_000] {
+        let r = Revocations::new();
+        for i in 0..rules {
+            r.insert(Rule {
+                target: Target::Jti(format!("revoked-{i}")),
+                expires: 0,
+                cutoff: 0,
+            });
+        }
+        g.bench_function(BenchmarkId::from_parameter(format!("{rules}_rules")), |b| {
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) % jtis.len();
+                let p = Presented {
+                    jti: Some(&jtis[i]),
+                    sub: Some(&subs[i]),
+                    iat: Some(1.0),
+                    token: b"t",
+                };
+                black_box(r.check(&p, 10).is_ok())
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(50).measurement_time(Duration::from_secs(3));
-    targets = bench_cache, bench_e2e
+    targets = bench_cache, bench_e2e, bench_revocation
 }
 criterion_main!(benches);

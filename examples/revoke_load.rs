@@ -5,10 +5,13 @@
 //!    from STATS, the fsyncs they took.
 //! 2. `fill N`: adds N distinct jti revocations (as fast as they are acknowledged).
 //! 3. `verify TOKEN_FILE`: C×D pipelined VERIFY of the token for S seconds (as `examples/load`).
+//! 4. `verify-many KEY_JWK N`: the same with N distinct tokens (distinct jti and sub) signed with the key —
+//!    every revocation check then looks at a different part of the Bloom filter and maps.
 //!
 //! `cargo run --release --example revoke_load -- SOCKET revoke [connections=16] [depth=16] [seconds=5]`
 //! `cargo run --release --example revoke_load -- SOCKET fill N`
 //! `cargo run --release --example revoke_load -- SOCKET verify TOKEN_FILE [connections] [depth] [seconds]`
+//! `cargo run --release --example revoke_load -- SOCKET verify-many KEY_JWK [connections] [depth] [seconds] [N]`
 
 use std::time::Duration;
 
@@ -92,11 +95,29 @@ fn main() {
                 stats(&socket)["revocations"]
             );
         }
-        "verify" => {
-            let token = std::fs::read_to_string(args.get(3).unwrap_or_else(|| usage()))
-                .expect("token file");
+        "verify" | "verify-many" => {
             let mut corpus = Corpus::default();
-            corpus.push(token.trim(), true).expect("token");
+            if args[2] == "verify" {
+                let token = std::fs::read_to_string(args.get(3).unwrap_or_else(|| usage()))
+                    .expect("token file");
+                corpus.push(token.trim(), true).expect("token");
+            } else {
+                let key = std::fs::read(args.get(3).unwrap_or_else(|| usage())).expect("key file");
+                let n: usize = args.get(7).and_then(|s| s.parse().ok()).unwrap_or(10_000);
+                let (signer, _) =
+                    jwtd::keys::private::signing_key_from_file(&key, None).expect("key");
+                let now = jwtd::server::unix_now();
+                for i in 0..n {
+                    let claims = format!(
+                        r#"{{"sub":"user-{i}","aud":"api","exp":{},"iat":{now},"jti":"tok-{i}","scope":"read:item write:item"}}"#,
+                        now + 86_400
+                    );
+                    let t = signer
+                        .sign_compact(br#"{"alg":"HS256","typ":"JWT"}"#, claims.as_bytes())
+                        .expect("sign");
+                    corpus.push(&t, true).expect("token");
+                }
+            }
             let cfg = ClosedLoop {
                 connections: num(4, 16),
                 depth: num(5, 16),
