@@ -18,7 +18,7 @@ pub mod store;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::error::Error;
 
@@ -93,6 +93,9 @@ pub struct Revocations {
     /// Rules per kind (jti, sub, token): a check skips the kinds that have none.
     kinds: [AtomicUsize; 3],
     len: AtomicUsize,
+    /// Bumped after every rule added or changed (never by removals or expiry, which only un-revoke): a
+    /// token found clean at epoch E is still clean while the epoch is E (see [`Revocations::epoch`]).
+    epoch: AtomicU32,
     hasher: foldhash::fast::FixedState,
 }
 
@@ -147,6 +150,7 @@ impl Revocations {
             grow: std::sync::Mutex::new(()),
             kinds: std::array::from_fn(|_| AtomicUsize::new(0)),
             len: AtomicUsize::new(0),
+            epoch: AtomicU32::new(1),
             hasher: foldhash::fast::FixedState::with_seed(seed),
         }
     }
@@ -199,6 +203,8 @@ impl Revocations {
                 Target::Token(d) => shard.token.insert(d, rule.expires).is_none(),
             }
         };
+        // After the rule is in the map: whoever reads the new epoch finds the rule.
+        self.epoch.fetch_add(1, Ordering::Release);
         if new {
             self.kinds[kind].fetch_add(1, Ordering::Relaxed);
             let len = self.len.fetch_add(1, Ordering::Relaxed) + 1;
@@ -255,6 +261,14 @@ impl Revocations {
             Ok(s) => s,
             Err(p) => p.into_inner(),
         }
+    }
+
+    /// The current epoch. Read it *before* a check: if the check finds the token clean, the token stays
+    /// clean for as long as the epoch has not moved (removals and expiry only ever un-revoke). The cache uses
+    /// this to skip re-checking hits.
+    #[inline]
+    pub fn epoch(&self) -> u32 {
+        self.epoch.load(Ordering::Acquire)
     }
 
     /// `Err(Error::Revoked)` when a live rule matches what the token presents at `now`.
@@ -440,6 +454,21 @@ mod tests {
         assert!(r.remove(&Target::Jti("a".into())));
         assert!(r.check(&presented(Some("a"), None, None), 150).is_ok());
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn the_epoch_moves_with_every_rule_added_or_changed_only() {
+        let r = Revocations::new();
+        let e0 = r.epoch();
+        r.insert(jti("a", 0));
+        let e1 = r.epoch();
+        assert_ne!(e0, e1);
+        r.insert(jti("a", 5));
+        assert_ne!(r.epoch(), e1, "a changed rule may revoke more");
+        let e2 = r.epoch();
+        r.remove(&Target::Jti("a".into()));
+        r.expire(10);
+        assert_eq!(r.epoch(), e2, "removals only un-revoke");
     }
 
     #[test]

@@ -175,14 +175,19 @@ impl Shared {
             // A hit is checked against the revocation list like a miss: revocations made after it was cached
             // count.
             let hit = tc.cache.get(key, snap.generation, now, |v| {
-                if let Some(r) = revocations {
-                    let p = Presented {
-                        jti: v.jti(),
-                        sub: v.sub(),
-                        iat: v.iat(),
-                        token,
-                    };
-                    r.check(&p, now)?;
+                if let Some(r) = revocations.filter(|r| !r.is_empty()) {
+                    // Found clean at this epoch already: no rule has been added since.
+                    let epoch = r.epoch();
+                    if !v.clean_at(epoch) {
+                        let p = Presented {
+                            jti: v.jti(),
+                            sub: v.sub(),
+                            iat: v.iat(),
+                            token,
+                        };
+                        r.check(&p, now)?;
+                        v.mark_clean(epoch);
+                    }
                 }
                 Ok(ok(v.claims()))
             });

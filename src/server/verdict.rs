@@ -5,14 +5,29 @@ use crate::Verified;
 use crate::claims::Text;
 
 /// A cached verification result.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct Verdict {
     claims: Box<str>,
-    /// `NaN` when absent.
-    iat: f64,
+    /// `iat` rounded down, plus one; 0 when absent. (Revocation cutoffs are whole seconds, and for a whole
+    /// `c`, `iat < c` exactly when `floor(iat) < c`.)
+    iat: u32,
+    /// The revocation epoch at which this token was last found not revoked (0: never checked).
+    clean_at: std::sync::atomic::AtomicU32,
     /// Spans of `claims` (start, len); `NONE` when absent.
     jti: (u16, u16),
     sub: (u16, u16),
+}
+
+impl Clone for Verdict {
+    fn clone(&self) -> Self {
+        Verdict {
+            claims: self.claims.clone(),
+            iat: self.iat,
+            clean_at: std::sync::atomic::AtomicU32::new(0),
+            jti: self.jti,
+            sub: self.sub,
+        }
+    }
 }
 
 const NONE: (u16, u16) = (u16::MAX, u16::MAX);
@@ -35,9 +50,14 @@ impl Verdict {
             }
         };
         let r = v.registered();
+        let iat = match r.iat {
+            None => 0,
+            Some(i) => (i.floor().clamp(-1.0, f64::from(u32::MAX - 1)) + 1.0) as u32,
+        };
         Some(Verdict {
             claims: claims.into(),
-            iat: r.iat.unwrap_or(f64::NAN),
+            iat,
+            clean_at: std::sync::atomic::AtomicU32::new(0),
             jti: span(&r.jti)?,
             sub: span(&r.sub)?,
         })
@@ -56,8 +76,20 @@ impl Verdict {
         self.text(self.sub)
     }
 
+    /// `iat`, rounded down to the second (what revocation cutoffs compare).
     pub fn iat(&self) -> Option<f64> {
-        (!self.iat.is_nan()).then_some(self.iat)
+        (self.iat != 0).then(|| f64::from(self.iat) - 1.0)
+    }
+
+    /// Whether this token was found not revoked at revocation epoch `epoch`.
+    pub fn clean_at(&self, epoch: u32) -> bool {
+        self.clean_at.load(std::sync::atomic::Ordering::Relaxed) == epoch
+    }
+
+    /// Records that this token was found not revoked at `epoch`.
+    pub fn mark_clean(&self, epoch: u32) {
+        self.clean_at
+            .store(epoch, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Heap bytes held besides the struct.
@@ -112,10 +144,17 @@ mod tests {
         let v = verified(r#"{"sub":"alice","jti":"j-1","iat":990.5,"x":1}"#);
         let d = Verdict::new(&v).unwrap();
         assert_eq!(d.claims(), v.claims_json());
+        // iat is kept to the second: cutoffs are whole seconds, so `iat < cutoff` does not change.
         assert_eq!(
             (d.sub(), d.jti(), d.iat()),
-            (Some("alice"), Some("j-1"), Some(990.5))
+            (Some("alice"), Some("j-1"), Some(990.0))
         );
+        for cutoff in [990.0, 991.0] {
+            assert_eq!(990.5 < cutoff, 990.0 < cutoff);
+        }
+        assert!(d.clean_at(0) && !d.clean_at(7));
+        d.mark_clean(7);
+        assert!(d.clean_at(7));
         let none = Verdict::new(&verified(r#"{"x":1}"#)).unwrap();
         assert_eq!((none.sub(), none.jti(), none.iat()), (None, None, None));
         // Whitespace in the payload: the spans still point into the compacted claims.
