@@ -538,6 +538,18 @@ fn start_config_in(dir: PathBuf, body: &str, stderr: Stdio) -> Daemon {
     d
 }
 
+/// Serves issuer `https://a.example` (audience `api`) from a config in `dir` whose key file is a copy of the
+/// HS256 test key set in `dir`, so that a test can change it and reload. Returns the daemon and that file.
+fn start_issuer_a_with_own_keys(dir: PathBuf, stderr: Stdio) -> (Daemon, PathBuf) {
+    let keys = dir.join("keys.jwks");
+    std::fs::copy(data("keys/HS256.public.jwks"), &keys).unwrap();
+    let body = format!(
+        "[[issuer]]\niss = \"https://a.example\"\nkeys = [\"{}\"]\naudiences = [\"api\"]\n",
+        keys.display()
+    );
+    (start_config_in(dir, &body, stderr), keys)
+}
+
 /// A token for issuer `iss`, valid at the real clock, signed with the test key of `alg`.
 fn issuer_token(alg: Alg, iss: &str) -> String {
     token_with(alg, serde_json::json!({}), &issuer_claims(iss))
@@ -685,13 +697,7 @@ fn invalid_configs_are_refused_with_file_and_key_path() {
 #[test]
 fn sighup_reloads_keys_and_keeps_serving_on_a_bad_reload() {
     let dir = temp_dir("reload");
-    let keys = dir.join("keys.jwks");
-    std::fs::copy(data("keys/HS256.public.jwks"), &keys).unwrap();
-    let body = format!(
-        "[[issuer]]\niss = \"https://a.example\"\nkeys = [\"{}\"]\naudiences = [\"api\"]\n",
-        keys.display()
-    );
-    let mut d = start_config_in(dir.clone(), &body, Stdio::piped());
+    let (mut d, keys) = start_issuer_a_with_own_keys(dir.clone(), Stdio::piped());
     let config = dir.join("jwtd.toml");
     // The daemon's log lines, to know when a (failed) reload has happened.
     let (log_tx, logs) = std::sync::mpsc::channel::<String>();
@@ -1201,14 +1207,7 @@ fn a_cached_token_is_never_served_after_its_exp() {
 
 #[test]
 fn a_reload_invalidates_cached_verdicts() {
-    let dir = temp_dir("cache-reload");
-    let keys = dir.join("keys.jwks");
-    std::fs::copy(data("keys/HS256.public.jwks"), &keys).unwrap();
-    let body = format!(
-        "[[issuer]]\niss = \"https://a.example\"\nkeys = [\"{}\"]\naudiences = [\"api\"]\n",
-        keys.display()
-    );
-    let d = start_config_in(dir, &body, Stdio::null());
+    let (d, keys) = start_issuer_a_with_own_keys(temp_dir("cache-reload"), Stdio::null());
     let t = issuer_token(Alg::HS256, "https://a.example");
     assert!(verify_line(&d.socket, &t).starts_with("OK "));
     assert!(verify_line(&d.socket, &t).starts_with("OK "));

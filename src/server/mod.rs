@@ -179,13 +179,7 @@ impl Shared {
                     // Found clean at this epoch already: no rule has been added since.
                     let epoch = r.epoch();
                     if !v.clean_at(epoch) {
-                        let p = Presented {
-                            jti: v.jti(),
-                            sub: v.sub(),
-                            iat: v.iat(),
-                            token,
-                        };
-                        r.check(&p, now)?;
+                        r.check(&presented(v.jti(), v.sub(), v.iat(), token), now)?;
                         v.mark_clean(epoch);
                     }
                 }
@@ -199,13 +193,7 @@ impl Shared {
         }
         let v = snap.issuers.verify(token, now)?;
         if let Some(r) = revocations {
-            let p = Presented {
-                jti: v.jti(),
-                sub: v.sub(),
-                iat: v.iat(),
-                token,
-            };
-            r.check(&p, now)?;
+            r.check(&presented(v.jti(), v.sub(), v.iat(), token), now)?;
         }
         if let (Some(tc), Some(key)) = (cached, key)
             && let Some(verdict) = Verdict::new(&v)
@@ -237,6 +225,21 @@ impl Shared {
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.stats.reloaded();
+    }
+}
+
+/// What a token presents to the revocation check.
+fn presented<'a>(
+    jti: Option<&'a str>,
+    sub: Option<&'a str>,
+    iat: Option<f64>,
+    token: &'a [u8],
+) -> Presented<'a> {
+    Presented {
+        jti,
+        sub,
+        iat,
+        token,
     }
 }
 
