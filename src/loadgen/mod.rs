@@ -5,6 +5,7 @@
 //! Every reply is checked against the outcome expected for its token (`OK` or `ERR`); a benchmark that counts
 //! wrong answers as throughput would be worthless, so mismatches are counted separately.
 
+pub mod corpus;
 pub mod zipf;
 
 use std::io;

@@ -1,0 +1,450 @@
+//! A labelled token corpus for benchmarks: fresh keys for an algorithm mix, N distinct tokens with claims of
+//! a chosen size, a fraction made invalid in known ways and a fraction to be revoked — each token labelled
+//! with the outcome the daemon must give it — and a Zipf-ordered request sequence over them.
+//!
+//! The same seed gives the same corpus *shape* (which token has which algorithm, outcome, claims and place
+//! in the request order). Keys are fresh each run, and ECDSA/RSA-PSS signatures are randomised, so token
+//! bytes differ between runs.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::alg::{Alg, Family};
+use crate::crypto::sign::{Private, SigningKey};
+use crate::keys::private::public_jwk;
+
+use super::zipf::{Rng, Zipf};
+
+/// The outcome a token must get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Expect {
+    Ok,
+    /// Rejected with this code.
+    Err(&'static str),
+}
+
+impl Expect {
+    /// The label in reports: `ok` or the code.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Expect::Ok => "ok",
+            Expect::Err(code) => code,
+        }
+    }
+}
+
+/// Algorithm weights: `ES256=40,RS256=30,EdDSA=10,HS256=20`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mix(pub Vec<(Alg, u32)>);
+
+impl Default for Mix {
+    fn default() -> Self {
+        Mix(vec![
+            (Alg::ES256, 40),
+            (Alg::RS256, 30),
+            (Alg::EdDSA, 10),
+            (Alg::HS256, 20),
+        ])
+    }
+}
+
+impl std::str::FromStr for Mix {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Mix, String> {
+        let mut out: Vec<(Alg, u32)> = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (alg, w) = part
+                .split_once('=')
+                .ok_or_else(|| format!("{part:?}: expected ALG=WEIGHT, e.g. ES256=40"))?;
+            let alg: Alg = alg.trim().parse().map_err(|e| format!("{part:?}: {e}"))?;
+            let w: u32 = w
+                .trim()
+                .parse()
+                .map_err(|_| format!("{part:?}: the weight must be a whole number"))?;
+            if out.iter().any(|(a, _)| *a == alg) {
+                return Err(format!("{alg} appears twice in the mix"));
+            }
+            if w > 0 {
+                out.push((alg, w));
+            }
+        }
+        if out.is_empty() {
+            return Err("the mix has no algorithm with a positive weight".into());
+        }
+        Ok(Mix(out))
+    }
+}
+
+impl fmt::Display for Mix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(|(a, w)| format!("{a}={w}")).collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub tokens: usize,
+    pub mix: Mix,
+    /// Approximate size of each token's claims JSON, in bytes (a padding claim makes up the difference).
+    pub claims_bytes: usize,
+    /// Fraction of tokens made invalid: a third tampered (`bad_signature`), a third expired, a third for
+    /// another audience (`wrong_audience`).
+    pub invalid: f64,
+    /// Fraction of tokens to revoke (by jti) before the run (`revoked`).
+    pub revoked: f64,
+    pub seed: u64,
+    pub issuer: String,
+    pub audience: String,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Spec {
+            tokens: 100_000,
+            mix: Mix::default(),
+            claims_bytes: 300,
+            invalid: 0.02,
+            revoked: 0.01,
+            seed: 1,
+            issuer: "https://issuer.bench.jwtd".into(),
+            audience: "bench-api".into(),
+        }
+    }
+}
+
+/// One generated token.
+#[derive(Debug, Clone)]
+pub struct Token {
+    pub text: String,
+    pub alg: Alg,
+    pub expect: Expect,
+    pub jti: String,
+    pub exp: u64,
+}
+
+/// The generated corpus.
+pub struct Generated {
+    pub tokens: Vec<Token>,
+    /// JWKS of the asymmetric keys (public only).
+    pub public_jwks: Option<String>,
+    /// JWKS of the HMAC keys (kept apart: a key file mixing secrets and public keys is refused).
+    pub secret_jwks: Option<String>,
+    /// Line-protocol commands that revoke the tokens labelled `revoked`.
+    pub revocations: Vec<String>,
+}
+
+impl fmt::Debug for Generated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Generated")
+            .field("tokens", &self.tokens.len())
+            .field("revocations", &self.revocations.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Generated {
+    /// Tokens per expected outcome.
+    pub fn outcomes(&self) -> BTreeMap<&'static str, usize> {
+        let mut m = BTreeMap::new();
+        for t in &self.tokens {
+            *m.entry(t.expect.label()).or_insert(0) += 1;
+        }
+        m
+    }
+}
+
+/// The outcome a token is built for (decided from the seed alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Valid,
+    Tampered,
+    Expired,
+    WrongAudience,
+    Revoked,
+}
+
+/// Generates the corpus. `now` is the daemon's clock (Unix seconds): valid tokens live a day around it.
+pub fn generate(spec: &Spec, now: u64) -> Result<Generated, String> {
+    if spec.tokens == 0 {
+        return Err("the corpus needs at least one token".into());
+    }
+    if !(0.0..=1.0).contains(&spec.invalid)
+        || !(0.0..=1.0).contains(&spec.revoked)
+        || spec.invalid + spec.revoked > 1.0
+    {
+        return Err("invalid and revoked fractions must be in 0..1 and add up to at most 1".into());
+    }
+    let mut keys: Vec<(Alg, String, SigningKey, Private)> = Vec::new();
+    for (alg, _) in &spec.mix.0 {
+        let (signer, private) = SigningKey::generate(*alg)?;
+        keys.push((*alg, format!("bench-{alg}"), signer, private));
+    }
+    let total: u64 = spec.mix.0.iter().map(|(_, w)| u64::from(*w)).sum();
+    let mut rng = Rng::new(spec.seed);
+    let mut tokens = Vec::with_capacity(spec.tokens);
+    let mut revocations = Vec::new();
+    for i in 0..spec.tokens {
+        // Algorithm by weight.
+        let mut pick = rng.below(total);
+        let k = spec
+            .mix
+            .0
+            .iter()
+            .position(|(_, w)| {
+                if pick < u64::from(*w) {
+                    true
+                } else {
+                    pick -= u64::from(*w);
+                    false
+                }
+            })
+            .unwrap_or(0);
+        let (alg, kid, signer, _) = &keys[k];
+        let r = rng.next_f64();
+        let kind = if r < spec.invalid {
+            match rng.below(3) {
+                0 => Kind::Tampered,
+                1 => Kind::Expired,
+                _ => Kind::WrongAudience,
+            }
+        } else if r < spec.invalid + spec.revoked {
+            Kind::Revoked
+        } else {
+            Kind::Valid
+        };
+        let jti = format!("bench-{}-{i}", spec.seed);
+        let (iat, exp) = match kind {
+            Kind::Expired => (now - 7_200, now - 3_600),
+            _ => (now - 60, now + 86_400),
+        };
+        let aud = if kind == Kind::WrongAudience {
+            "another-api"
+        } else {
+            spec.audience.as_str()
+        };
+        let claims = claims_json(&spec.issuer, aud, i, &jti, iat, exp, spec.claims_bytes);
+        let header = format!(r#"{{"alg":"{alg}","typ":"JWT","kid":"{kid}"}}"#);
+        let mut text = signer.sign_compact(header.as_bytes(), claims.as_bytes())?;
+        let expect = match kind {
+            Kind::Valid => Expect::Ok,
+            Kind::Tampered => {
+                tamper(&mut text);
+                Expect::Err("bad_signature")
+            }
+            Kind::Expired => Expect::Err("expired"),
+            Kind::WrongAudience => Expect::Err("wrong_audience"),
+            Kind::Revoked => {
+                revocations.push(format!("REVOKE JTI {jti} {exp}"));
+                Expect::Err("revoked")
+            }
+        };
+        tokens.push(Token {
+            text,
+            alg: *alg,
+            expect,
+            jti,
+            exp,
+        });
+    }
+    let jwks = |hmac: bool| {
+        let keys: Vec<serde_json::Value> = keys
+            .iter()
+            .filter(|(alg, ..)| (alg.family() == Family::Hmac) == hmac)
+            .map(|(alg, kid, _, private)| public_jwk(*alg, Some(kid), private))
+            .collect();
+        (!keys.is_empty()).then(|| serde_json::json!({ "keys": keys }).to_string())
+    };
+    Ok(Generated {
+        tokens,
+        public_jwks: jwks(false),
+        secret_jwks: jwks(true),
+        revocations,
+    })
+}
+
+/// Claims of about `size` bytes: the registered ones, a scope, and padding.
+fn claims_json(
+    iss: &str,
+    aud: &str,
+    i: usize,
+    jti: &str,
+    iat: u64,
+    exp: u64,
+    size: usize,
+) -> String {
+    let base = format!(
+        r#"{{"iss":"{iss}","sub":"user-{i}","aud":"{aud}","iat":{iat},"nbf":{iat},"exp":{exp},"jti":"{jti}","scope":"read:items write:items""#
+    );
+    // `,"pad":""}` is 10 bytes.
+    let pad = size.saturating_sub(base.len() + 10);
+    if pad == 0 {
+        format!("{base}}}")
+    } else {
+        format!(r#"{base},"pad":"{}"}}"#, "x".repeat(pad))
+    }
+}
+
+/// Changes one character in the middle of the signature to another base64url character: still canonical
+/// base64url, but no longer the signature.
+fn tamper(token: &mut String) {
+    let sig_start = token.rfind('.').map_or(0, |i| i + 1);
+    let at = sig_start + (token.len() - sig_start) / 2;
+    let old = token.as_bytes()[at];
+    let new = if old == b'A' { 'B' } else { 'A' };
+    token.replace_range(at..at + 1, &new.to_string());
+}
+
+/// The request sequence: `n` token indices, Zipf(`s`)-distributed over the corpus (`s` = 0: uniform). Token
+/// i is the i-th most popular; since algorithms and outcomes were drawn independently of i, popularity is
+/// spread over all of them.
+pub fn sequence(tokens: usize, n: usize, s: f64, seed: u64) -> Vec<u32> {
+    let zipf = Zipf::new(tokens, s);
+    let mut rng = Rng::new(seed ^ 0x5EED_5EED_5EED_5EED);
+    (0..n).map(|_| zipf.sample(&mut rng) as u32).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::issuers::Issuers;
+    use crate::keys::{KeySet, SourceOptions};
+    use crate::revocation::{Presented, Revocations, Rule, Target};
+    use crate::{Limits, Policy, Verifier};
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn spec(tokens: usize, seed: u64) -> Spec {
+        Spec {
+            tokens,
+            mix: "ES256=2,HS256=1,EdDSA=1,RS256=1".parse().unwrap(),
+            invalid: 0.2,
+            revoked: 0.1,
+            seed,
+            ..Spec::default()
+        }
+    }
+
+    #[test]
+    fn mixes_parse_and_refuse_nonsense() {
+        let m: Mix = "ES256=40, RS256=30,EdDSA=10,HS256=20".parse().unwrap();
+        assert_eq!(m, Mix::default());
+        assert_eq!(m.to_string(), "ES256=40,RS256=30,EdDSA=10,HS256=20");
+        for bad in [
+            "",
+            "ES256",
+            "ES256=x",
+            "none=1",
+            "ES256=1,ES256=2",
+            "HS256=0",
+        ] {
+            assert!(bad.parse::<Mix>().is_err(), "{bad:?}");
+        }
+    }
+
+    /// Every token gets exactly the outcome it is labelled with from a verifier configured as the daemon
+    /// would be (keys from the generated JWKS, the issuer and audience, the revocations applied).
+    #[test]
+    fn every_token_is_labelled_with_the_outcome_it_gets() {
+        let g = generate(&spec(400, 7), NOW).unwrap();
+        let mut keys = KeySet::new();
+        for jwks in [&g.public_jwks, &g.secret_jwks].into_iter().flatten() {
+            keys.add_document(jwks.as_bytes(), &SourceOptions::default())
+                .unwrap();
+        }
+        let policy = Policy {
+            issuers: Some(vec![Spec::default().issuer]),
+            audiences: Some(vec![Spec::default().audience]),
+            ..Policy::default()
+        };
+        let issuers = Issuers::Single(Verifier::new(keys, policy, Limits::default()));
+        let revocations = Revocations::new();
+        for line in &g.revocations {
+            let mut w = line.split(' ').skip(2);
+            let (jti, exp) = (w.next().unwrap(), w.next().unwrap().parse().unwrap());
+            revocations.insert(Rule {
+                target: Target::Jti(jti.into()),
+                expires: exp,
+                cutoff: 0,
+            });
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for t in &g.tokens {
+            let got = match issuers.verify(t.text.as_bytes(), NOW) {
+                Ok(v) => revocations
+                    .check(
+                        &Presented {
+                            jti: v.jti(),
+                            sub: v.sub(),
+                            iat: v.iat(),
+                            token: t.text.as_bytes(),
+                        },
+                        NOW,
+                    )
+                    .map_or_else(|e| Expect::Err(e.code()), |()| Expect::Ok),
+                Err(e) => Expect::Err(e.code()),
+            };
+            assert_eq!(got, t.expect, "{} token {}", t.alg, t.jti);
+            seen.insert(t.expect.label());
+        }
+        // All five outcomes occur, in about the asked proportions.
+        assert_eq!(seen.len(), 5, "{seen:?}");
+        let o = g.outcomes();
+        assert!((240..=320).contains(&o["ok"]), "{o:?}");
+        assert!((20..=60).contains(&o["revoked"]), "{o:?}");
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_shape_and_sequence() {
+        let shape = |g: &Generated| -> Vec<(Alg, Expect, String, usize)> {
+            g.tokens
+                .iter()
+                .map(|t| (t.alg, t.expect, t.jti.clone(), t.text.len()))
+                .collect()
+        };
+        let a = generate(&spec(200, 3), NOW).unwrap();
+        let b = generate(&spec(200, 3), NOW).unwrap();
+        let c = generate(&spec(200, 4), NOW).unwrap();
+        // (Every algorithm here has fixed-size signatures: token lengths agree too.)
+        assert_eq!(shape(&a), shape(&b));
+        assert_ne!(shape(&a), shape(&c));
+        assert_eq!(sequence(200, 1000, 1.0, 3), sequence(200, 1000, 1.0, 3));
+        assert_ne!(sequence(200, 1000, 1.0, 3), sequence(200, 1000, 1.0, 4));
+        assert!(sequence(200, 1000, 1.0, 3).iter().all(|&i| i < 200));
+    }
+
+    #[test]
+    fn claims_have_the_asked_size() {
+        for size in [0usize, 150, 300, 1000] {
+            let c = claims_json("https://i", "a", 12, "j-1", 1, 2, size);
+            let v: serde_json::Value = serde_json::from_str(&c).unwrap();
+            assert!(v.is_object());
+            if size >= 150 {
+                assert_eq!(c.len(), size, "{c}");
+            }
+        }
+    }
+
+    #[test]
+    fn bad_specs_are_refused() {
+        let now = NOW;
+        for s in [
+            Spec {
+                tokens: 0,
+                ..spec(1, 1)
+            },
+            Spec {
+                invalid: 0.8,
+                revoked: 0.5,
+                ..spec(1, 1)
+            },
+            Spec {
+                invalid: -0.1,
+                ..spec(1, 1)
+            },
+        ] {
+            assert!(generate(&s, now).is_err());
+        }
+    }
+}
