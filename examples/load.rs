@@ -2,7 +2,10 @@
 //! pipelining D `VERIFY` requests per round trip, for S seconds; prints verifications/s. Every token in
 //! TOKEN_FILE (one per line) is expected to be accepted; any other answer fails the run.
 //!
-//! `cargo run --release --example load -- SOCKET TOKEN_FILE [connections=16] [depth=16] [seconds=5] [threads=1]`
+//! `cargo run --release --example load -- SOCKET TOKEN_FILE [connections=16] [depth=16] [seconds=5] [threads=1] [rate]`
+//!
+//! With a rate (requests/s in all) it runs the open loop instead (depth is then unused) and prints latency
+//! percentiles measured from each request's intended send time.
 
 use std::time::Duration;
 
@@ -30,7 +33,21 @@ fn main() {
         threads: arg(6, 1),
         max_requests: None,
     };
-    let r = loadgen::run(args[1].as_ref(), &corpus, &cfg).unwrap_or_else(|e| {
+    let rate: Option<f64> = args.get(7).and_then(|s| s.parse().ok());
+    let result = match rate {
+        None => loadgen::run(args[1].as_ref(), &corpus, &cfg),
+        Some(rate) => loadgen::run_open(
+            args[1].as_ref(),
+            &corpus,
+            &loadgen::OpenLoop {
+                connections: cfg.connections,
+                rate,
+                threads: cfg.threads,
+                duration: cfg.duration,
+            },
+        ),
+    };
+    let r = result.unwrap_or_else(|e| {
         eprintln!("load: {e}");
         std::process::exit(1)
     });
@@ -44,6 +61,14 @@ fn main() {
         r.rejected,
         r.mismatches,
         r.elapsed.as_secs_f64()
+    );
+    println!(
+        "latency: p50 {:?}  p90 {:?}  p99 {:?}  p99.9 {:?}  max {:?}",
+        r.quantile(0.5),
+        r.quantile(0.9),
+        r.quantile(0.99),
+        r.quantile(0.999),
+        r.quantile(1.0)
     );
     if r.mismatches > 0 {
         std::process::exit(1);

@@ -1,48 +1,87 @@
-//! Closed-loop load against a running daemon: `connections` connections, each keeping `depth` `VERIFY`
-//! requests in flight per round trip (write a batch, read its replies, repeat), on a few client threads with
-//! a single-threaded tokio runtime each — cheap enough that the client does not hide the server's speed.
+//! Load against a running daemon over its line protocol, in two models:
 //!
-//! Every reply is checked against the outcome expected for its token (`OK` or `ERR`); a benchmark that counts
-//! wrong answers as throughput would be worthless, so mismatches are counted separately.
+//! - **Closed loop** ([`run`]): `connections` connections, each keeping `depth` requests in flight per round
+//!   trip (write a batch, read its replies, repeat): the maximum throughput.
+//! - **Open loop** ([`run_open`]): requests sent at a fixed total rate whatever the replies do, each one's
+//!   latency measured from the moment it was *meant* to be sent — so time spent queued behind a slow server
+//!   counts (the coordinated-omission problem that wrk2 fixed).
+//!
+//! Clients run on a few threads with a single-threaded tokio runtime each: cheap enough that the client does
+//! not hide the server's speed. Every reply is checked against the outcome expected for its request (`OK`,
+//! or `ERR` with a given code); a benchmark that counted wrong answers as throughput would be worthless, so
+//! mismatches are counted and the first few described.
 
 pub mod corpus;
 pub mod zipf;
 
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hdrhistogram::Histogram;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Requests to send, round robin: each is one `VERIFY <token>\n` line and whether it should be accepted.
+pub use corpus::Expect;
+
+/// What a reply must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// `OK …`
+    Ok,
+    /// `ERR <code> …`
+    Code(&'static str),
+    /// Any `ERR`.
+    Rejected,
+    /// Anything (not checked).
+    Any,
+}
+
+impl From<Expect> for Want {
+    fn from(e: Expect) -> Want {
+        match e {
+            Expect::Ok => Want::Ok,
+            Expect::Err(code) => Want::Code(code),
+        }
+    }
+}
+
+/// Requests to send: one line each, with the reply it must get, and the order to send them in.
 #[derive(Debug, Clone, Default)]
 pub struct Corpus {
     lines: Vec<Box<[u8]>>,
-    expect_ok: Vec<bool>,
+    want: Vec<Want>,
+    /// Indices into `lines`, sent in this order (cycling); empty = `lines` in order.
+    order: Vec<u32>,
 }
 
 impl Corpus {
-    /// Adds a token; `expect_ok` is whether the daemon must accept it.
+    /// Adds a `VERIFY` of `token`; `expect_ok` is whether the daemon must accept it.
     pub fn push(&mut self, token: &str, expect_ok: bool) -> io::Result<()> {
-        if token.contains('\n') || token.is_empty() {
+        let want = if expect_ok { Want::Ok } else { Want::Rejected };
+        self.push_verify(token, want)
+    }
+
+    /// Adds a `VERIFY` of `token` that must get `want`.
+    pub fn push_verify(&mut self, token: &str, want: Want) -> io::Result<()> {
+        if token.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "a token must be one non-empty line",
             ));
         }
-        let mut line = Vec::with_capacity(token.len() + 8);
-        line.extend_from_slice(b"VERIFY ");
-        line.extend_from_slice(token.as_bytes());
-        line.push(b'\n');
-        self.lines.push(line.into_boxed_slice());
-        self.expect_ok.push(expect_ok);
-        Ok(())
+        self.push_request(&format!("VERIFY {token}"), want)
     }
 
     /// Adds any one-line request (`REVOKE JTI x 0`, `PING`); `expect_ok` is whether its reply must be `OK …`
     /// (a `PONG` counts as not OK).
     pub fn push_line(&mut self, line: &str, expect_ok: bool) -> io::Result<()> {
+        let want = if expect_ok { Want::Ok } else { Want::Rejected };
+        self.push_request(line, want)
+    }
+
+    fn push_request(&mut self, line: &str, want: Want) -> io::Result<()> {
         if line.contains('\n') || line.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -51,7 +90,19 @@ impl Corpus {
         }
         self.lines
             .push(format!("{line}\n").into_bytes().into_boxed_slice());
-        self.expect_ok.push(expect_ok);
+        self.want.push(want);
+        Ok(())
+    }
+
+    /// Sends requests in this order (indices of pushed requests, cycling) instead of push order.
+    pub fn set_order(&mut self, order: Vec<u32>) -> io::Result<()> {
+        if order.iter().any(|&i| i as usize >= self.lines.len()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the order names a request that does not exist",
+            ));
+        }
+        self.order = order;
         Ok(())
     }
 
@@ -62,9 +113,28 @@ impl Corpus {
     pub fn is_empty(&self) -> bool {
         self.lines.is_empty()
     }
+
+    /// Length of the send order.
+    fn order_len(&self) -> usize {
+        if self.order.is_empty() {
+            self.lines.len()
+        } else {
+            self.order.len()
+        }
+    }
+
+    /// The request at position `i` of the send order.
+    #[inline]
+    fn at(&self, i: usize) -> usize {
+        if self.order.is_empty() {
+            i
+        } else {
+            self.order[i] as usize
+        }
+    }
 }
 
-/// How hard and how long to push.
+/// How hard and how long to push, closed loop.
 #[derive(Debug, Clone)]
 pub struct ClosedLoop {
     pub connections: usize,
@@ -90,15 +160,56 @@ impl Default for ClosedLoop {
     }
 }
 
+/// Open loop: a fixed total request rate spread over the connections.
+#[derive(Debug, Clone)]
+pub struct OpenLoop {
+    pub connections: usize,
+    /// Requests per second, in all.
+    pub rate: f64,
+    pub threads: usize,
+    pub duration: Duration,
+}
+
+/// At most this many mismatches are described in a report.
+const MISMATCH_SAMPLES: usize = 5;
+
 /// What a run did.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Report {
     pub requests: u64,
     pub ok: u64,
     pub rejected: u64,
-    /// Replies whose outcome was not the one expected for the token.
+    /// Replies by outcome: `ok` or the error code.
+    pub outcomes: BTreeMap<String, u64>,
+    /// Replies whose outcome was not the one expected for the request.
     pub mismatches: u64,
+    /// The first few mismatches: what was expected and the start of what came.
+    pub mismatch_samples: Vec<String>,
+    /// Per-request latency in nanoseconds: closed loop from the batch's write to the reply; open loop from
+    /// the request's intended send time to the reply.
+    pub latency: Histogram<u64>,
     pub elapsed: Duration,
+}
+
+fn histogram() -> Histogram<u64> {
+    // 1 ns to 10 minutes, 3 significant digits: constant arguments that hdrhistogram accepts (low ≥ 1,
+    // high ≥ 2 × low, 0–5 digits), so this cannot fail.
+    Histogram::new_with_bounds(1, 600_000_000_000, 3).expect("valid constant histogram bounds")
+}
+
+impl Default for Report {
+    fn default() -> Self {
+        Report {
+            requests: 0,
+            ok: 0,
+            rejected: 0,
+            outcomes: BTreeMap::new(),
+            mismatches: 0,
+            mismatch_samples: Vec::new(),
+            latency: histogram(),
+            elapsed: Duration::ZERO,
+        }
+    }
 }
 
 impl Report {
@@ -106,36 +217,88 @@ impl Report {
         self.requests as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
+    /// Latency at quantile `q` (0..=1), as a duration.
+    pub fn quantile(&self, q: f64) -> Duration {
+        Duration::from_nanos(self.latency.value_at_quantile(q))
+    }
+
     fn merge(&mut self, o: &Report) {
         self.requests += o.requests;
         self.ok += o.ok;
         self.rejected += o.rejected;
+        for (k, v) in &o.outcomes {
+            *self.outcomes.entry(k.clone()).or_insert(0) += v;
+        }
         self.mismatches += o.mismatches;
+        for s in &o.mismatch_samples {
+            if self.mismatch_samples.len() < MISMATCH_SAMPLES {
+                self.mismatch_samples.push(s.clone());
+            }
+        }
+        let _ = self.latency.add(&o.latency);
         self.elapsed = self.elapsed.max(o.elapsed);
+    }
+
+    /// Counts one reply line against what it should be.
+    fn reply(&mut self, line: &[u8], want: Want, latency: Duration) {
+        self.requests += 1;
+        let code: &[u8] = if line.starts_with(b"OK") {
+            self.ok += 1;
+            b"ok"
+        } else if let Some(rest) = line.strip_prefix(b"ERR ") {
+            self.rejected += 1;
+            rest.split(|&b| b == b' ').next().unwrap_or(b"")
+        } else {
+            line.split(|&b| b == b' ').next().unwrap_or(b"")
+        };
+        match self
+            .outcomes
+            .get_mut(std::str::from_utf8(code).unwrap_or("?"))
+        {
+            Some(n) => *n += 1,
+            None => {
+                self.outcomes
+                    .insert(String::from_utf8_lossy(code).into_owned(), 1);
+            }
+        }
+        let good = match want {
+            Want::Ok => code == b"ok",
+            Want::Code(c) => line.starts_with(b"ERR ") && code == c.as_bytes(),
+            Want::Rejected => line.starts_with(b"ERR "),
+            Want::Any => true,
+        };
+        if !good {
+            self.mismatches += 1;
+            if self.mismatch_samples.len() < MISMATCH_SAMPLES {
+                self.mismatch_samples.push(format!(
+                    "expected {want:?}, got {:.80}",
+                    String::from_utf8_lossy(line)
+                ));
+            }
+        }
+        self.latency
+            .saturating_record(u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX).max(1));
     }
 }
 
-/// Runs the closed loop against the daemon on `socket`.
-pub fn run(socket: &Path, corpus: &Corpus, cfg: &ClosedLoop) -> io::Result<Report> {
-    if corpus.is_empty() || cfg.connections == 0 || cfg.depth == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "need at least one token, one connection and depth 1",
-        ));
-    }
-    let corpus = Arc::new(corpus.clone());
-    let threads = cfg.threads.clamp(1, cfg.connections);
+fn invalid(msg: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg.to_string())
+}
+
+/// Runs `per_connection(index)` futures for `connections` connections over `threads` threads, each thread a
+/// current-thread runtime, and merges their reports.
+fn spread<F, Fut>(connections: usize, threads: usize, per_connection: F) -> io::Result<Report>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = io::Result<Report>> + Send + 'static,
+{
+    let threads = threads.clamp(1, connections);
+    let per_connection = Arc::new(per_connection);
     let start = Instant::now();
-    let deadline = start + cfg.duration;
-    // Each connection gets its share of the request budget.
-    let budget = cfg
-        .max_requests
-        .map(|n| n.div_ceil(cfg.connections as u64).max(1));
     let handles: Vec<_> = (0..threads)
         .map(|t| {
-            let conns: Vec<usize> = (t..cfg.connections).step_by(threads).collect();
-            let (socket, corpus, depth) = (socket.to_path_buf(), corpus.clone(), cfg.depth);
-            let connections = cfg.connections;
+            let conns: Vec<usize> = (t..connections).step_by(threads).collect();
+            let per_connection = per_connection.clone();
             std::thread::spawn(move || -> io::Result<Report> {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -143,18 +306,7 @@ pub fn run(socket: &Path, corpus: &Corpus, cfg: &ClosedLoop) -> io::Result<Repor
                 rt.block_on(async move {
                     let tasks: Vec<_> = conns
                         .into_iter()
-                        .map(|c| {
-                            let (socket, corpus) = (socket.clone(), corpus.clone());
-                            tokio::spawn(connection(
-                                socket,
-                                corpus,
-                                c,
-                                connections,
-                                depth,
-                                deadline,
-                                budget,
-                            ))
-                        })
+                        .map(|c| tokio::spawn(per_connection(c)))
                         .collect();
                     let mut total = Report::default();
                     for t in tasks {
@@ -176,7 +328,92 @@ pub fn run(socket: &Path, corpus: &Corpus, cfg: &ClosedLoop) -> io::Result<Repor
     Ok(total)
 }
 
-async fn connection(
+/// Runs the closed loop against the daemon on `socket`.
+pub fn run(socket: &Path, corpus: &Corpus, cfg: &ClosedLoop) -> io::Result<Report> {
+    if corpus.is_empty() || cfg.connections == 0 || cfg.depth == 0 {
+        return Err(invalid(
+            "need at least one request, one connection and depth 1",
+        ));
+    }
+    let corpus = Arc::new(corpus.clone());
+    let deadline = Instant::now() + cfg.duration;
+    // Each connection gets its share of the request budget.
+    let budget = cfg
+        .max_requests
+        .map(|n| n.div_ceil(cfg.connections as u64).max(1));
+    let (socket, depth, connections) = (socket.to_path_buf(), cfg.depth, cfg.connections);
+    spread(cfg.connections, cfg.threads, move |c| {
+        closed_connection(
+            socket.clone(),
+            corpus.clone(),
+            c,
+            connections,
+            depth,
+            deadline,
+            budget,
+        )
+    })
+}
+
+/// Reads reply lines into `buf` until `n` have been counted, calling `each(index, line, arrival)`.
+struct Replies {
+    buf: Vec<u8>,
+    filled: usize,
+    line_start: usize,
+}
+
+impl Replies {
+    fn new() -> Replies {
+        Replies {
+            buf: vec![0u8; 256 * 1024],
+            filled: 0,
+            line_start: 0,
+        }
+    }
+
+    /// Reads once (waiting for data) and calls `each` for every complete line; returns how many.
+    async fn read<S: AsyncReadExt + Unpin>(
+        &mut self,
+        stream: &mut S,
+        mut each: impl FnMut(&[u8], Instant),
+    ) -> io::Result<usize> {
+        if self.filled == self.buf.len() {
+            if self.line_start > 0 {
+                self.buf.copy_within(self.line_start..self.filled, 0);
+                self.filled -= self.line_start;
+                self.line_start = 0;
+            } else {
+                // One reply longer than the buffer.
+                let len = self.buf.len();
+                self.buf.resize(len * 2, 0);
+            }
+        }
+        let got = stream.read(&mut self.buf[self.filled..]).await?;
+        if got == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "jwtd closed the connection",
+            ));
+        }
+        let arrival = Instant::now();
+        let from = self.filled;
+        self.filled += got;
+        let mut lines = 0;
+        for nl in memchr::memchr_iter(b'\n', &self.buf[from..self.filled]) {
+            let end = from + nl;
+            each(&self.buf[self.line_start..end], arrival);
+            self.line_start = end + 1;
+            lines += 1;
+        }
+        if self.line_start == self.filled {
+            self.filled = 0;
+            self.line_start = 0;
+        }
+        Ok(lines)
+    }
+}
+
+async fn closed_connection(
     socket: PathBuf,
     corpus: Arc<Corpus>,
     index: usize,
@@ -187,68 +424,346 @@ async fn connection(
 ) -> io::Result<Report> {
     let mut stream = tokio::net::UnixStream::connect(&socket).await?;
     let mut report = Report::default();
-    // Connections start evenly spread over the corpus (with a request budget, they cover it without overlap).
-    let mut next = (index * (corpus.len() / connections.max(1))) % corpus.len();
+    let len = corpus.order_len();
+    // Connections start evenly spread over the order (with a request budget, they cover it without overlap).
+    let mut next = (index * (len / connections.max(1))) % len;
     let mut request = Vec::with_capacity(depth * 512);
-    let mut expected = Vec::with_capacity(depth);
-    let mut buf = vec![0u8; 256 * 1024];
+    let mut wants = Vec::with_capacity(depth);
+    let mut replies = Replies::new();
     let start = Instant::now();
-    while Instant::now() < deadline && budget.is_none_or(|b| report.requests < b) {
+    let mut sent = 0u64;
+    while Instant::now() < deadline && budget.is_none_or(|b| sent < b) {
         request.clear();
-        expected.clear();
-        let n = budget.map_or(depth as u64, |b| (b - report.requests).min(depth as u64)) as usize;
+        wants.clear();
+        let n = budget.map_or(depth as u64, |b| (b - sent).min(depth as u64)) as usize;
         for _ in 0..n {
-            request.extend_from_slice(&corpus.lines[next]);
-            expected.push(corpus.expect_ok[next]);
-            next = (next + 1) % corpus.len();
+            let i = corpus.at(next);
+            request.extend_from_slice(&corpus.lines[i]);
+            wants.push(corpus.want[i]);
+            next = (next + 1) % len;
         }
+        let sent_at = Instant::now();
         stream.write_all(&request).await?;
-        // Read until n replies have arrived; look only at each reply's first byte ('O'K or 'E'RR).
-        let (mut replies, mut filled, mut line_start) = (0usize, 0usize, 0usize);
-        while replies < n {
-            if filled == buf.len() {
-                if line_start > 0 {
-                    // Keep the unfinished reply, drop the counted ones.
-                    buf.copy_within(line_start..filled, 0);
-                    (filled, line_start) = (filled - line_start, 0);
-                } else {
-                    // One reply longer than the buffer.
-                    buf.resize(buf.len() * 2, 0);
-                }
-            }
-            let got = stream.read(&mut buf[filled..]).await?;
-            if got == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "jwtd closed the connection",
-                ));
-            }
-            let from = filled;
-            filled += got;
-            for nl in memchr::memchr_iter(b'\n', &buf[from..filled]) {
-                let ok = buf[line_start] == b'O';
-                if ok {
-                    report.ok += 1;
-                } else {
-                    report.rejected += 1;
-                }
-                if ok != expected[replies] {
-                    report.mismatches += 1;
-                }
-                replies += 1;
-                line_start = from + nl + 1;
-            }
-            if line_start == filled {
-                (filled, line_start) = (0, 0);
-            } else if replies == n {
+        sent += n as u64;
+        let mut got = 0;
+        while got < n {
+            replies
+                .read(&mut stream, |line, arrival| {
+                    if got < n {
+                        report.reply(line, wants[got], arrival - sent_at);
+                    }
+                    got += 1;
+                })
+                .await?;
+            if got > n {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     "more replies than requests",
                 ));
             }
         }
-        report.requests += n as u64;
     }
     report.elapsed = start.elapsed();
     Ok(report)
+}
+
+/// Runs the open loop against the daemon on `socket`.
+///
+/// Per client thread, one sender thread writes each connection's requests when they fall due (sleeping
+/// between rounds with `std::thread::sleep`, which Linux wakes within ~0.1–0.2 ms, where tokio's timer has
+/// 1 ms ticks), and a current-thread runtime reads the replies. A request's latency runs from its intended send
+/// time, so a late send — the client's or a full socket's fault — counts against the latency, never hides it.
+pub fn run_open(socket: &Path, corpus: &Corpus, cfg: &OpenLoop) -> io::Result<Report> {
+    if corpus.is_empty() || cfg.connections == 0 || !(cfg.rate > 0.0 && cfg.rate.is_finite()) {
+        return Err(invalid(
+            "need at least one request, one connection and a positive rate",
+        ));
+    }
+    let corpus = Arc::new(corpus.clone());
+    let connections = cfg.connections;
+    let threads = cfg.threads.clamp(1, connections);
+    // Each connection sends every `interval`, connections staggered evenly within it.
+    let interval = Duration::from_secs_f64(connections as f64 / cfg.rate);
+    let count = (cfg.duration.as_secs_f64() * cfg.rate / connections as f64).ceil() as u64;
+    let start = Instant::now() + Duration::from_millis(20);
+    let began = Instant::now();
+    let mut total = Report::default();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let conns: Vec<usize> = (t..connections).step_by(threads).collect();
+            let (socket, corpus) = (socket.to_path_buf(), corpus.clone());
+            std::thread::spawn(move || -> io::Result<Report> {
+                let mut streams = Vec::new();
+                for &c in &conns {
+                    let s = std::os::unix::net::UnixStream::connect(&socket)?;
+                    let (tx, rx) = crossbeam_channel::unbounded::<(Instant, Want)>();
+                    let schedule = Schedule {
+                        first: start + interval.mul_f64(c as f64 / connections as f64),
+                        interval,
+                        count,
+                    };
+                    streams.push((c, s, tx, rx, schedule));
+                }
+                let readers: Vec<_> = streams
+                    .iter()
+                    .map(|(_, s, _, rx, schedule)| Ok((s.try_clone()?, rx.clone(), schedule.count)))
+                    .collect::<io::Result<_>>()?;
+                let receiving = std::thread::spawn(move || receive_all(readers));
+                let sent = send_all(
+                    &corpus,
+                    streams
+                        .into_iter()
+                        .map(|(c, s, tx, _, schedule)| (c, s, tx, schedule))
+                        .collect(),
+                    connections,
+                );
+                let report = receiving
+                    .join()
+                    .map_err(|_| io::Error::other("load receiver panicked"))?;
+                sent?;
+                report
+            })
+        })
+        .collect();
+    for h in handles {
+        total.merge(
+            &h.join()
+                .map_err(|_| io::Error::other("load thread panicked"))??,
+        );
+    }
+    total.elapsed = began.elapsed();
+    Ok(total)
+}
+
+type Outgoing = (
+    usize,
+    std::os::unix::net::UnixStream,
+    crossbeam_channel::Sender<(Instant, Want)>,
+    Schedule,
+);
+
+/// Writes every connection's requests as they fall due, until all are sent.
+fn send_all(corpus: &Corpus, mut conns: Vec<Outgoing>, connections: usize) -> io::Result<()> {
+    let len = corpus.order_len();
+    let mut next: Vec<usize> = conns
+        .iter()
+        .map(|(c, ..)| (c * (len / connections.max(1))) % len)
+        .collect();
+    let mut sent = vec![0u64; conns.len()];
+    let mut request = Vec::new();
+    loop {
+        let now = Instant::now();
+        let mut earliest: Option<Instant> = None;
+        let mut unfinished = false;
+        for (j, (_, stream, tx, schedule)) in conns.iter_mut().enumerate() {
+            let due = schedule.due_by(now);
+            if due > sent[j] {
+                request.clear();
+                for k in sent[j]..due {
+                    let i = corpus.at(next[j]);
+                    request.extend_from_slice(&corpus.lines[i]);
+                    next[j] = (next[j] + 1) % len;
+                    // Before the write: the reply can only come after its entry is queued.
+                    let _ = tx.send((schedule.due(k), corpus.want[i]));
+                }
+                write_fully(stream, &request)?;
+                sent[j] = due;
+            }
+            if sent[j] < schedule.count {
+                unfinished = true;
+                let at = schedule.due(sent[j]);
+                earliest = Some(earliest.map_or(at, |e| e.min(at)));
+            }
+        }
+        if !unfinished {
+            return Ok(());
+        }
+        if let Some(at) = earliest {
+            // Never spin: on a small machine a spinning client steals the server's CPU and turns into
+            // millisecond-long scheduler delays. A sleep wakes within ~0.1–0.2 ms; sends due meanwhile go
+            // out together, late by at most that (and counted so).
+            let wait = at.saturating_duration_since(Instant::now());
+            std::thread::sleep(wait.max(Duration::from_micros(20)));
+        }
+    }
+}
+
+/// Writes all of `buf` to a socket that the reader side made non-blocking (the flag is shared by both
+/// descriptors): when the socket is full, wait a moment and go on — the server is behind, and the latency
+/// measured from intended send times will show it.
+fn write_fully(stream: &mut std::os::unix::net::UnixStream, mut buf: &[u8]) -> io::Result<()> {
+    use std::io::Write as _;
+    while !buf.is_empty() {
+        match stream.write(buf) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+type Incoming = (
+    std::os::unix::net::UnixStream,
+    crossbeam_channel::Receiver<(Instant, Want)>,
+    u64,
+);
+
+/// Reads every connection's replies (on one current-thread runtime) and matches them, in order, with their
+/// intended send times.
+fn receive_all(conns: Vec<Incoming>) -> io::Result<Report> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let mut tasks = Vec::new();
+        for (stream, rx, count) in conns {
+            stream.set_nonblocking(true)?;
+            let mut stream = tokio::net::UnixStream::from_std(stream)?;
+            tasks.push(tokio::spawn(async move {
+                let mut report = Report::default();
+                let mut replies = Replies::new();
+                let mut got = 0u64;
+                let start = Instant::now();
+                while got < count {
+                    let mut bad = false;
+                    let lines = replies
+                        .read(&mut stream, |line, arrival| match rx.try_recv() {
+                            Ok((intended, want)) => report.reply(
+                                line,
+                                want,
+                                arrival.saturating_duration_since(intended),
+                            ),
+                            Err(_) => bad = true,
+                        })
+                        .await?;
+                    if bad {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "more replies than requests",
+                        ));
+                    }
+                    got += lines as u64;
+                }
+                report.elapsed = start.elapsed();
+                Ok::<Report, io::Error>(report)
+            }));
+        }
+        let mut total = Report::default();
+        for t in tasks {
+            total.merge(&t.await.map_err(io::Error::other)??);
+        }
+        Ok(total)
+    })
+}
+
+/// When a connection's requests are due: `first + k × interval` for k < count.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    pub first: Instant,
+    pub interval: Duration,
+    pub count: u64,
+}
+
+impl Schedule {
+    /// The intended send time of request `k`.
+    pub fn due(&self, k: u64) -> Instant {
+        self.first + self.interval.mul_f64(k as f64)
+    }
+
+    /// How many requests are due at `now` (all with `due(k) <= now`), capped at `count`.
+    pub fn due_by(&self, now: Instant) -> u64 {
+        if now < self.first {
+            return 0;
+        }
+        let elapsed = (now - self.first).as_secs_f64();
+        let k = (elapsed / self.interval.as_secs_f64()).floor() as u64 + 1;
+        // Guard against float rounding at the edge.
+        let k = if k > 0 && self.due(k - 1) > now {
+            k - 1
+        } else {
+            k
+        };
+        k.min(self.count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_are_checked_against_codes_and_counted_by_outcome() {
+        let mut r = Report::default();
+        let ms = Duration::from_millis;
+        r.reply(b"OK {\"sub\":\"a\"}", Want::Ok, ms(1));
+        r.reply(b"ERR expired token expired", Want::Code("expired"), ms(2));
+        r.reply(b"ERR revoked x", Want::Code("expired"), ms(3));
+        r.reply(b"ERR bad_signature x", Want::Rejected, ms(4));
+        r.reply(b"PONG", Want::Any, ms(5));
+        r.reply(b"OK {}", Want::Rejected, ms(6));
+        assert_eq!((r.requests, r.ok, r.rejected, r.mismatches), (6, 2, 3, 2));
+        assert_eq!(r.outcomes["ok"], 2);
+        assert_eq!(r.outcomes["revoked"], 1);
+        assert_eq!(r.outcomes["PONG"], 1);
+        assert!(
+            r.mismatch_samples[0].contains("ERR revoked"),
+            "{:?}",
+            r.mismatch_samples
+        );
+        // Percentiles over 1..6 ms.
+        assert_eq!(r.quantile(0.5).as_millis(), 3);
+        assert!(r.quantile(1.0) >= ms(6) && r.quantile(1.0) < ms(7));
+        let mut total = Report::default();
+        total.merge(&r);
+        total.merge(&r);
+        assert_eq!(
+            (total.requests, total.mismatches, total.outcomes["ok"]),
+            (12, 4, 4)
+        );
+        assert_eq!(total.latency.len(), 12);
+        assert_eq!(total.mismatch_samples.len(), 4);
+    }
+
+    #[test]
+    fn the_open_loop_schedule_is_due_at_its_intended_times() {
+        let first = Instant::now();
+        let s = Schedule {
+            first,
+            interval: Duration::from_micros(250),
+            count: 10,
+        };
+        assert_eq!(s.due_by(first - Duration::from_millis(1)), 0);
+        assert_eq!(s.due_by(first), 1);
+        assert_eq!(s.due_by(first + Duration::from_micros(249)), 1);
+        assert_eq!(s.due_by(first + Duration::from_micros(250)), 2);
+        assert_eq!(s.due_by(first + Duration::from_millis(1)), 5);
+        assert_eq!(
+            s.due_by(first + Duration::from_secs(1)),
+            10,
+            "capped at count"
+        );
+        assert_eq!(s.due(4), first + Duration::from_micros(1000));
+        for k in 0..10 {
+            assert_eq!(
+                s.due_by(s.due(k)),
+                k + 1,
+                "request {k} is due at its own time"
+            );
+        }
+    }
+
+    #[test]
+    fn orders_must_name_existing_requests() {
+        let mut c = Corpus::default();
+        c.push_line("PING", false).unwrap();
+        assert!(c.set_order(vec![0, 0, 0]).is_ok());
+        assert!(c.set_order(vec![1]).is_err());
+        assert!(c.push_line("A\nB", true).is_err());
+        assert!(c.push_verify("", Want::Ok).is_err());
+    }
 }
