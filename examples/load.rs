@@ -32,6 +32,7 @@ fn main() {
         duration: Duration::from_secs(arg(5, 5) as u64),
         threads: arg(6, 1),
         max_requests: None,
+        progress: None,
     };
     let rate: Option<f64> = args.get(7).and_then(|s| s.parse().ok());
     let result = match rate {
@@ -44,6 +45,7 @@ fn main() {
                 rate,
                 threads: cfg.threads,
                 duration: cfg.duration,
+                progress: None,
             },
         ),
     };

@@ -44,6 +44,7 @@ fn main() {
                 duration: Duration::from_secs(num(5, 5) as u64),
                 threads: 1,
                 max_requests: None,
+                progress: None,
             };
             let mut corpus = Corpus::default();
             for i in 0..2_000_000 {
@@ -85,6 +86,7 @@ fn main() {
                 duration: Duration::from_secs(3600),
                 threads: 1,
                 max_requests: Some(n),
+                progress: None,
             };
             let r = loadgen::run(socket.as_ref(), &corpus, &cfg).expect("load");
             println!(
@@ -124,6 +126,7 @@ fn main() {
                 duration: Duration::from_secs(num(6, 5) as u64),
                 threads: 1,
                 max_requests: None,
+                progress: None,
             };
             let r = loadgen::run(socket.as_ref(), &corpus, &cfg).expect("load");
             println!(

@@ -1,5 +1,6 @@
 //! Subcommands. Each returns the process exit code, or a usage / key-loading message (exit 2).
 
+mod bench;
 mod demo;
 mod keygen;
 mod revoke;
@@ -34,6 +35,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Revoke tokens in a running daemon (by jti, subject or whole token), lift revocations, list them.
     Revoke(revoke::RevokeArgs),
+    /// Benchmark a daemon: generated keys and token corpus, closed or open loop, every reply checked.
+    Bench(Box<bench::BenchArgs>),
     /// Serve verification on a Unix socket (line protocol and HTTP/1.1; see docs/PROTOCOL.md).
     Serve(Box<serve::ServeArgs>),
 }
@@ -46,6 +49,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Demo(a) => demo::run(a),
         Command::Serve(a) => serve::run(*a),
         Command::Revoke(a) => revoke::run(a),
+        Command::Bench(a) => bench::run(*a),
     }
 }
 

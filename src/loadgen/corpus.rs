@@ -182,72 +182,73 @@ pub fn generate(spec: &Spec, now: u64) -> Result<Generated, String> {
         keys.push((*alg, format!("bench-{alg}"), signer, private));
     }
     let total: u64 = spec.mix.0.iter().map(|(_, w)| u64::from(*w)).sum();
+    // First every token's shape, in order, from the seed alone…
     let mut rng = Rng::new(spec.seed);
-    let mut tokens = Vec::with_capacity(spec.tokens);
-    let mut revocations = Vec::new();
-    for i in 0..spec.tokens {
-        // Algorithm by weight.
-        let mut pick = rng.below(total);
-        let k = spec
-            .mix
-            .0
-            .iter()
-            .position(|(_, w)| {
-                if pick < u64::from(*w) {
-                    true
-                } else {
-                    pick -= u64::from(*w);
-                    false
+    let plan: Vec<(usize, Kind)> = (0..spec.tokens)
+        .map(|_| {
+            let mut pick = rng.below(total);
+            let k = spec
+                .mix
+                .0
+                .iter()
+                .position(|(_, w)| {
+                    if pick < u64::from(*w) {
+                        true
+                    } else {
+                        pick -= u64::from(*w);
+                        false
+                    }
+                })
+                .unwrap_or(0);
+            let r = rng.next_f64();
+            let kind = if r < spec.invalid {
+                match rng.below(3) {
+                    0 => Kind::Tampered,
+                    1 => Kind::Expired,
+                    _ => Kind::WrongAudience,
                 }
+            } else if r < spec.invalid + spec.revoked {
+                Kind::Revoked
+            } else {
+                Kind::Valid
+            };
+            (k, kind)
+        })
+        .collect();
+    // …then the signatures, on every CPU (RSA signing dominates: about a millisecond each).
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = spec.tokens.div_ceil(threads);
+    let signed: Vec<Result<Vec<Token>, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = plan
+            .chunks(chunk)
+            .enumerate()
+            .map(|(c, part)| {
+                let keys = &keys;
+                scope.spawn(move || {
+                    part.iter()
+                        .enumerate()
+                        .map(|(j, &(k, kind))| make(spec, now, c * chunk + j, &keys[k], kind))
+                        .collect::<Result<Vec<Token>, String>>()
+                })
             })
-            .unwrap_or(0);
-        let (alg, kid, signer, _) = &keys[k];
-        let r = rng.next_f64();
-        let kind = if r < spec.invalid {
-            match rng.below(3) {
-                0 => Kind::Tampered,
-                1 => Kind::Expired,
-                _ => Kind::WrongAudience,
-            }
-        } else if r < spec.invalid + spec.revoked {
-            Kind::Revoked
-        } else {
-            Kind::Valid
-        };
-        let jti = format!("bench-{}-{i}", spec.seed);
-        let (iat, exp) = match kind {
-            Kind::Expired => (now - 7_200, now - 3_600),
-            _ => (now - 60, now + 86_400),
-        };
-        let aud = if kind == Kind::WrongAudience {
-            "another-api"
-        } else {
-            spec.audience.as_str()
-        };
-        let claims = claims_json(&spec.issuer, aud, i, &jti, iat, exp, spec.claims_bytes);
-        let header = format!(r#"{{"alg":"{alg}","typ":"JWT","kid":"{kid}"}}"#);
-        let mut text = signer.sign_compact(header.as_bytes(), claims.as_bytes())?;
-        let expect = match kind {
-            Kind::Valid => Expect::Ok,
-            Kind::Tampered => {
-                tamper(&mut text);
-                Expect::Err("bad_signature")
-            }
-            Kind::Expired => Expect::Err("expired"),
-            Kind::WrongAudience => Expect::Err("wrong_audience"),
-            Kind::Revoked => {
-                revocations.push(format!("REVOKE JTI {jti} {exp}"));
-                Expect::Err("revoked")
-            }
-        };
-        tokens.push(Token {
-            text,
-            alg: *alg,
-            expect,
-            jti,
-            exp,
-        });
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("a signing thread panicked".into()))
+            })
+            .collect()
+    });
+    let mut tokens = Vec::with_capacity(spec.tokens);
+    for part in signed {
+        tokens.extend(part?);
     }
+    let revocations = tokens
+        .iter()
+        .filter(|t| t.expect == Expect::Err("revoked"))
+        .map(|t| format!("REVOKE JTI {} {}", t.jti, t.exp))
+        .collect();
     let jwks = |hmac: bool| {
         let keys: Vec<serde_json::Value> = keys
             .iter()
@@ -261,6 +262,46 @@ pub fn generate(spec: &Spec, now: u64) -> Result<Generated, String> {
         public_jwks: jwks(false),
         secret_jwks: jwks(true),
         revocations,
+    })
+}
+
+/// Signs token `i` of the given kind with `key`.
+fn make(
+    spec: &Spec,
+    now: u64,
+    i: usize,
+    (alg, kid, signer, _): &(Alg, String, SigningKey, Private),
+    kind: Kind,
+) -> Result<Token, String> {
+    let jti = format!("bench-{}-{i}", spec.seed);
+    let (iat, exp) = match kind {
+        Kind::Expired => (now - 7_200, now - 3_600),
+        _ => (now - 60, now + 86_400),
+    };
+    let aud = if kind == Kind::WrongAudience {
+        "another-api"
+    } else {
+        spec.audience.as_str()
+    };
+    let claims = claims_json(&spec.issuer, aud, i, &jti, iat, exp, spec.claims_bytes);
+    let header = format!(r#"{{"alg":"{alg}","typ":"JWT","kid":"{kid}"}}"#);
+    let mut text = signer.sign_compact(header.as_bytes(), claims.as_bytes())?;
+    let expect = match kind {
+        Kind::Valid => Expect::Ok,
+        Kind::Tampered => {
+            tamper(&mut text);
+            Expect::Err("bad_signature")
+        }
+        Kind::Expired => Expect::Err("expired"),
+        Kind::WrongAudience => Expect::Err("wrong_audience"),
+        Kind::Revoked => Expect::Err("revoked"),
+    };
+    Ok(Token {
+        text,
+        alg: *alg,
+        expect,
+        jti,
+        exp,
     })
 }
 

@@ -134,6 +134,23 @@ impl Corpus {
     }
 }
 
+/// Live counters a run updates as it goes (for a progress display).
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub replies: std::sync::atomic::AtomicU64,
+    pub mismatches: std::sync::atomic::AtomicU64,
+}
+
+impl Progress {
+    fn add(&self, replies: u64, mismatches: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.replies.fetch_add(replies, Relaxed);
+        if mismatches > 0 {
+            self.mismatches.fetch_add(mismatches, Relaxed);
+        }
+    }
+}
+
 /// How hard and how long to push, closed loop.
 #[derive(Debug, Clone)]
 pub struct ClosedLoop {
@@ -146,6 +163,7 @@ pub struct ClosedLoop {
     pub duration: Duration,
     /// …or after this many requests in all, whichever comes first.
     pub max_requests: Option<u64>,
+    pub progress: Option<Arc<Progress>>,
 }
 
 impl Default for ClosedLoop {
@@ -156,6 +174,7 @@ impl Default for ClosedLoop {
             threads: 1,
             duration: Duration::from_secs(5),
             max_requests: None,
+            progress: None,
         }
     }
 }
@@ -168,6 +187,7 @@ pub struct OpenLoop {
     pub rate: f64,
     pub threads: usize,
     pub duration: Duration,
+    pub progress: Option<Arc<Progress>>,
 }
 
 /// At most this many mismatches are described in a report.
@@ -342,16 +362,18 @@ pub fn run(socket: &Path, corpus: &Corpus, cfg: &ClosedLoop) -> io::Result<Repor
         .max_requests
         .map(|n| n.div_ceil(cfg.connections as u64).max(1));
     let (socket, depth, connections) = (socket.to_path_buf(), cfg.depth, cfg.connections);
-    spread(cfg.connections, cfg.threads, move |c| {
-        closed_connection(
-            socket.clone(),
-            corpus.clone(),
-            c,
+    let progress = cfg.progress.clone();
+    spread(cfg.connections, cfg.threads, move |index| {
+        closed_connection(Closed {
+            socket: socket.clone(),
+            corpus: corpus.clone(),
+            index,
             connections,
             depth,
             deadline,
             budget,
-        )
+            progress: progress.clone(),
+        })
     })
 }
 
@@ -413,15 +435,30 @@ impl Replies {
     }
 }
 
-async fn closed_connection(
+/// One closed-loop connection's part of a run.
+struct Closed {
     socket: PathBuf,
     corpus: Arc<Corpus>,
     index: usize,
     connections: usize,
     depth: usize,
     deadline: Instant,
+    /// Requests this connection may send, if limited.
     budget: Option<u64>,
-) -> io::Result<Report> {
+    progress: Option<Arc<Progress>>,
+}
+
+async fn closed_connection(c: Closed) -> io::Result<Report> {
+    let Closed {
+        socket,
+        corpus,
+        index,
+        connections,
+        depth,
+        deadline,
+        budget,
+        progress,
+    } = c;
     let mut stream = tokio::net::UnixStream::connect(&socket).await?;
     let mut report = Report::default();
     let len = corpus.order_len();
@@ -445,6 +482,7 @@ async fn closed_connection(
         let sent_at = Instant::now();
         stream.write_all(&request).await?;
         sent += n as u64;
+        let mismatches_before = report.mismatches;
         let mut got = 0;
         while got < n {
             replies
@@ -461,6 +499,9 @@ async fn closed_connection(
                     "more replies than requests",
                 ));
             }
+        }
+        if let Some(p) = &progress {
+            p.add(n as u64, report.mismatches - mismatches_before);
         }
     }
     report.elapsed = start.elapsed();
@@ -492,6 +533,7 @@ pub fn run_open(socket: &Path, corpus: &Corpus, cfg: &OpenLoop) -> io::Result<Re
         .map(|t| {
             let conns: Vec<usize> = (t..connections).step_by(threads).collect();
             let (socket, corpus) = (socket.to_path_buf(), corpus.clone());
+            let progress = cfg.progress.clone();
             std::thread::spawn(move || -> io::Result<Report> {
                 let mut streams = Vec::new();
                 for &c in &conns {
@@ -508,7 +550,8 @@ pub fn run_open(socket: &Path, corpus: &Corpus, cfg: &OpenLoop) -> io::Result<Re
                     .iter()
                     .map(|(_, s, _, rx, schedule)| Ok((s.try_clone()?, rx.clone(), schedule.count)))
                     .collect::<io::Result<_>>()?;
-                let receiving = std::thread::spawn(move || receive_all(readers));
+                let progress = progress.clone();
+                let receiving = std::thread::spawn(move || receive_all(readers, progress));
                 let sent = send_all(
                     &corpus,
                     streams
@@ -615,13 +658,14 @@ type Incoming = (
 
 /// Reads every connection's replies (on one current-thread runtime) and matches them, in order, with their
 /// intended send times.
-fn receive_all(conns: Vec<Incoming>) -> io::Result<Report> {
+fn receive_all(conns: Vec<Incoming>, progress: Option<Arc<Progress>>) -> io::Result<Report> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
         let mut tasks = Vec::new();
         for (stream, rx, count) in conns {
+            let progress = progress.clone();
             stream.set_nonblocking(true)?;
             let mut stream = tokio::net::UnixStream::from_std(stream)?;
             tasks.push(tokio::spawn(async move {
@@ -646,6 +690,9 @@ fn receive_all(conns: Vec<Incoming>) -> io::Result<Report> {
                             io::ErrorKind::InvalidData,
                             "more replies than requests",
                         ));
+                    }
+                    if let Some(p) = &progress {
+                        p.add(lines as u64, 0);
                     }
                     got += lines as u64;
                 }

@@ -1,0 +1,553 @@
+//! `jwtd bench`: generates keys and a labelled token corpus, starts a daemon on a temporary socket, revokes
+//! the tokens meant to be revoked, warms up, runs the load (closed loop, open loop at a rate, or a sweep),
+//! checks every reply against its token's expected outcome, and reports throughput, latency percentiles,
+//! outcomes, the cache hit ratio and CPU time of server and client.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use jwtd::loadgen::corpus::{self, Mix, Spec};
+use jwtd::loadgen::{self, ClosedLoop, Corpus, OpenLoop, Progress, Report, Want};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Distinct tokens in the corpus.
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    tokens: usize,
+    /// Algorithm mix, as weights.
+    #[arg(
+        long,
+        default_value = "ES256=40,RS256=30,EdDSA=10,HS256=20",
+        value_name = "MIX"
+    )]
+    mix: Mix,
+    /// Approximate size of each token's claims, in bytes.
+    #[arg(long, default_value_t = 300, value_name = "BYTES")]
+    claims_bytes: usize,
+    /// Popularity skew: Zipf exponent over the tokens (0 = uniform).
+    #[arg(long, default_value_t = 1.0, value_name = "S")]
+    zipf: f64,
+    /// Fraction of invalid tokens (tampered, expired, wrong audience, in equal parts).
+    #[arg(long, default_value_t = 0.02, value_name = "FRACTION")]
+    invalid: f64,
+    /// Fraction of tokens revoked before the run.
+    #[arg(long, default_value_t = 0.01, value_name = "FRACTION")]
+    revoked: f64,
+    /// Connections.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    connections: usize,
+    /// Requests in flight per connection (closed loop).
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    depth: usize,
+    /// Measured seconds per run.
+    #[arg(long, default_value_t = 20, value_name = "SECS")]
+    duration: u64,
+    /// Stop each closed-loop run after this many requests instead (if sooner).
+    #[arg(long, value_name = "N")]
+    requests: Option<u64>,
+    /// Warm-up seconds before measuring (replies checked, figures discarded).
+    #[arg(long, default_value_t = 3, value_name = "SECS")]
+    warmup: u64,
+    /// Seed: the same seed gives the same corpus shape and request order.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Open loop at this many requests per second (latency from each request's intended send time).
+    #[arg(long, value_name = "PER_SEC", conflicts_with_all = ["sweep_rates", "sweep_connections"])]
+    rate: Option<f64>,
+    /// Sweep: one open-loop run per rate, e.g. 100000,200000,400000.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "RATES",
+        conflicts_with = "sweep_connections"
+    )]
+    sweep_rates: Vec<f64>,
+    /// Sweep: one closed-loop run per connection count, e.g. 1,4,16,64.
+    #[arg(long, value_delimiter = ',', value_name = "COUNTS")]
+    sweep_connections: Vec<usize>,
+    /// Client threads.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    client_threads: usize,
+    /// The daemon's worker threads (default: one per CPU).
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    /// An extra flag for the daemon (repeatable), e.g. --serve-arg=--cache-entries=0.
+    #[arg(long = "serve-arg", value_name = "ARG", allow_hyphen_values = true)]
+    serve_args: Vec<String>,
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// No live progress line.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// One measured run.
+struct Row {
+    model: &'static str,
+    connections: usize,
+    depth: Option<usize>,
+    target_rate: Option<f64>,
+    report: Report,
+    hit_ratio: Option<f64>,
+    server_cpu: Option<f64>,
+    client_cpu: Option<f64>,
+}
+
+/// A daemon child process, killed and cleaned up on drop.
+struct Daemon {
+    child: Child,
+    dir: PathBuf,
+    socket: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn say(quiet: bool, msg: &str) {
+    if !quiet {
+        jwtd::say!("{msg}");
+    }
+}
+
+pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
+    if args.connections == 0 || args.depth == 0 || args.duration == 0 {
+        return Err("--connections, --depth and --duration must be positive".into());
+    }
+    let spec = Spec {
+        tokens: args.tokens,
+        mix: args.mix.clone(),
+        claims_bytes: args.claims_bytes,
+        invalid: args.invalid,
+        revoked: args.revoked,
+        seed: args.seed,
+        ..Spec::default()
+    };
+    let started = Instant::now();
+    say(
+        args.quiet,
+        &format!(
+            "jwtd bench: generating {} tokens ({}, {} B claims, {:.1}% invalid, {:.1}% revoked, seed {})…",
+            spec.tokens,
+            spec.mix,
+            spec.claims_bytes,
+            spec.invalid * 100.0,
+            spec.revoked * 100.0,
+            spec.seed
+        ),
+    );
+    let now = jwtd::server::unix_now();
+    let generated = corpus::generate(&spec, now)?;
+    let daemon = start_daemon(&args, &spec, &generated)?;
+    say(
+        args.quiet,
+        &format!(
+            "jwtd bench: corpus ready in {:.1} s; daemon pid {} on {}",
+            started.elapsed().as_secs_f64(),
+            daemon.child.id(),
+            daemon.socket.display()
+        ),
+    );
+    revoke(&daemon.socket, &generated.revocations)?;
+    let mut requests = Corpus::default();
+    for t in &generated.tokens {
+        requests
+            .push_verify(&t.text, Want::from(t.expect))
+            .map_err(|e| e.to_string())?;
+    }
+    let order = corpus::sequence(spec.tokens, 1 << 20, args.zipf, args.seed);
+    requests.set_order(order).map_err(|e| e.to_string())?;
+
+    if args.warmup > 0 {
+        let r = closed(
+            &args,
+            &daemon,
+            &requests,
+            args.connections,
+            args.warmup,
+            None,
+        )?;
+        check(&r, "warm-up")?;
+    }
+    let mut rows = Vec::new();
+    if !args.sweep_rates.is_empty() {
+        for &rate in &args.sweep_rates {
+            rows.push(measure(
+                &args,
+                &daemon,
+                &requests,
+                Load::Open(rate),
+                args.connections,
+            )?);
+        }
+    } else if !args.sweep_connections.is_empty() {
+        for &c in &args.sweep_connections {
+            rows.push(measure(&args, &daemon, &requests, Load::Closed, c.max(1))?);
+        }
+    } else {
+        let load = args.rate.map_or(Load::Closed, Load::Open);
+        rows.push(measure(&args, &daemon, &requests, load, args.connections)?);
+    }
+    print_table(&rows, &generated.outcomes());
+    if let Some(path) = &args.json {
+        let json = to_json(&args, &spec, &rows);
+        std::fs::write(path, format!("{json}\n"))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let wrong: u64 = rows.iter().map(|r| r.report.mismatches).sum();
+    if wrong > 0 {
+        for r in &rows {
+            for s in &r.report.mismatch_samples {
+                jwtd::say!("jwtd bench: wrong answer: {s}");
+            }
+        }
+        jwtd::say!(
+            "jwtd bench: {wrong} replies were not the expected outcome: the figures above are invalid"
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn start_daemon(args: &BenchArgs, spec: &Spec, g: &corpus::Generated) -> Result<Daemon, String> {
+    let dir = std::env::temp_dir().join(format!("jwtd-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the jwtd binary: {e}"))?;
+    let socket = dir.join("jwtd.sock");
+    let mut cmd = Command::new(exe);
+    cmd.arg("serve");
+    for (name, jwks) in [
+        ("public.jwks", &g.public_jwks),
+        ("secret.jwks", &g.secret_jwks),
+    ] {
+        if let Some(text) = jwks {
+            let path = dir.join(name);
+            std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+            cmd.arg("--keys").arg(path);
+        }
+    }
+    cmd.args([
+        "--iss",
+        &spec.issuer,
+        "--aud",
+        &spec.audience,
+        "--log-level",
+        "warn",
+    ])
+    .arg("--socket")
+    .arg(&socket)
+    .arg("--state-dir")
+    .arg(dir.join("state"));
+    if let Some(w) = args.workers {
+        cmd.args(["--workers", &w.to_string()]);
+    }
+    cmd.args(&args.serve_args);
+    let log = std::fs::File::create(dir.join("jwtd.log")).map_err(|e| e.to_string())?;
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot start jwtd serve: {e}"))?;
+    let mut daemon = Daemon {
+        child,
+        dir: dir.clone(),
+        socket,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::os::unix::net::UnixStream::connect(&daemon.socket).is_err() {
+        if let Ok(Some(status)) = daemon.child.try_wait() {
+            let log = std::fs::read_to_string(dir.join("jwtd.log")).unwrap_or_default();
+            return Err(format!("jwtd serve exited ({status}): {}", log.trim()));
+        }
+        if Instant::now() > deadline {
+            return Err("jwtd serve did not open its socket within 20 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(daemon)
+}
+
+fn revoke(socket: &Path, lines: &[String]) -> Result<(), String> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let mut c = Corpus::default();
+    for l in lines {
+        c.push_line(l, true).map_err(|e| e.to_string())?;
+    }
+    let cfg = ClosedLoop {
+        connections: 4,
+        depth: 64,
+        duration: Duration::from_secs(600),
+        max_requests: Some(lines.len() as u64),
+        ..ClosedLoop::default()
+    };
+    let r = loadgen::run(socket, &c, &cfg).map_err(|e| format!("revoking: {e}"))?;
+    check(&r, "revocations")
+}
+
+fn check(r: &Report, what: &str) -> Result<(), String> {
+    if r.mismatches > 0 {
+        return Err(format!(
+            "{what}: {} replies were not the expected outcome, e.g. {}",
+            r.mismatches,
+            r.mismatch_samples.first().map_or("", String::as_str)
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Load {
+    Closed,
+    Open(f64),
+}
+
+fn closed(
+    args: &BenchArgs,
+    d: &Daemon,
+    requests: &Corpus,
+    connections: usize,
+    secs: u64,
+    progress: Option<Arc<Progress>>,
+) -> Result<Report, String> {
+    let cfg = ClosedLoop {
+        connections,
+        depth: args.depth,
+        threads: args.client_threads,
+        duration: Duration::from_secs(secs),
+        max_requests: args.requests,
+        progress,
+    };
+    loadgen::run(&d.socket, requests, &cfg).map_err(|e| format!("load: {e}"))
+}
+
+fn measure(
+    args: &BenchArgs,
+    d: &Daemon,
+    requests: &Corpus,
+    load: Load,
+    connections: usize,
+) -> Result<Row, String> {
+    let before = stats(&d.socket);
+    let server_before = cpu_seconds(&format!("/proc/{}/stat", d.child.id()));
+    let client_before = cpu_seconds("/proc/self/stat");
+    let progress = Arc::new(Progress::default());
+    let label = match load {
+        Load::Closed => format!("closed loop, {connections} × {}", args.depth),
+        Load::Open(rate) => format!("open loop at {rate:.0}/s, {connections} connections"),
+    };
+    let shown = show_progress(args, &label, progress.clone());
+    let report = match load {
+        Load::Closed => closed(
+            args,
+            d,
+            requests,
+            connections,
+            args.duration,
+            Some(progress.clone()),
+        ),
+        Load::Open(rate) => loadgen::run_open(
+            &d.socket,
+            requests,
+            &OpenLoop {
+                connections,
+                rate,
+                threads: args.client_threads,
+                duration: Duration::from_secs(args.duration),
+                progress: Some(progress.clone()),
+            },
+        )
+        .map_err(|e| format!("load: {e}")),
+    };
+    progress.replies.store(u64::MAX, Ordering::Relaxed);
+    if let Some(h) = shown {
+        let _ = h.join();
+    }
+    let report = report?;
+    let after = stats(&d.socket);
+    let delta = |key: &str| -> Option<u64> {
+        let get = |v: &Option<serde_json::Value>| v.as_ref()?["cache"][key].as_u64();
+        Some(get(&after)?.saturating_sub(get(&before)?))
+    };
+    let hit_ratio = match (delta("hits"), delta("misses")) {
+        (Some(h), Some(m)) if h + m > 0 => Some(h as f64 / (h + m) as f64),
+        _ => None,
+    };
+    let diff = |a: Option<f64>, b: Option<f64>| Some(a? - b?);
+    Ok(Row {
+        model: match load {
+            Load::Closed => "closed",
+            Load::Open(_) => "open",
+        },
+        connections,
+        depth: matches!(load, Load::Closed).then_some(args.depth),
+        target_rate: match load {
+            Load::Open(r) => Some(r),
+            Load::Closed => None,
+        },
+        report,
+        hit_ratio,
+        server_cpu: diff(
+            cpu_seconds(&format!("/proc/{}/stat", d.child.id())),
+            server_before,
+        ),
+        client_cpu: diff(cpu_seconds("/proc/self/stat"), client_before),
+    })
+}
+
+/// A live progress line on a terminal: elapsed, replies per second, wrong answers.
+fn show_progress(
+    args: &BenchArgs,
+    label: &str,
+    progress: Arc<Progress>,
+) -> Option<std::thread::JoinHandle<()>> {
+    if args.quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(args.duration * 10);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {elapsed:>4} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_prefix(label.to_string());
+    Some(std::thread::spawn(move || {
+        let start = Instant::now();
+        let (mut last, mut last_at) = (0u64, start);
+        loop {
+            std::thread::sleep(Duration::from_millis(200));
+            let n = progress.replies.load(Ordering::Relaxed);
+            if n == u64::MAX {
+                bar.finish_and_clear();
+                return;
+            }
+            let now = Instant::now();
+            let rate = (n - last) as f64 / (now - last_at).as_secs_f64();
+            (last, last_at) = (n, now);
+            bar.set_position((now - start).as_millis() as u64 / 100);
+            bar.set_message(format!(
+                "{rate:>10.0} replies/s, {} wrong",
+                progress.mismatches.load(Ordering::Relaxed)
+            ));
+        }
+    }))
+}
+
+fn stats(socket: &Path) -> Option<serde_json::Value> {
+    let mut c = jwtd::client::Client::connect(socket).ok()?;
+    serde_json::from_str(&c.stats().ok()?).ok()
+}
+
+/// User + system CPU seconds of a process, from `/proc/PID/stat` (fields 14 and 15, in clock ticks of
+/// 1/100 s, the Linux default).
+fn cpu_seconds(path: &str) -> Option<f64> {
+    let s = std::fs::read_to_string(path).ok()?;
+    let rest = s.get(s.rfind(')')? + 2..)?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+fn us(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us >= 10_000.0 {
+        format!("{:.1}ms", us / 1000.0)
+    } else {
+        format!("{us:.0}µs")
+    }
+}
+
+fn print_table(rows: &[Row], corpus: &std::collections::BTreeMap<&'static str, usize>) {
+    let shape: Vec<String> = corpus.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    println!("corpus: {}", shape.join(", "));
+    println!(
+        "{:<7} {:>5} {:>5} {:>10} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8} {:>8} {:>6}",
+        "model",
+        "conns",
+        "depth",
+        "target/s",
+        "achieved/s",
+        "p50",
+        "p90",
+        "p99",
+        "p99.9",
+        "max",
+        "hit%",
+        "srv-cpu",
+        "cli-cpu",
+        "wrong"
+    );
+    for r in rows {
+        let q = |x| us(r.report.quantile(x));
+        println!(
+            "{:<7} {:>5} {:>5} {:>10} {:>11.0} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8} {:>8} {:>6}",
+            r.model,
+            r.connections,
+            r.depth.map_or("-".into(), |d| d.to_string()),
+            r.target_rate.map_or("-".into(), |t| format!("{t:.0}")),
+            r.report.per_second(),
+            q(0.5),
+            q(0.9),
+            q(0.99),
+            q(0.999),
+            q(1.0),
+            r.hit_ratio
+                .map_or("-".into(), |h| format!("{:.1}", h * 100.0)),
+            r.server_cpu.map_or("-".into(), |c| format!("{c:.1}s")),
+            r.client_cpu.map_or("-".into(), |c| format!("{c:.1}s")),
+            r.report.mismatches
+        );
+    }
+    if let Some(r) = rows.first() {
+        let o: Vec<String> = r
+            .report
+            .outcomes
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        println!("outcomes ({}): {}", r.model, o.join(", "));
+    }
+}
+
+fn to_json(args: &BenchArgs, spec: &Spec, rows: &[Row]) -> serde_json::Value {
+    let runs: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            let q = |x| r.report.latency.value_at_quantile(x) as f64 / 1000.0;
+            serde_json::json!({
+                "model": r.model,
+                "connections": r.connections,
+                "depth": r.depth,
+                "target_rate": r.target_rate,
+                "requests": r.report.requests,
+                "seconds": r.report.elapsed.as_secs_f64(),
+                "per_second": r.report.per_second(),
+                "latency_us": {"p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "p999": q(0.999), "max": q(1.0)},
+                "outcomes": r.report.outcomes,
+                "mismatches": r.report.mismatches,
+                "cache_hit_ratio": r.hit_ratio,
+                "server_cpu_seconds": r.server_cpu,
+                "client_cpu_seconds": r.client_cpu,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "corpus": {
+            "tokens": spec.tokens, "mix": spec.mix.to_string(), "claims_bytes": spec.claims_bytes,
+            "invalid": spec.invalid, "revoked": spec.revoked, "zipf": args.zipf, "seed": spec.seed,
+        },
+        "machine": {"cpus": std::thread::available_parallelism().map_or(0, |n| n.get())},
+        "runs": runs,
+    })
+}
