@@ -357,10 +357,8 @@ pub fn run(socket: &Path, corpus: &Corpus, cfg: &ClosedLoop) -> io::Result<Repor
     }
     let corpus = Arc::new(corpus.clone());
     let deadline = Instant::now() + cfg.duration;
-    // Each connection gets its share of the request budget.
-    let budget = cfg
-        .max_requests
-        .map(|n| n.div_ceil(cfg.connections as u64).max(1));
+    // The request budget, if any, is shared out exactly: connection i sends ⌊(i+1)n/c⌋ − ⌊in/c⌋.
+    let budget = cfg.max_requests;
     let (socket, depth, connections) = (socket.to_path_buf(), cfg.depth, cfg.connections);
     let progress = cfg.progress.clone();
     spread(cfg.connections, cfg.threads, move |index| {
@@ -435,6 +433,11 @@ impl Replies {
     }
 }
 
+/// Where connection `index` of `connections` starts in an order of `len` requests: ⌊index·len/connections⌋.
+fn start_of(index: usize, connections: usize, len: usize) -> usize {
+    ((index as u128 * len as u128) / connections.max(1) as u128) as usize % len.max(1)
+}
+
 /// One closed-loop connection's part of a run.
 struct Closed {
     socket: PathBuf,
@@ -443,7 +446,7 @@ struct Closed {
     connections: usize,
     depth: usize,
     deadline: Instant,
-    /// Requests this connection may send, if limited.
+    /// Requests all connections may send together, if limited.
     budget: Option<u64>,
     progress: Option<Arc<Progress>>,
 }
@@ -462,8 +465,13 @@ async fn closed_connection(c: Closed) -> io::Result<Report> {
     let mut stream = tokio::net::UnixStream::connect(&socket).await?;
     let mut report = Report::default();
     let len = corpus.order_len();
-    // Connections start evenly spread over the order (with a request budget, they cover it without overlap).
-    let mut next = (index * (len / connections.max(1))) % len;
+    // Connections start evenly spread over the order; with a request budget of the order's length they
+    // cover it exactly once between them.
+    let mut next = start_of(index, connections, len);
+    let budget = budget.map(|n| {
+        let (i, c) = (index as u128, connections.max(1) as u128);
+        ((i + 1) * n as u128 / c - i * n as u128 / c) as u64
+    });
     let mut request = Vec::with_capacity(depth * 512);
     let mut wants = Vec::with_capacity(depth);
     let mut replies = Replies::new();
@@ -590,7 +598,7 @@ fn send_all(corpus: &Corpus, mut conns: Vec<Outgoing>, connections: usize) -> io
     let len = corpus.order_len();
     let mut next: Vec<usize> = conns
         .iter()
-        .map(|(c, ..)| (c * (len / connections.max(1))) % len)
+        .map(|(c, ..)| start_of(*c, connections, len))
         .collect();
     let mut sent = vec![0u64; conns.len()];
     let mut request = Vec::new();
@@ -800,6 +808,25 @@ mod tests {
                 s.due_by(s.due(k)),
                 k + 1,
                 "request {k} is due at its own time"
+            );
+        }
+    }
+
+    #[test]
+    fn a_budget_of_the_orders_length_covers_it_exactly_once() {
+        for (len, connections) in [(94usize, 4usize), (100, 16), (7, 3), (5, 8), (1, 1)] {
+            let mut seen = vec![0u32; len];
+            for i in 0..connections {
+                let (a, c, n) = (i as u128, connections as u128, len as u128);
+                let budget = ((a + 1) * n / c - a * n / c) as usize;
+                let start = start_of(i, connections, len);
+                for k in 0..budget {
+                    seen[(start + k) % len] += 1;
+                }
+            }
+            assert!(
+                seen.iter().all(|&n| n == 1),
+                "{len} over {connections}: {seen:?}"
             );
         }
     }

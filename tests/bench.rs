@@ -1,0 +1,122 @@
+//! `jwtd bench` end to end: a short run against the real daemon it starts, in both load models; the JSON
+//! report's counts must add up and every reply must have been the expected one.
+
+use std::process::Command;
+
+fn bench(tag: &str, extra: &[&str]) -> serde_json::Value {
+    let json =
+        std::env::temp_dir().join(format!("jwtd-bench-test-{tag}-{}.json", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_jwtd"))
+        .args([
+            "bench",
+            "--tokens",
+            "2000",
+            "--duration",
+            "2",
+            "--warmup",
+            "0",
+            "--quiet",
+        ])
+        .args([
+            "--invalid",
+            "0.1",
+            "--revoked",
+            "0.05",
+            "--connections",
+            "4",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .args(extra)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("achieved/s") && stdout.contains("outcomes"),
+        "{stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    std::fs::remove_file(&json).unwrap();
+    report
+}
+
+fn check_run(run: &serde_json::Value) {
+    let requests = run["requests"].as_u64().unwrap();
+    assert!(requests > 0, "{run}");
+    let outcomes: u64 = run["outcomes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        outcomes, requests,
+        "every reply is counted under one outcome: {run}"
+    );
+    assert_eq!(run["mismatches"], 0, "{run}");
+    // The corpus's kinds of tokens all showed up, each answered as labelled.
+    for code in [
+        "ok",
+        "revoked",
+        "expired",
+        "bad_signature",
+        "wrong_audience",
+    ] {
+        assert!(
+            run["outcomes"][code].as_u64().unwrap_or(0) > 0,
+            "{code}: {run}"
+        );
+    }
+    let l = &run["latency_us"];
+    let (p50, p99, max) = (
+        l["p50"].as_f64().unwrap(),
+        l["p99"].as_f64().unwrap(),
+        l["max"].as_f64().unwrap(),
+    );
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{l}");
+    let ratio = run["cache_hit_ratio"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&ratio), "{run}");
+}
+
+#[test]
+fn a_closed_loop_bench_counts_add_up_with_no_wrong_answer() {
+    let r = bench("closed", &[]);
+    assert_eq!(r["corpus"]["tokens"], 2000);
+    assert_eq!(r["runs"].as_array().unwrap().len(), 1);
+    check_run(&r["runs"][0]);
+    assert_eq!(r["runs"][0]["model"], "closed");
+}
+
+#[test]
+fn an_open_loop_bench_sends_exactly_its_schedule() {
+    let r = bench("open", &["--rate", "4000"]);
+    let run = &r["runs"][0];
+    check_run(run);
+    // 4 connections × ceil(2 s × 4000/s ÷ 4) requests.
+    assert_eq!(run["requests"], 8000, "{run}");
+    assert_eq!(run["model"], "open");
+}
+
+#[test]
+fn bad_bench_arguments_are_refused_before_anything_starts() {
+    for args in [
+        &["--mix", "none=1"][..],
+        &["--connections", "0"],
+        &["--invalid", "0.9", "--revoked", "0.5"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_jwtd"))
+            .args(["bench", "--quiet", "--tokens", "10"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(!out.stderr.is_empty());
+    }
+}
