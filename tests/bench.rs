@@ -95,6 +95,18 @@ fn a_closed_loop_bench_counts_add_up_with_no_wrong_answer() {
 }
 
 #[test]
+fn the_in_process_peer_runs_the_same_sequence_and_agrees_with_the_labels() {
+    let r = bench("peer", &["--compare", "inprocess"]);
+    check_run(&r["runs"][0]);
+    let p = &r["inprocess"];
+    assert!(p["per_second"].as_f64().unwrap() > 0.0, "{r}");
+    assert_eq!(
+        p["wrong"], 0,
+        "jsonwebtoken disagrees with the corpus labels: {r}"
+    );
+}
+
+#[test]
 fn an_open_loop_bench_sends_exactly_its_schedule() {
     let r = bench("open", &["--rate", "4000"]);
     let run = &r["runs"][0];

@@ -79,6 +79,10 @@ pub struct BenchArgs {
     /// An extra flag for the daemon (repeatable), e.g. --serve-arg=--cache-entries=0.
     #[arg(long = "serve-arg", value_name = "ARG", allow_hyphen_values = true)]
     serve_args: Vec<String>,
+    /// Also measure a peer on the same token sequence: `inprocess` verifies it in this process with
+    /// jsonwebtoken, on as many threads as the daemon has workers, and reports jwtd's throughput over its.
+    #[arg(long, value_name = "PEER", value_parser = ["inprocess"])]
+    compare: Option<String>,
     /// Also write the report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -166,7 +170,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
             .map_err(|e| e.to_string())?;
     }
     let order = corpus::sequence(spec.tokens, 1 << 20, args.zipf, args.seed);
-    requests.set_order(order).map_err(|e| e.to_string())?;
+    requests
+        .set_order(order.clone())
+        .map_err(|e| e.to_string())?;
 
     if args.warmup > 0 {
         let r = closed(
@@ -199,8 +205,41 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         rows.push(measure(&args, &daemon, &requests, load, args.connections)?);
     }
     print_table(&rows, &generated.outcomes());
+    let peer = match args.compare.as_deref() {
+        Some("inprocess") => {
+            drop(daemon); // the peer gets the whole machine, as the daemon did
+            let threads = args
+                .workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let p = super::peer::run(
+                &generated,
+                &spec,
+                &order,
+                threads,
+                Duration::from_secs(args.duration),
+            )?;
+            let jwtd_rate = rows.first().map_or(0.0, |r| r.report.per_second());
+            println!(
+                "in-process jsonwebtoken, {} threads, same sequence: {:.0} verifications/s ({} disagreeing with the labels); jwtd over the socket / in-process: {:.2}x",
+                p.threads,
+                p.per_second(),
+                p.wrong,
+                jwtd_rate / p.per_second().max(1e-9)
+            );
+            Some(p)
+        }
+        _ => None,
+    };
     if let Some(path) = &args.json {
-        let json = to_json(&args, &spec, &rows);
+        let mut json = to_json(&args, &spec, &rows);
+        if let Some(p) = peer {
+            json["inprocess"] = serde_json::json!({
+                "peer": "jsonwebtoken 11 (aws-lc-rs)",
+                "threads": p.threads,
+                "per_second": p.per_second(),
+                "wrong": p.wrong,
+            });
+        }
         std::fs::write(path, format!("{json}\n"))
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }

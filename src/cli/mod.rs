@@ -3,6 +3,7 @@
 mod bench;
 mod demo;
 mod keygen;
+mod peer;
 mod revoke;
 mod serve;
 mod sign;
