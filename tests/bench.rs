@@ -87,7 +87,14 @@ fn check_run(run: &serde_json::Value) {
 
 #[test]
 fn a_closed_loop_bench_counts_add_up_with_no_wrong_answer() {
-    let r = bench("closed", &[]);
+    let svg = std::env::temp_dir().join(format!("jwtd-bench-test-{}.svg", std::process::id()));
+    let r = bench("closed", &["--plot", svg.to_str().unwrap()]);
+    let plot = std::fs::read_to_string(&svg).unwrap();
+    std::fs::remove_file(&svg).unwrap();
+    assert!(
+        plot.starts_with("<svg") && plot.contains("latency by percentile"),
+        "{plot:.200}"
+    );
     assert_eq!(r["corpus"]["tokens"], 2000);
     assert_eq!(r["runs"].as_array().unwrap().len(), 1);
     check_run(&r["runs"][0]);
@@ -103,6 +110,32 @@ fn the_in_process_peer_runs_the_same_sequence_and_agrees_with_the_labels() {
     assert_eq!(
         p["wrong"], 0,
         "jsonwebtoken disagrees with the corpus labels: {r}"
+    );
+}
+
+#[test]
+fn a_rate_sweep_runs_each_rate_and_plots_throughput_against_p99() {
+    let svg = std::env::temp_dir().join(format!("jwtd-bench-sweep-{}.svg", std::process::id()));
+    let r = bench(
+        "sweep",
+        &[
+            "--sweep-rates",
+            "1000,3000",
+            "--plot",
+            svg.to_str().unwrap(),
+        ],
+    );
+    let runs = r["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    for (run, rate) in runs.iter().zip([1000.0, 3000.0]) {
+        check_run(run);
+        assert_eq!(run["target_rate"].as_f64(), Some(rate));
+    }
+    let plot = std::fs::read_to_string(&svg).unwrap();
+    std::fs::remove_file(&svg).unwrap();
+    assert!(
+        plot.contains("p99 latency against throughput"),
+        "{plot:.200}"
     );
 }
 

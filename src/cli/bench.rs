@@ -83,6 +83,9 @@ pub struct BenchArgs {
     /// jsonwebtoken, on as many threads as the daemon has workers, and reports jwtd's throughput over its.
     #[arg(long, value_name = "PEER", value_parser = ["inprocess"])]
     compare: Option<String>,
+    /// Draw the latency percentile curves (and, for a sweep, p99 against throughput) as SVG.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
     /// Also write the report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -205,6 +208,19 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         rows.push(measure(&args, &daemon, &requests, load, args.connections)?);
     }
     print_table(&rows, &generated.outcomes());
+    if let Some(path) = &args.plot {
+        let series: Vec<super::plot::Series<'_>> = rows
+            .iter()
+            .map(|r| super::plot::Series {
+                label: match r.target_rate {
+                    Some(t) => format!("open loop {t:.0}/s"),
+                    None => format!("closed loop {} × {}", r.connections, args.depth),
+                },
+                report: &r.report,
+            })
+            .collect();
+        super::plot::draw(path, &series)?;
+    }
     let peer = match args.compare.as_deref() {
         Some("inprocess") => {
             drop(daemon); // the peer gets the whole machine, as the daemon did

@@ -4,6 +4,7 @@ mod bench;
 mod demo;
 mod keygen;
 mod peer;
+mod plot;
 mod revoke;
 mod serve;
 mod sign;
