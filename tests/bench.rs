@@ -165,3 +165,97 @@ fn bad_bench_arguments_are_refused_before_anything_starts() {
         assert!(!out.stderr.is_empty());
     }
 }
+
+#[test]
+fn a_bench_can_target_a_daemon_already_running() {
+    let dir = std::env::temp_dir().join(format!("jwtd-bench-running-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let jwtd = |args: &[&std::ffi::OsStr]| {
+        Command::new(env!("CARGO_BIN_EXE_jwtd"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let (private, public) = (dir.join("k.jwk"), dir.join("k.jwks"));
+    let out = jwtd(&[
+        "keygen".as_ref(),
+        "--alg".as_ref(),
+        "ES256".as_ref(),
+        "--kid".as_ref(),
+        "mine".as_ref(),
+        "--private-out".as_ref(),
+        private.as_os_str(),
+        "--public-out".as_ref(),
+        public.as_os_str(),
+    ]);
+    assert!(out.status.success());
+    let socket = dir.join("jwtd.sock");
+    /// Kills the daemon even when an assertion fails (a live child would keep the test's output open).
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _daemon = Kill(
+        Command::new(env!("CARGO_BIN_EXE_jwtd"))
+            .args([
+                "serve",
+                "--iss",
+                "https://me.example",
+                "--aud",
+                "orders",
+                "--keys",
+            ])
+            .arg(&public)
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(std::time::Instant::now() < deadline, "daemon did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let r = bench(
+        "running",
+        &[
+            "--socket",
+            socket.to_str().unwrap(),
+            "--signing-key",
+            private.to_str().unwrap(),
+            "--mix",
+            "ES256=1",
+            "--iss",
+            "https://me.example",
+            "--aud",
+            "orders",
+        ],
+    );
+    check_run(&r["runs"][0]);
+    assert!(
+        r["runs"][0]["server_cpu_seconds"].is_null(),
+        "unknown pid: {r}"
+    );
+    // A mix the keys cannot sign is refused.
+    let out = Command::new(env!("CARGO_BIN_EXE_jwtd"))
+        .args(["bench", "--quiet", "--socket", socket.to_str().unwrap()])
+        .args([
+            "--signing-key",
+            private.to_str().unwrap(),
+            "--mix",
+            "RS256=1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no signing key for RS256"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -81,11 +81,25 @@ pub struct BenchArgs {
     serve_args: Vec<String>,
     /// Also measure a peer on the same token sequence: `inprocess` verifies it in this process with
     /// jsonwebtoken, on as many threads as the daemon has workers, and reports jwtd's throughput over its.
-    #[arg(long, value_name = "PEER", value_parser = ["inprocess"])]
+    #[arg(long, value_name = "PEER", value_parser = ["inprocess"], conflicts_with = "socket")]
     compare: Option<String>,
     /// Draw the latency percentile curves (and, for a sweep, p99 against throughput) as SVG.
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
+    /// Benchmark the daemon already listening on this socket instead of starting one. It must trust the
+    /// --signing-key keys, accept --iss/--aud, and (for --revoked > 0) let this uid revoke.
+    #[arg(long, value_name = "PATH", requires = "signing_keys", conflicts_with_all = ["workers", "serve_args"])]
+    socket: Option<PathBuf>,
+    /// With --socket: a private key (JWK from `jwtd keygen`, or PKCS#8 PEM) to sign the corpus with
+    /// (repeatable; one per algorithm of the mix).
+    #[arg(long = "signing-key", value_name = "FILE")]
+    signing_keys: Vec<PathBuf>,
+    /// The issuer the tokens carry (with --socket: one the daemon accepts).
+    #[arg(long, default_value = "https://issuer.bench.jwtd", value_name = "ISS")]
+    iss: String,
+    /// The audience the tokens carry (with --socket: one the daemon accepts).
+    #[arg(long, default_value = "bench-api", value_name = "AUD")]
+    aud: String,
     /// Also write the report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -106,18 +120,29 @@ struct Row {
     client_cpu: Option<f64>,
 }
 
-/// A daemon child process, killed and cleaned up on drop.
+/// The daemon under test: a child process (killed and cleaned up on drop), or one already running.
 struct Daemon {
-    child: Child,
-    dir: PathBuf,
+    /// With its directory, when this process started it.
+    child: Option<(Child, PathBuf)>,
     socket: PathBuf,
+}
+
+impl Daemon {
+    /// The `/proc/PID/stat` path of a daemon we started (a running one's pid is not known).
+    fn stat_path(&self) -> Option<String> {
+        self.child
+            .as_ref()
+            .map(|(c, _)| format!("/proc/{}/stat", c.id()))
+    }
 }
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some((child, dir)) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -138,7 +163,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         invalid: args.invalid,
         revoked: args.revoked,
         seed: args.seed,
-        ..Spec::default()
+        issuer: args.iss.clone(),
+        audience: args.aud.clone(),
     };
     let started = Instant::now();
     say(
@@ -154,14 +180,37 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         ),
     );
     let now = jwtd::server::unix_now();
-    let generated = corpus::generate(&spec, now)?;
-    let daemon = start_daemon(&args, &spec, &generated)?;
+    let (generated, daemon) = match &args.socket {
+        None => {
+            let g = corpus::generate(&spec, now)?;
+            let d = start_daemon(&args, &spec, &g)?;
+            (g, d)
+        }
+        Some(socket) => {
+            let mut keys = Vec::new();
+            for path in &args.signing_keys {
+                let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                let (signer, kid) = jwtd::keys::private::signing_key_from_file(&bytes, None)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let kid = kid.unwrap_or_else(|| format!("bench-{}", signer.alg()));
+                keys.push((signer, kid));
+            }
+            let g = corpus::generate_with_keys(&spec, now, keys)?;
+            let d = Daemon {
+                child: None,
+                socket: socket.clone(),
+            };
+            if stats(&d.socket).is_none() {
+                return Err(format!("{}: no jwtd answers there", socket.display()));
+            }
+            (g, d)
+        }
+    };
     say(
         args.quiet,
         &format!(
-            "jwtd bench: corpus ready in {:.1} s; daemon pid {} on {}",
+            "jwtd bench: corpus ready in {:.1} s; daemon on {}",
             started.elapsed().as_secs_f64(),
-            daemon.child.id(),
             daemon.socket.display()
         ),
     );
@@ -315,13 +364,16 @@ fn start_daemon(args: &BenchArgs, spec: &Spec, g: &corpus::Generated) -> Result<
         .spawn()
         .map_err(|e| format!("cannot start jwtd serve: {e}"))?;
     let mut daemon = Daemon {
-        child,
-        dir: dir.clone(),
+        child: Some((child, dir.clone())),
         socket,
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::os::unix::net::UnixStream::connect(&daemon.socket).is_err() {
-        if let Ok(Some(status)) = daemon.child.try_wait() {
+        let exited = daemon
+            .child
+            .as_mut()
+            .and_then(|(c, _)| c.try_wait().ok().flatten());
+        if let Some(status) = exited {
             let log = std::fs::read_to_string(dir.join("jwtd.log")).unwrap_or_default();
             return Err(format!("jwtd serve exited ({status}): {}", log.trim()));
         }
@@ -396,7 +448,7 @@ fn measure(
     connections: usize,
 ) -> Result<Row, String> {
     let before = stats(&d.socket);
-    let server_before = cpu_seconds(&format!("/proc/{}/stat", d.child.id()));
+    let server_before = d.stat_path().and_then(|p| cpu_seconds(&p));
     let client_before = cpu_seconds("/proc/self/stat");
     let progress = Arc::new(Progress::default());
     let label = match load {
@@ -454,10 +506,7 @@ fn measure(
         },
         report,
         hit_ratio,
-        server_cpu: diff(
-            cpu_seconds(&format!("/proc/{}/stat", d.child.id())),
-            server_before,
-        ),
+        server_cpu: diff(d.stat_path().and_then(|p| cpu_seconds(&p)), server_before),
         client_cpu: diff(cpu_seconds("/proc/self/stat"), client_before),
     })
 }

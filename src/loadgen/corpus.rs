@@ -167,6 +167,41 @@ enum Kind {
 
 /// Generates the corpus. `now` is the daemon's clock (Unix seconds): valid tokens live a day around it.
 pub fn generate(spec: &Spec, now: u64) -> Result<Generated, String> {
+    check(spec)?;
+    let mut keys: Vec<Key> = Vec::new();
+    for (alg, _) in &spec.mix.0 {
+        let (signer, private) = SigningKey::generate(*alg)?;
+        keys.push((*alg, format!("bench-{alg}"), signer, Some(private)));
+    }
+    build(spec, now, keys)
+}
+
+/// A signing key of the corpus: algorithm, kid, signer, and the private key when it was generated here.
+type Key = (Alg, String, SigningKey, Option<Private>);
+
+/// Generates the corpus with the caller's signing keys (`(signer, kid)`; a daemon already running trusts
+/// their public halves): one key per algorithm of the mix. The corpus then carries no key sets.
+pub fn generate_with_keys(
+    spec: &Spec,
+    now: u64,
+    supplied: Vec<(SigningKey, String)>,
+) -> Result<Generated, String> {
+    check(spec)?;
+    let mut supplied = supplied;
+    let mut keys: Vec<Key> = Vec::new();
+    for (alg, _) in &spec.mix.0 {
+        let i = supplied
+            .iter()
+            .position(|(k, _)| k.alg() == *alg)
+            .ok_or_else(|| format!("the mix uses {alg} but no signing key for {alg} was given"))?;
+        let (signer, kid) = supplied.swap_remove(i);
+        keys.push((*alg, kid, signer, None));
+    }
+    build(spec, now, keys)
+}
+
+/// Refuses a spec that cannot be generated, before any key is made.
+fn check(spec: &Spec) -> Result<(), String> {
     if spec.tokens == 0 {
         return Err("the corpus needs at least one token".into());
     }
@@ -176,11 +211,10 @@ pub fn generate(spec: &Spec, now: u64) -> Result<Generated, String> {
     {
         return Err("invalid and revoked fractions must be in 0..1 and add up to at most 1".into());
     }
-    let mut keys: Vec<(Alg, String, SigningKey, Private)> = Vec::new();
-    for (alg, _) in &spec.mix.0 {
-        let (signer, private) = SigningKey::generate(*alg)?;
-        keys.push((*alg, format!("bench-{alg}"), signer, private));
-    }
+    Ok(())
+}
+
+fn build(spec: &Spec, now: u64, keys: Vec<Key>) -> Result<Generated, String> {
     let total: u64 = spec.mix.0.iter().map(|(_, w)| u64::from(*w)).sum();
     // First every token's shape, in order, from the seed alone…
     let mut rng = Rng::new(spec.seed);
@@ -253,7 +287,9 @@ pub fn generate(spec: &Spec, now: u64) -> Result<Generated, String> {
         let keys: Vec<serde_json::Value> = keys
             .iter()
             .filter(|(alg, ..)| (alg.family() == Family::Hmac) == hmac)
-            .map(|(alg, kid, _, private)| public_jwk(*alg, Some(kid), private))
+            .filter_map(|(alg, kid, _, private)| {
+                Some(public_jwk(*alg, Some(kid), private.as_ref()?))
+            })
             .collect();
         (!keys.is_empty()).then(|| serde_json::json!({ "keys": keys }).to_string())
     };
@@ -270,7 +306,7 @@ fn make(
     spec: &Spec,
     now: u64,
     i: usize,
-    (alg, kid, signer, _): &(Alg, String, SigningKey, Private),
+    (alg, kid, signer, _): &Key,
     kind: Kind,
 ) -> Result<Token, String> {
     let jti = format!("bench-{}-{i}", spec.seed);
