@@ -34,6 +34,15 @@ fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
+/// Sends `signal` (e.g. "TERM", "HUP") to process `pid` with kill(1); asserts it was delivered.
+fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid}: {status:?}");
+}
+
 fn start_in(dir: PathBuf, extra: &[&str]) -> Daemon {
     let socket = dir.join("jwtd.sock");
     let keys = data("keys/HS256.public.jwks");
@@ -246,14 +255,7 @@ fn socket_file_rules() {
 fn sigterm_shuts_down_cleanly_and_removes_the_socket() {
     let mut d = start("term", &[]);
     assert_eq!(exchange(&d.socket, b"PING\n"), "PONG\n");
-    let pid = d.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(d.child.id(), "TERM");
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(s) = d.child.try_wait().unwrap() {
@@ -712,16 +714,7 @@ fn sighup_reloads_keys_and_keeps_serving_on_a_bad_reload() {
     assert!(verify_line(&d.socket, &hs).starts_with("OK "));
     assert!(verify_line(&d.socket, &es).starts_with("ERR "));
 
-    let hup = |d: &Daemon| {
-        let pid = d.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-HUP", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
+    let hup = |d: &Daemon| signal(d.child.id(), "HUP");
     let reloads = |d: &Daemon| -> u64 {
         let out = exchange(&d.socket, b"STATS\n");
         let v: serde_json::Value =
@@ -811,9 +804,7 @@ fn dev_mode_generates_keys_once_and_prints_a_working_token() {
         "{out}"
     );
     let jwks = std::fs::read_to_string(data_dir.join("dev-jwks.json")).unwrap();
-    let _ = Command::new("kill")
-        .args(["-TERM", &first.id().to_string()])
-        .status();
+    signal(first.id(), "TERM");
     first.wait().unwrap();
     // A second start reuses the same keys.
     let (mut second, token2) = run();
@@ -913,9 +904,7 @@ fn sigterm_while_clients_pipeline_answers_what_was_received() {
     let n = 60;
     let batch: String = (0..n).map(|_| format!("VERIFY {good}\n")).collect();
     s.write_all(batch.as_bytes()).unwrap();
-    let _ = Command::new("kill")
-        .args(["-TERM", &d.child.id().to_string()])
-        .status();
+    signal(d.child.id(), "TERM");
     let mut text = String::new();
     let _ = s.read_to_string(&mut text);
     let lines: Vec<&str> = text.lines().collect();
@@ -948,9 +937,7 @@ fn sigterm_under_a_flood_leaves_no_torn_replies() {
     });
     let mut first = [0u8; 3];
     s.read_exact(&mut first).unwrap();
-    let _ = Command::new("kill")
-        .args(["-TERM", &d.child.id().to_string()])
-        .status();
+    signal(d.child.id(), "TERM");
     let mut rest = Vec::new();
     let _ = s.read_to_end(&mut rest);
     w.join().unwrap();
@@ -1026,9 +1013,7 @@ fn logs_name_tokens_by_digest_never_by_value() {
     );
     assert_eq!(out.lines().count(), 2);
     let _ = http(&socket, &get_verify(Some(&expired)));
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    signal(child.id(), "TERM");
     let mut logs = String::new();
     child
         .stderr
@@ -1075,15 +1060,8 @@ fn reloads_under_load_fail_no_request() {
             })
         })
         .collect();
-    let pid = d.child.id().to_string();
     for _ in 0..20 {
-        assert!(
-            Command::new("kill")
-                .args(["-HUP", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        signal(d.child.id(), "HUP");
         std::thread::sleep(Duration::from_millis(25));
     }
     // Every reload must have landed while the clients kept going.
