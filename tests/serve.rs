@@ -1369,17 +1369,10 @@ fn jwtd_revoke_on_the_command_line() {
     let d = start_in(dir.clone(), &["--state-dir", &state]);
     let sock = d.socket.to_string_lossy().into_owned();
     let cli = |args: &[&str], stdin: &str| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_jwtd"))
-            .arg("revoke")
-            .args(["--socket", &sock])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        let out = c.wait_with_output().unwrap();
+        let out = common::jwtd(
+            &[&["revoke", "--socket", &sock], args].concat(),
+            Some(stdin.as_bytes()),
+        );
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stdout).trim().to_string(),

@@ -111,3 +111,25 @@ pub fn raw_token(key: &SigningKey, header: &str, payload: &str) -> String {
 pub fn b64(bytes: &[u8]) -> String {
     jwtd::jws::b64::encode(bytes)
 }
+
+/// Runs the `jwtd` binary with `args`, feeding it `stdin` (if any), and returns what it did.
+pub fn jwtd(args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_jwtd"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(bytes) = stdin {
+        let bytes = bytes.to_vec();
+        // Write from a thread so a large input cannot deadlock against a full stdout pipe.
+        std::thread::spawn(move || {
+            let _ = std::io::Write::write_all(&mut input, &bytes);
+        });
+    } else {
+        drop(input);
+    }
+    child.wait_with_output().unwrap()
+}
