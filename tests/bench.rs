@@ -83,6 +83,11 @@ fn check_run(run: &serde_json::Value) {
     assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{l}");
     let ratio = run["cache_hit_ratio"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&ratio), "{run}");
+    // The default 100 revocations during the run were all issued and acknowledged (and, with no
+    // mismatch, every request sent after an acknowledgement was refused).
+    let live = &run["revoked_during"];
+    assert_eq!(live["acknowledged"], 100, "{run}");
+    assert!(live["ack_us"]["p50"].as_f64().unwrap() > 0.0, "{run}");
 }
 
 #[test]

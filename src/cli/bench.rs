@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use jwtd::loadgen::corpus::{self, Mix, Spec};
+use jwtd::loadgen::live::{Issued, Live};
 use jwtd::loadgen::{self, ClosedLoop, Corpus, OpenLoop, Progress, Report, Want};
 
 #[derive(Args, Debug)]
@@ -38,6 +39,11 @@ pub struct BenchArgs {
     /// Fraction of tokens revoked before the run.
     #[arg(long, default_value_t = 0.01, value_name = "FRACTION")]
     revoked: f64,
+    /// Revocations issued during each measured run, spread evenly over it (valid tokens spread over the
+    /// popularity ranks). Requests racing a revocation may get either answer; any sent after its
+    /// acknowledgement must be refused.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    revoke_during: usize,
     /// Connections.
     #[arg(long, default_value_t = 16, value_name = "N")]
     connections: usize,
@@ -116,6 +122,8 @@ struct Row {
     target_rate: Option<f64>,
     report: Report,
     hit_ratio: Option<f64>,
+    /// Revocations issued during the run.
+    revoked: Issued,
     server_cpu: Option<f64>,
     client_cpu: Option<f64>,
 }
@@ -156,7 +164,13 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
     if args.connections == 0 || args.depth == 0 || args.duration == 0 {
         return Err("--connections, --depth and --duration must be positive".into());
     }
+    let runs = if !args.sweep_rates.is_empty() {
+        args.sweep_rates.len()
+    } else {
+        args.sweep_connections.len().max(1)
+    };
     let spec = Spec {
+        live_revocations: args.revoke_during * runs,
         tokens: args.tokens,
         mix: args.mix.clone(),
         claims_bytes: args.claims_bytes,
@@ -215,12 +229,26 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         ),
     );
     revoke(&daemon.socket, &generated.revocations)?;
+    let mut live = Live::default();
+    let mut wants: Vec<Want> = generated
+        .tokens
+        .iter()
+        .map(|t| Want::from(t.expect))
+        .collect();
+    for &i in &generated.live {
+        let slot = live
+            .push(&corpus::Generated::revocation(&generated.tokens[i]))
+            .map_err(|e| e.to_string())?;
+        wants[i] = Want::Revocable(slot);
+    }
+    let live = Arc::new(live);
     let mut requests = Corpus::default();
-    for t in &generated.tokens {
+    for (t, want) in generated.tokens.iter().zip(wants) {
         requests
-            .push_verify(&t.text, Want::from(t.expect))
+            .push_verify(&t.text, want)
             .map_err(|e| e.to_string())?;
     }
+    requests.set_live(live.clone());
     let order = corpus::sequence(spec.tokens, 1 << 20, args.zipf, args.seed);
     requests
         .set_order(order.clone())
@@ -246,15 +274,30 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
                 &requests,
                 Load::Open(rate),
                 args.connections,
+                &live,
             )?);
         }
     } else if !args.sweep_connections.is_empty() {
         for &c in &args.sweep_connections {
-            rows.push(measure(&args, &daemon, &requests, Load::Closed, c.max(1))?);
+            rows.push(measure(
+                &args,
+                &daemon,
+                &requests,
+                Load::Closed,
+                c.max(1),
+                &live,
+            )?);
         }
     } else {
         let load = args.rate.map_or(Load::Closed, Load::Open);
-        rows.push(measure(&args, &daemon, &requests, load, args.connections)?);
+        rows.push(measure(
+            &args,
+            &daemon,
+            &requests,
+            load,
+            args.connections,
+            &live,
+        )?);
     }
     print_table(&rows, &generated.outcomes());
     if let Some(path) = &args.plot {
@@ -446,6 +489,7 @@ fn measure(
     requests: &Corpus,
     load: Load,
     connections: usize,
+    live: &Arc<Live>,
 ) -> Result<Row, String> {
     let before = stats(&d.socket);
     let server_before = d.stat_path().and_then(|p| cpu_seconds(&p));
@@ -456,6 +500,19 @@ fn measure(
         Load::Open(rate) => format!("open loop at {rate:.0}/s, {connections} connections"),
     };
     let shown = show_progress(args, &label, progress.clone());
+    // Revocations during the run, on their own connection; stopped when the load ends first (a --requests
+    // budget).
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let issuing = {
+        let (live, done, socket) = (live.clone(), done.clone(), d.socket.clone());
+        let (count, over) = (
+            args.revoke_during.min(live.remaining()),
+            Duration::from_secs(args.duration),
+        );
+        std::thread::spawn(move || {
+            live.issue(&socket, count, over, || done.load(Ordering::Relaxed))
+        })
+    };
     let report = match load {
         Load::Closed => closed(
             args,
@@ -479,9 +536,14 @@ fn measure(
         .map_err(|e| format!("load: {e}")),
     };
     progress.replies.store(u64::MAX, Ordering::Relaxed);
+    done.store(true, Ordering::Relaxed);
     if let Some(h) = shown {
         let _ = h.join();
     }
+    let revoked = issuing
+        .join()
+        .map_err(|_| "the revocation thread panicked".to_string())?
+        .map_err(|e| format!("revoking during the run: {e}"))?;
     let report = report?;
     let after = stats(&d.socket);
     let delta = |key: &str| -> Option<u64> {
@@ -506,6 +568,7 @@ fn measure(
         },
         report,
         hit_ratio,
+        revoked,
         server_cpu: diff(d.stat_path().and_then(|p| cpu_seconds(&p)), server_before),
         client_cpu: diff(cpu_seconds("/proc/self/stat"), client_before),
     })
@@ -622,6 +685,21 @@ fn print_table(rows: &[Row], corpus: &std::collections::BTreeMap<&'static str, u
             .collect();
         println!("outcomes ({}): {}", r.model, o.join(", "));
     }
+    for r in rows.iter().filter(|r| r.revoked.acknowledged > 0) {
+        let q = |x| us(Duration::from_nanos(r.revoked.latency.value_at_quantile(x)));
+        println!(
+            "revoked during the {} run: {} acknowledged (write to ack, fsync included: p50 {}, max {}){}",
+            r.model,
+            r.revoked.acknowledged,
+            q(0.5),
+            q(1.0),
+            if r.report.mismatches == 0 {
+                "; every request sent after an acknowledgement was refused"
+            } else {
+                ""
+            }
+        );
+    }
 }
 
 fn to_json(args: &BenchArgs, spec: &Spec, rows: &[Row]) -> serde_json::Value {
@@ -641,6 +719,13 @@ fn to_json(args: &BenchArgs, spec: &Spec, rows: &[Row]) -> serde_json::Value {
                 "outcomes": r.report.outcomes,
                 "mismatches": r.report.mismatches,
                 "cache_hit_ratio": r.hit_ratio,
+                "revoked_during": {
+                    "acknowledged": r.revoked.acknowledged,
+                    "ack_us": {
+                        "p50": r.revoked.latency.value_at_quantile(0.5) as f64 / 1000.0,
+                        "max": r.revoked.latency.max() as f64 / 1000.0,
+                    },
+                },
                 "server_cpu_seconds": r.server_cpu,
                 "client_cpu_seconds": r.client_cpu,
             })
@@ -649,7 +734,8 @@ fn to_json(args: &BenchArgs, spec: &Spec, rows: &[Row]) -> serde_json::Value {
     serde_json::json!({
         "corpus": {
             "tokens": spec.tokens, "mix": spec.mix.to_string(), "claims_bytes": spec.claims_bytes,
-            "invalid": spec.invalid, "revoked": spec.revoked, "zipf": args.zipf, "seed": spec.seed,
+            "invalid": spec.invalid, "revoked": spec.revoked, "revoke_during": args.revoke_during,
+            "zipf": args.zipf, "seed": spec.seed,
         },
         "machine": {"cpus": std::thread::available_parallelism().map_or(0, |n| n.get())},
         "runs": runs,

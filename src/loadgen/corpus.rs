@@ -94,6 +94,8 @@ pub struct Spec {
     pub invalid: f64,
     /// Fraction of tokens to revoke (by jti) before the run (`revoked`).
     pub revoked: f64,
+    /// Valid tokens to set aside for revocation *during* the runs ([`Generated::live`]).
+    pub live_revocations: usize,
     pub seed: u64,
     pub issuer: String,
     pub audience: String,
@@ -107,6 +109,7 @@ impl Default for Spec {
             claims_bytes: 300,
             invalid: 0.02,
             revoked: 0.01,
+            live_revocations: 0,
             seed: 1,
             issuer: "https://issuer.bench.jwtd".into(),
             audience: "bench-api".into(),
@@ -133,6 +136,9 @@ pub struct Generated {
     pub secret_jwks: Option<String>,
     /// Line-protocol commands that revoke the tokens labelled `revoked`.
     pub revocations: Vec<String>,
+    /// Tokens (indices into `tokens`, labelled `ok`) to revoke during the runs, in this order: spread over
+    /// the popularity ranks (see [`pick_live`]).
+    pub live: Vec<usize>,
 }
 
 impl fmt::Debug for Generated {
@@ -145,6 +151,11 @@ impl fmt::Debug for Generated {
 }
 
 impl Generated {
+    /// The command that revokes `token` (by its jti, until its expiry).
+    pub fn revocation(token: &Token) -> String {
+        format!("REVOKE JTI {} {}", token.jti, token.exp)
+    }
+
     /// Tokens per expected outcome.
     pub fn outcomes(&self) -> BTreeMap<&'static str, usize> {
         let mut m = BTreeMap::new();
@@ -281,8 +292,9 @@ fn build(spec: &Spec, now: u64, keys: Vec<Key>) -> Result<Generated, String> {
     let revocations = tokens
         .iter()
         .filter(|t| t.expect == Expect::Err("revoked"))
-        .map(|t| format!("REVOKE JTI {} {}", t.jti, t.exp))
+        .map(Generated::revocation)
         .collect();
+    let live = pick_live(&plan, spec.live_revocations)?;
     let jwks = |hmac: bool| {
         let keys: Vec<serde_json::Value> = keys
             .iter()
@@ -298,7 +310,46 @@ fn build(spec: &Spec, now: u64, keys: Vec<Key>) -> Result<Generated, String> {
         public_jwks: jwks(false),
         secret_jwks: jwks(true),
         revocations,
+        live,
     })
+}
+
+/// Chooses `n` valid tokens to revoke during the runs. Token i is the i-th most popular, so the choice sets
+/// how much traffic the revocations touch. A revoked token is never cached, so revoking the most popular
+/// tokens would turn the run into a different one; tokens nobody requests would test nothing. So ranks are
+/// spread geometrically from a first rank to the last, the first rank being the lowest (doubling from 1) at
+/// which the picks carry at most 1 % of the requests under Zipf 1.0 — 256 for 100 picks out of 100,000 —
+/// and each pick takes the first valid token at or after its rank.
+fn pick_live(plan: &[(usize, Kind)], n: usize) -> Result<Vec<usize>, String> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let valid = plan.iter().filter(|(_, k)| *k == Kind::Valid).count();
+    if n > valid {
+        return Err(format!(
+            "{n} revocations during the run need as many valid tokens; the corpus has {valid}"
+        ));
+    }
+    let len = plan.len();
+    let rank = |first: f64, k: usize| first * (len as f64 / first).powf(k as f64 / n as f64) - 1.0;
+    let harmonic = (len as f64).ln() + 0.577_215_7;
+    let share = |first: f64| (0..n).map(|k| 1.0 / (rank(first, k) + 1.0)).sum::<f64>() / harmonic;
+    let mut first = 1.0;
+    while share(first) > 0.01 && first * 2.0 <= len as f64 {
+        first *= 2.0;
+    }
+    let mut taken = vec![false; len];
+    let mut picks = Vec::with_capacity(n);
+    for k in 0..n {
+        let mut i = (rank(first, k) as usize).min(len - 1);
+        // There are at least n valid tokens, so fewer than n are taken and this search ends.
+        while taken[i] || plan[i].1 != Kind::Valid {
+            i = (i + 1) % len;
+        }
+        taken[i] = true;
+        picks.push(i);
+    }
+    Ok(picks)
 }
 
 /// Signs token `i` of the given kind with `key`.
@@ -489,6 +540,59 @@ mod tests {
         assert_eq!(sequence(200, 1000, 1.0, 3), sequence(200, 1000, 1.0, 3));
         assert_ne!(sequence(200, 1000, 1.0, 3), sequence(200, 1000, 1.0, 4));
         assert!(sequence(200, 1000, 1.0, 3).iter().all(|&i| i < 200));
+    }
+
+    #[test]
+    fn live_revocations_pick_distinct_valid_tokens_carrying_little_traffic() {
+        let plan = |len: usize| -> Vec<(usize, Kind)> {
+            (0..len)
+                .map(|i| {
+                    (
+                        0,
+                        if i % 7 == 3 {
+                            Kind::Expired
+                        } else {
+                            Kind::Valid
+                        },
+                    )
+                })
+                .collect()
+        };
+        let zipf_share = |len: usize, picks: &[usize]| {
+            let h: f64 = (1..=len).map(|r| 1.0 / r as f64).sum();
+            picks.iter().map(|&i| 1.0 / (i + 1) as f64).sum::<f64>() / h
+        };
+        for (len, n) in [(100_000usize, 100usize), (5_000, 40), (2_000, 20)] {
+            let p = plan(len);
+            let picks = pick_live(&p, n).unwrap();
+            assert_eq!(picks.len(), n);
+            let distinct: std::collections::BTreeSet<_> = picks.iter().collect();
+            assert_eq!(distinct.len(), n, "{len}/{n}");
+            assert!(picks.iter().all(|&i| p[i].1 == Kind::Valid));
+            let share = zipf_share(len, &picks);
+            assert!(share <= 0.012, "{len}/{n}: {share}");
+            assert!(
+                share >= 0.002,
+                "{len}/{n}: picks too rare to test anything: {share}"
+            );
+        }
+        // The default run's 100 picks start at rank 256 (index 255; expired in this plan, so 256).
+        assert_eq!(pick_live(&plan(100_000), 100).unwrap()[0], 256);
+        // Every valid token, and one too many.
+        let p = plan(70);
+        assert_eq!(pick_live(&p, 60).unwrap().len(), 60);
+        assert!(pick_live(&p, 61).unwrap_err().contains("60"));
+        // The picks are labelled ok in a generated corpus.
+        let g = generate(
+            &Spec {
+                live_revocations: 10,
+                ..spec(300, 5)
+            },
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(g.live.len(), 10);
+        assert!(g.live.iter().all(|&i| g.tokens[i].expect == Expect::Ok));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! mismatches are counted and the first few described.
 
 pub mod corpus;
+pub mod live;
 pub mod zipf;
 
 use std::collections::BTreeMap;
@@ -36,6 +37,11 @@ pub enum Want {
     Rejected,
     /// Anything (not checked).
     Any,
+    /// `OK …` or `ERR <code> …`.
+    OkOr(&'static str),
+    /// A token revoked during the run by the [`live::Live`] revocation in this slot: judged by the phase the
+    /// revocation was in when the request was sent and when its reply came (see [`live`]).
+    Revocable(u32),
 }
 
 impl From<Expect> for Want {
@@ -54,6 +60,8 @@ pub struct Corpus {
     want: Vec<Want>,
     /// Indices into `lines`, sent in this order (cycling); empty = `lines` in order.
     order: Vec<u32>,
+    /// Revocations issued during the runs, for the requests that want [`Want::Revocable`].
+    live: Arc<live::Live>,
 }
 
 impl Corpus {
@@ -104,6 +112,12 @@ impl Corpus {
         }
         self.order = order;
         Ok(())
+    }
+
+    /// The revocations that [`Want::Revocable`] requests refer to (issued with [`live::Live::issue`] while a
+    /// run goes on).
+    pub fn set_live(&mut self, live: Arc<live::Live>) {
+        self.live = live;
     }
 
     pub fn len(&self) -> usize {
@@ -286,6 +300,11 @@ impl Report {
             Want::Code(c) => line.starts_with(b"ERR ") && code == c.as_bytes(),
             Want::Rejected => line.starts_with(b"ERR "),
             Want::Any => true,
+            Want::OkOr(c) => code == b"ok" || (line.starts_with(b"ERR ") && code == c.as_bytes()),
+            // Unsettled (callers settle it with `Live::on_reply` first): the permissive reading.
+            Want::Revocable(_) => {
+                code == b"ok" || (line.starts_with(b"ERR ") && code == b"revoked")
+            }
         };
         if !good {
             self.mismatches += 1;
@@ -484,7 +503,7 @@ async fn closed_connection(c: Closed) -> io::Result<Report> {
         for _ in 0..n {
             let i = corpus.at(next);
             request.extend_from_slice(&corpus.lines[i]);
-            wants.push(corpus.want[i]);
+            wants.push(corpus.live.on_send(corpus.want[i]));
             next = (next + 1) % len;
         }
         let sent_at = Instant::now();
@@ -496,7 +515,7 @@ async fn closed_connection(c: Closed) -> io::Result<Report> {
             replies
                 .read(&mut stream, |line, arrival| {
                     if got < n {
-                        report.reply(line, wants[got], arrival - sent_at);
+                        report.reply(line, corpus.live.on_reply(wants[got]), arrival - sent_at);
                     }
                     got += 1;
                 })
@@ -558,8 +577,8 @@ pub fn run_open(socket: &Path, corpus: &Corpus, cfg: &OpenLoop) -> io::Result<Re
                     .iter()
                     .map(|(_, s, _, rx, schedule)| Ok((s.try_clone()?, rx.clone(), schedule.count)))
                     .collect::<io::Result<_>>()?;
-                let progress = progress.clone();
-                let receiving = std::thread::spawn(move || receive_all(readers, progress));
+                let (progress, live) = (progress.clone(), corpus.live.clone());
+                let receiving = std::thread::spawn(move || receive_all(readers, live, progress));
                 let sent = send_all(
                     &corpus,
                     streams
@@ -615,7 +634,7 @@ fn send_all(corpus: &Corpus, mut conns: Vec<Outgoing>, connections: usize) -> io
                     request.extend_from_slice(&corpus.lines[i]);
                     next[j] = (next[j] + 1) % len;
                     // Before the write: the reply can only come after its entry is queued.
-                    let _ = tx.send((schedule.due(k), corpus.want[i]));
+                    let _ = tx.send((schedule.due(k), corpus.live.on_send(corpus.want[i])));
                 }
                 write_fully(stream, &request)?;
                 sent[j] = due;
@@ -668,14 +687,18 @@ type Incoming = (
 
 /// Reads every connection's replies (on one current-thread runtime) and matches them, in order, with their
 /// intended send times.
-fn receive_all(conns: Vec<Incoming>, progress: Option<Arc<Progress>>) -> io::Result<Report> {
+fn receive_all(
+    conns: Vec<Incoming>,
+    live: Arc<live::Live>,
+    progress: Option<Arc<Progress>>,
+) -> io::Result<Report> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
         let mut tasks = Vec::new();
         for (stream, rx, count) in conns {
-            let progress = progress.clone();
+            let (progress, live) = (progress.clone(), live.clone());
             stream.set_nonblocking(true)?;
             let mut stream = tokio::net::UnixStream::from_std(stream)?;
             tasks.push(tokio::spawn(async move {
@@ -689,7 +712,7 @@ fn receive_all(conns: Vec<Incoming>, progress: Option<Arc<Progress>>) -> io::Res
                         .read(&mut stream, |line, arrival| match rx.try_recv() {
                             Ok((intended, want)) => report.reply(
                                 line,
-                                want,
+                                live.on_reply(want),
                                 arrival.saturating_duration_since(intended),
                             ),
                             Err(_) => bad = true,
