@@ -104,6 +104,7 @@ fn a_closed_loop_bench_counts_add_up_with_no_wrong_answer() {
     assert_eq!(r["runs"].as_array().unwrap().len(), 1);
     check_run(&r["runs"][0]);
     assert_eq!(r["runs"][0]["model"], "closed");
+    assert!(r["runs"][0]["send_lateness_us"].is_null(), "{r}");
 }
 
 #[test]
@@ -152,6 +153,9 @@ fn an_open_loop_bench_sends_exactly_its_schedule() {
     // 4 connections × ceil(2 s × 4000/s ÷ 4) requests.
     assert_eq!(run["requests"], 8000, "{run}");
     assert_eq!(run["model"], "open");
+    // The client's own lateness is reported, and is part of the latency measured from intended times.
+    let late = run["send_lateness_us"]["max"].as_f64().unwrap();
+    assert!(late <= run["latency_us"]["max"].as_f64().unwrap(), "{run}");
 }
 
 #[test]

@@ -685,6 +685,16 @@ fn print_table(rows: &[Row], corpus: &std::collections::BTreeMap<&'static str, u
             .collect();
         println!("outcomes ({}): {}", r.model, o.join(", "));
     }
+    for r in rows.iter().filter(|r| !r.report.lateness.is_empty()) {
+        let q = |x| us(Duration::from_nanos(r.report.lateness.value_at_quantile(x)));
+        println!(
+            "open loop at {:.0}/s: the client wrote requests late by p50 {}, p99 {}, max {} (included in the latency above)",
+            r.target_rate.unwrap_or(0.0),
+            q(0.5),
+            q(0.99),
+            q(1.0)
+        );
+    }
     for r in rows.iter().filter(|r| r.revoked.acknowledged > 0) {
         let q = |x| us(Duration::from_nanos(r.revoked.latency.value_at_quantile(x)));
         println!(
@@ -716,6 +726,10 @@ fn to_json(args: &BenchArgs, spec: &Spec, rows: &[Row]) -> serde_json::Value {
                 "seconds": r.report.elapsed.as_secs_f64(),
                 "per_second": r.report.per_second(),
                 "latency_us": {"p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "p999": q(0.999), "max": q(1.0)},
+                "send_lateness_us": (!r.report.lateness.is_empty()).then(|| {
+                    let l = |x| r.report.lateness.value_at_quantile(x) as f64 / 1000.0;
+                    serde_json::json!({"p50": l(0.5), "p99": l(0.99), "max": l(1.0)})
+                }),
                 "outcomes": r.report.outcomes,
                 "mismatches": r.report.mismatches,
                 "cache_hit_ratio": r.hit_ratio,

@@ -222,6 +222,9 @@ pub struct Report {
     /// Per-request latency in nanoseconds: closed loop from the batch's write to the reply; open loop from
     /// the request's intended send time to the reply.
     pub latency: Histogram<u64>,
+    /// Open loop only: how late the client itself wrote each request after its intended send time, in
+    /// nanoseconds (part of `latency`: the client's share of it, sleep granularity and CPU contention).
+    pub lateness: Histogram<u64>,
     pub elapsed: Duration,
 }
 
@@ -241,6 +244,7 @@ impl Default for Report {
             mismatches: 0,
             mismatch_samples: Vec::new(),
             latency: histogram(),
+            lateness: histogram(),
             elapsed: Duration::ZERO,
         }
     }
@@ -270,6 +274,7 @@ impl Report {
             }
         }
         let _ = self.latency.add(&o.latency);
+        let _ = self.lateness.add(&o.lateness);
         self.elapsed = self.elapsed.max(o.elapsed);
     }
 
@@ -565,6 +570,9 @@ pub fn run_open(socket: &Path, corpus: &Corpus, cfg: &OpenLoop) -> io::Result<Re
                 let mut streams = Vec::new();
                 for &c in &conns {
                     let s = std::os::unix::net::UnixStream::connect(&socket)?;
+                    // For both halves (the flag belongs to the shared open file): the sender never blocks
+                    // on one full socket, the reader is driven by tokio.
+                    s.set_nonblocking(true)?;
                     let (tx, rx) = crossbeam_channel::unbounded::<(Instant, Want)>();
                     let schedule = Schedule {
                         first: start + interval.mul_f64(c as f64 / connections as f64),
@@ -587,11 +595,11 @@ pub fn run_open(socket: &Path, corpus: &Corpus, cfg: &OpenLoop) -> io::Result<Re
                         .collect(),
                     connections,
                 );
-                let report = receiving
+                let mut report = receiving
                     .join()
-                    .map_err(|_| io::Error::other("load receiver panicked"))?;
-                sent?;
-                report
+                    .map_err(|_| io::Error::other("load receiver panicked"))??;
+                report.lateness = sent?;
+                Ok(report)
             })
         })
         .collect();
@@ -613,70 +621,92 @@ type Outgoing = (
 );
 
 /// Writes every connection's requests as they fall due, until all are sent.
-fn send_all(corpus: &Corpus, mut conns: Vec<Outgoing>, connections: usize) -> io::Result<()> {
+fn send_all(
+    corpus: &Corpus,
+    mut conns: Vec<Outgoing>,
+    connections: usize,
+) -> io::Result<Histogram<u64>> {
+    let mut lateness = histogram();
     let len = corpus.order_len();
     let mut next: Vec<usize> = conns
         .iter()
         .map(|(c, ..)| start_of(*c, connections, len))
         .collect();
     let mut sent = vec![0u64; conns.len()];
-    let mut request = Vec::new();
+    // Per connection, bytes due but not yet taken by the socket (it was full): written before anything
+    // newer, without holding up the other connections.
+    let mut unwritten: Vec<Unwritten> = conns.iter().map(|_| Unwritten::default()).collect();
     loop {
         let now = Instant::now();
         let mut earliest: Option<Instant> = None;
         let mut unfinished = false;
+        let mut backlog = false;
         for (j, (_, stream, tx, schedule)) in conns.iter_mut().enumerate() {
             let due = schedule.due_by(now);
-            if due > sent[j] {
-                request.clear();
-                for k in sent[j]..due {
-                    let i = corpus.at(next[j]);
-                    request.extend_from_slice(&corpus.lines[i]);
-                    next[j] = (next[j] + 1) % len;
-                    // Before the write: the reply can only come after its entry is queued.
-                    let _ = tx.send((schedule.due(k), corpus.live.on_send(corpus.want[i])));
-                }
-                write_fully(stream, &request)?;
-                sent[j] = due;
+            let out = &mut unwritten[j];
+            for k in sent[j]..due {
+                let i = corpus.at(next[j]);
+                out.bytes.extend_from_slice(&corpus.lines[i]);
+                next[j] = (next[j] + 1) % len;
+                // Before the write: the reply can only come after its entry is queued.
+                let _ = tx.send((schedule.due(k), corpus.live.on_send(corpus.want[i])));
+                let late = now.saturating_duration_since(schedule.due(k));
+                lateness.saturating_record(u64::try_from(late.as_nanos()).unwrap_or(u64::MAX));
             }
+            sent[j] = sent[j].max(due);
+            out.write_some(stream)?;
+            backlog |= !out.is_empty();
             if sent[j] < schedule.count {
                 unfinished = true;
                 let at = schedule.due(sent[j]);
                 earliest = Some(earliest.map_or(at, |e| e.min(at)));
             }
         }
-        if !unfinished {
-            return Ok(());
+        if !unfinished && !backlog {
+            return Ok(lateness);
         }
-        if let Some(at) = earliest {
-            // Never spin: on a small machine a spinning client steals the server's CPU and turns into
-            // millisecond-long scheduler delays. Sleep at least 0.2 ms (wakes after ~0.25–0.3 ms): fewer
-            // wake-ups and larger writes cost the client and server less than the lateness they add, and
-            // that lateness is counted in every request's latency. (Measured at 330k/s on 2 vCPUs: p99
-            // 1.4 ms with 0.1 ms sleeps, 1.1 ms with 0.25 ms, 3.0 ms with 20 µs.)
-            let wait = at.saturating_duration_since(Instant::now());
-            std::thread::sleep(wait.max(Duration::from_micros(200)));
-        }
+        // Never spin: on a small machine a spinning client steals the server's CPU and turns into
+        // millisecond-long scheduler delays. Sleep at least 0.2 ms (wakes after ~0.25–0.3 ms): fewer
+        // wake-ups and larger writes cost the client and server less than the lateness they add, and
+        // that lateness is counted in every request's latency. (Measured at 330k/s on 2 vCPUs: p99
+        // 1.4 ms with 0.1 ms sleeps, 1.1 ms with 0.25 ms, 3.0 ms with 20 µs.)
+        let wait = earliest.map_or(Duration::ZERO, |at| {
+            at.saturating_duration_since(Instant::now())
+        });
+        std::thread::sleep(wait.max(Duration::from_micros(200)));
     }
 }
 
-/// Writes all of `buf` to a socket that the reader side made non-blocking (the flag is shared by both
-/// descriptors): when the socket is full, wait a moment and go on — the server is behind, and the latency
-/// measured from intended send times will show it.
-fn write_fully(stream: &mut std::os::unix::net::UnixStream, mut buf: &[u8]) -> io::Result<()> {
-    use std::io::Write as _;
-    while !buf.is_empty() {
-        match stream.write(buf) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => buf = &buf[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_micros(50));
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+/// Requests due on one connection that its socket has not taken yet.
+#[derive(Default)]
+struct Unwritten {
+    bytes: Vec<u8>,
+    /// How much of `bytes` was written.
+    done: usize,
+}
+
+impl Unwritten {
+    fn is_empty(&self) -> bool {
+        self.done == self.bytes.len()
     }
-    Ok(())
+
+    /// Writes as much as the (non-blocking) socket takes now: a full socket means the server is behind, and
+    /// the latency measured from intended send times will show it.
+    fn write_some(&mut self, stream: &mut std::os::unix::net::UnixStream) -> io::Result<()> {
+        use std::io::Write as _;
+        while !self.is_empty() {
+            match stream.write(&self.bytes[self.done..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.done += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.bytes.clear();
+        self.done = 0;
+        Ok(())
+    }
 }
 
 type Incoming = (
