@@ -186,10 +186,14 @@ pub struct Loaded {
 pub fn load(path: &Path) -> Result<Loaded, String> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))?;
+    parse(&text, path.parent().unwrap_or(Path::new(".")), &shown)
+}
+
+/// Validates configuration `text` (named `shown` in errors), loading key files relative to `base`.
+pub fn parse(text: &str, base: &Path, shown: &str) -> Result<Loaded, String> {
     let config: Config =
-        toml::from_str(&text).map_err(|e| format!("{shown}: {}", e.to_string().trim_end()))?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    let (issuers, warnings) = build(&config, base, &shown)?;
+        toml::from_str(text).map_err(|e| format!("{shown}: {}", e.to_string().trim_end()))?;
+    let (issuers, warnings) = build(&config, base, shown)?;
     Ok(Loaded {
         config,
         issuers,

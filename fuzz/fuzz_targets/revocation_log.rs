@@ -20,13 +20,20 @@ fuzz_target!(|data: &[u8]| {
     };
     let valid = replay.valid_len as usize;
     assert!(valid <= bytes.len());
-    assert_eq!(replay.torn_at.is_some(), valid < bytes.len() && valid >= MAGIC.len() || (valid == 0 && !bytes.is_empty()));
+    assert_eq!(
+        replay.torn_at.is_some(),
+        valid < bytes.len() && valid >= MAGIC.len() || (valid == 0 && !bytes.is_empty())
+    );
     if valid >= MAGIC.len() {
         let mut again = MAGIC.to_vec();
         for op in &replay.ops {
             encode(op, &mut again);
         }
-        assert_eq!(again, bytes[..valid], "accepted records re-encode to the same bytes");
+        assert_eq!(
+            again,
+            bytes[..valid],
+            "accepted records re-encode to the same bytes"
+        );
     }
     let set = Revocations::new();
     for op in replay.ops {

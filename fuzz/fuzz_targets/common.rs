@@ -1,0 +1,72 @@
+//! A daemon's shared state in memory for the protocol targets: one HS256 issuer, the verified-token cache,
+//! and a revocation store in a scratch directory (on tmpfs when there is one, so its fsyncs cost nothing).
+//! The state lives for the whole fuzzing process: revocations made by one input are seen by later ones,
+//! which reaches more code; a crash still replays from its input alone (its checks do not depend on it).
+
+use std::sync::{Arc, OnceLock};
+
+use jwtd::server::{Shared, TokenCache, http};
+use jwtd::{KeySet, Limits, Policy, Verifier};
+
+pub const MAX_LINE: usize = 4096;
+
+pub fn shared() -> &'static Arc<Shared> {
+    static S: OnceLock<Arc<Shared>> = OnceLock::new();
+    S.get_or_init(|| {
+        let mut keys = KeySet::new();
+        keys.add_jwks(
+            include_str!("../../tests/data/keys/HS256.public.jwks").as_bytes(),
+            None,
+        )
+        .expect("fuzz keys load");
+        let policy = Policy {
+            issuers: Some(vec!["https://issuer.test".into()]),
+            audiences: Some(vec!["api".into()]),
+            ..Policy::default()
+        };
+        let issuers =
+            jwtd::issuers::Issuers::Single(Verifier::new(keys, policy, Limits::default()));
+        let mut shared = Shared::new(issuers, MAX_LINE, http::Options::default());
+        shared.cache = Some(
+            TokenCache::new(
+                &jwtd::cache::Config {
+                    max_entries: 64,
+                    max_bytes: 1 << 20,
+                },
+                8192,
+            )
+            .expect("cache"),
+        );
+        let base = if std::path::Path::new("/dev/shm").is_dir() {
+            std::path::PathBuf::from("/dev/shm")
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = base.join(format!("jwtd-fuzz-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = jwtd::revocation::store::Store::open(&dir, Arc::new(jwtd::server::unix_now))
+            .expect("revocation store");
+        shared.revocations = Some(Arc::new(store));
+        Arc::new(shared)
+    })
+}
+
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    })
+}
+
+/// The peer uid an input connects as.
+pub fn admin_uid(selector: u8) -> Option<u32> {
+    // Half the inputs come from an admin peer, so REVOKE, UNREVOKE, RELOAD are reached past the gate.
+    if selector & 1 == 1 {
+        jwtd::server::own_uid()
+    } else {
+        Some(u32::MAX - 1)
+    }
+}
