@@ -37,6 +37,8 @@ pub struct Config {
     pub socket_group: Option<String>,
     pub max_line: Option<usize>,
     pub max_connections: Option<usize>,
+    /// Seconds a client may take to finish a request it started (line, HTTP headers or body).
+    pub client_timeout: Option<f64>,
     pub max_token_len: Option<usize>,
     pub max_json_depth: Option<usize>,
     /// Where durable state (the revocation log) lives; relative to the config file.
@@ -211,6 +213,13 @@ fn build(config: &Config, base: &Path, shown: &str) -> Result<(Issuers, Vec<Stri
         parse_mode(mode).map_err(|e| format!("{shown}: socket_mode: {e}"))?;
     }
     config.http_options(shown)?;
+    if let Some(t) = config.client_timeout
+        && !(t > 0.0 && t <= 86_400.0)
+    {
+        return Err(format!(
+            "{shown}: client_timeout: {t} is not a number of seconds above 0 and at most 86400"
+        ));
+    }
     let limits = Limits {
         max_token_len: config
             .max_token_len

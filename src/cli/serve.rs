@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// Concurrent connections; more are answered `ERR too_many_connections` and closed.
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
+    /// Seconds a client may take to finish a request it started — a line, HTTP headers or body — before it
+    /// is told and disconnected (default 10). Idle connections between requests are not limited.
+    #[arg(long, value_parser = parse_timeout, value_name = "SECS")]
+    client_timeout: Option<f64>,
     /// Runtime worker threads (default: one per CPU).
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
@@ -187,6 +191,10 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     }
     let source = Arc::new(source);
     let mut shared = Shared::new(issuers, limits.max_line, http);
+    if let Some(secs) = args.client_timeout.or(file.and_then(|c| c.client_timeout)) {
+        shared.client_timeout =
+            std::time::Duration::from_secs_f64(parse_timeout(&secs.to_string())?);
+    }
     let cache_entries = args
         .cache_entries
         .or(file.and_then(|c| c.cache.entries))
@@ -385,4 +393,14 @@ fn spawn_signal_handlers(shutdown: CancellationToken, shared: Arc<Shared>) -> Re
         }
     });
     Ok(())
+}
+
+/// A client timeout in seconds: positive, at most a day.
+fn parse_timeout(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!(
+            "{s:?}: the client timeout is a number of seconds above 0 and at most 86400"
+        )),
+    }
 }

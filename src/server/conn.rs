@@ -28,10 +28,37 @@ where
     let max_line = shared.max_line;
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    // When the request line at the start of `buf` began to arrive, while it is incomplete: it must be
+    // finished within the client timeout (a client sending a byte a second would otherwise hold its
+    // connection for hours). An idle connection between requests is not limited.
+    let mut partial_since: Option<tokio::time::Instant> = None;
     loop {
         buf.reserve(READ_CHUNK);
+        let deadline = partial_since.map(|t| t + shared.client_timeout);
+        let late = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
         let n = tokio::select! {
             n = stream.read_buf(&mut buf) => n?,
+            () = late => {
+                line::protocol_err(
+                    &mut out,
+                    "timeout",
+                    &format!(
+                        "request line not completed within {} s; closing the connection",
+                        shared.client_timeout.as_secs_f64()
+                    ),
+                );
+                let mut batch = Batch::default();
+                batch.protocol_errors += 1;
+                shared.stats.add(&batch);
+                stream.write_all(&out).await?;
+                super::close_after_reply(&mut stream).await;
+                return Ok(());
+            }
             _ = shutdown.cancelled() => {
                 // Shutting down: keep answering what the client already sent (whatever arrives within a
                 // moment); a quiet moment counts as the end of input.
@@ -100,6 +127,13 @@ where
         }
         settle(&mut pending, &mut out, &mut batch).await;
         buf.drain(..start);
+        partial_since = match (buf.is_empty(), start) {
+            (true, _) => None,
+            // The same line is still incomplete: its clock keeps running.
+            (false, 0) => partial_since.or_else(|| Some(tokio::time::Instant::now())),
+            // Lines were answered and a new one began.
+            (false, _) => Some(tokio::time::Instant::now()),
+        };
         shared.stats.add(&batch);
         if !out.is_empty() {
             stream.write_all(&out).await?;

@@ -100,6 +100,7 @@ pub async fn serve<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let timeout = shared.client_timeout;
     let service = hyper::service::service_fn(move |req| {
         let shared = shared.clone();
         async move { Ok::<_, Infallible>(route(req, &shared, peer_uid).await) }
@@ -107,7 +108,7 @@ where
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         // Slow clients (slowloris) get this long to send their headers, then are cut off.
-        .header_read_timeout(Duration::from_secs(10))
+        .header_read_timeout(timeout)
         // Caps the header section (hyper's minimum buffer is 8 KiB).
         .max_buf_size(32 * 1024)
         .pipeline_flush(true)
@@ -321,17 +322,32 @@ fn claim_headers(r: &mut Response<Full<Bytes>>, claims: &str, shared: &Shared) {
     }
 }
 
-/// Reads a form body (capped).
-async fn form(req: Request<Incoming>) -> Result<Vec<(String, String)>, Response<Full<Bytes>>> {
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return Err(text(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request body too large\n",
-            ));
-        }
-    };
+/// Reads a request body: at most [`MAX_BODY`] bytes (else 413), within the client timeout (else 408: a
+/// client sending its body one byte a second would otherwise hold the connection for hours).
+async fn read_body(
+    req: Request<Incoming>,
+    timeout: Duration,
+) -> Result<Bytes, Response<Full<Bytes>>> {
+    match tokio::time::timeout(timeout, Limited::new(req.into_body(), MAX_BODY).collect()).await {
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body too large\n",
+        )),
+        Ok(Err(_)) => Err(text(StatusCode::BAD_REQUEST, "unreadable request body\n")),
+        Err(_) => Err(text(
+            StatusCode::REQUEST_TIMEOUT,
+            "request body not received in time\n",
+        )),
+    }
+}
+
+/// Reads a form body (capped, timed).
+async fn form(
+    req: Request<Incoming>,
+    timeout: Duration,
+) -> Result<Vec<(String, String)>, Response<Full<Bytes>>> {
+    let body = read_body(req, timeout).await?;
     Ok(form_urlencoded::parse(&body).into_owned().collect())
 }
 
@@ -363,7 +379,7 @@ async fn revoke(
             "revocation needs a state directory: start jwtd serve with --state-dir DIR",
         );
     };
-    let fields = match form(req).await {
+    let fields = match form(req, shared.client_timeout).await {
         Ok(f) => f,
         Err(r) => return r,
     };
@@ -429,9 +445,9 @@ async fn revoke(
 
 /// RFC 7662: `token=…` form in, `{"active":true,…claims}` or `{"active":false}` out.
 async fn introspect(req: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"),
+    let body = match read_body(req, shared.client_timeout).await {
+        Ok(b) => b,
+        Err(response) => return response,
     };
     let Some(token) = form_urlencoded::parse(&body)
         .find(|(k, _)| k == "token")

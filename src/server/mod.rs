@@ -41,6 +41,9 @@ pub struct Shared {
     pub stats: Stats,
     /// Longest accepted request line, in bytes.
     pub max_line: usize,
+    /// How long a client may take to finish what it started: a request line (line protocol), the header
+    /// section or the body (HTTP), or its first bytes. Idle connections between requests are not limited.
+    pub client_timeout: Duration,
     /// HTTP auth subrequests: path, token source, claim headers.
     pub http: http::Options,
     /// Peers (by uid, from SO_PEERCRED) allowed to use admin commands.
@@ -101,6 +104,7 @@ impl Shared {
             issuers: ArcSwap::from_pointee(issuers),
             stats: Stats::default(),
             max_line,
+            client_timeout: DEFAULT_CLIENT_TIMEOUT,
             http,
             admin_uids: [Some(0), own_uid()].into_iter().flatten().collect(),
             reloader: None,
@@ -243,6 +247,9 @@ fn presented<'a>(
     }
 }
 
+/// Default for [`Shared::client_timeout`].
+pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Server limits.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -338,7 +345,7 @@ async fn dispatch<S>(
     };
     // A client that connects and says nothing is cut off like a slow HTTP client.
     let ok = tokio::select! {
-        r = tokio::time::timeout(Duration::from_secs(10), sniff) => r.unwrap_or(false),
+        r = tokio::time::timeout(shared.client_timeout, sniff) => r.unwrap_or(false),
         _ = shutdown.cancelled() => false,
     };
     if !ok || first.is_empty() {

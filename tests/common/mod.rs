@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: committed test keys (`data/keys/`), signing, verifiers.
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use std::path::PathBuf;
 
 use jwtd::crypto::sign::SigningKey;

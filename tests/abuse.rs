@@ -1,0 +1,381 @@
+//! Abuse of a running daemon, as a security tester would try it: floods of connections, endless lines and
+//! headers, slow clients, a client that never reads, garbage on both protocols. Each test asserts that the
+//! offenders get a clear answer and are cut off, that memory stays under a stated bound (RSS from /proc),
+//! and that well-behaved clients are served throughout. Everything is bounded in time.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use common::daemon::*;
+use common::*;
+use jwtd::Alg;
+
+/// Extra resident memory allowed while abused, in KiB. The daemon's own buffers are bounded by the line
+/// cap (32 KiB), the read chunk (64 KiB) and one batch of replies per connection; 64 MiB leaves room for
+/// allocator slack with a hundred offenders at once.
+const RSS_SLACK_KIB: u64 = 64 * 1024;
+
+/// Reads until the daemon closes the connection (or 20 s pass, which fails the caller's assertion).
+fn read_until_closed(s: &mut UnixStream) -> (Vec<u8>, bool) {
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (out, true),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            // A reset after the reply (the daemon closed with our bytes unread) also ends the connection.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (out, true),
+            Err(_) => return (out, false),
+        }
+    }
+}
+
+/// A well-behaved client's check: a valid token verifies on a fresh connection.
+fn serves_a_valid_token(d: &Daemon, token: &str) -> bool {
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(format!("VERIFY {token}\n").as_bytes()).unwrap();
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while s.read(&mut b).unwrap_or(0) == 1 && b[0] != b'\n' {
+        line.push(b[0]);
+    }
+    line.starts_with(b"OK ")
+}
+
+#[test]
+fn a_connection_flood_is_refused_while_existing_clients_are_served() {
+    let d = start("flood", &["--max-connections", "32"]);
+    let token = valid_token();
+    // 16 clients that stay connected and keep working.
+    let mut held: Vec<UnixStream> = (0..16)
+        .map(|_| {
+            let mut s = UnixStream::connect(&d.socket).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.write_all(b"PING\n").unwrap();
+            let mut buf = [0u8; 5];
+            s.read_exact(&mut buf).unwrap();
+            assert_eq!(&buf, b"PONG\n");
+            s
+        })
+        .collect();
+    // 300 more at once, each saying PING and waiting for the end.
+    let flood: Vec<_> = (0..300)
+        .map(|_| {
+            let socket = d.socket.clone();
+            std::thread::spawn(move || {
+                let mut s = UnixStream::connect(&socket).unwrap();
+                let _ = s.write_all(b"PING\n");
+                // Hold the connection a moment, as a flood would.
+                std::thread::sleep(Duration::from_millis(200));
+                let _ = s.shutdown(std::net::Shutdown::Write);
+                read_until_closed(&mut s)
+            })
+        })
+        .collect();
+    // Meanwhile the held clients are served, over and over.
+    for round in 0..20 {
+        for s in held.iter_mut() {
+            s.write_all(format!("VERIFY {token}\n").as_bytes()).unwrap();
+            let mut line = Vec::new();
+            let mut b = [0u8; 1];
+            while s.read(&mut b).unwrap() == 1 && b[0] != b'\n' {
+                line.push(b[0]);
+            }
+            assert!(line.starts_with(b"OK "), "round {round}: {line:?}");
+        }
+    }
+    let (mut refused, mut served) = (0, 0);
+    for f in flood {
+        let (out, closed) = f.join().unwrap();
+        assert!(closed, "a flood connection was left open");
+        let out = String::from_utf8(out).unwrap();
+        if out.starts_with("ERR too_many_connections ") {
+            refused += 1;
+        } else {
+            assert_eq!(out, "PONG\n");
+            served += 1;
+        }
+    }
+    // Only 16 slots were free: most of the flood was told and closed.
+    assert!(refused >= 300 - 16, "refused {refused}, served {served}");
+    assert!(
+        d.ping() || {
+            // The flood's slots are released asynchronously; the daemon must come back.
+            std::thread::sleep(Duration::from_millis(500));
+            d.ping()
+        }
+    );
+}
+
+#[test]
+fn endless_lines_and_headers_are_cut_off_with_memory_bounded() {
+    let d = start("endless", &[]);
+    let baseline = d.rss_kib();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(baseline));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (peak, done, pid) = (peak.clone(), done.clone(), d.pid());
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                    && let Some(kib) = s
+                        .lines()
+                        .find_map(|l| l.strip_prefix("VmRSS:"))
+                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                {
+                    peak.fetch_max(kib, std::sync::atomic::Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    // 50 line-protocol clients and 50 HTTP clients, each sending up to 4 MiB with no end of line.
+    let offenders: Vec<_> = (0..100)
+        .map(|i| {
+            let socket = d.socket.clone();
+            std::thread::spawn(move || {
+                let mut s = UnixStream::connect(&socket).unwrap();
+                s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+                let mut reader = s.try_clone().unwrap();
+                let writer = std::thread::spawn(move || {
+                    let start: &[u8] = if i % 2 == 0 {
+                        b"VERIFY "
+                    } else {
+                        b"GET /verify HTTP/1.1\r\nHost: x\r\nX-Endless: "
+                    };
+                    let _ = s.write_all(start);
+                    let chunk = vec![b'a'; 64 * 1024];
+                    for _ in 0..64 {
+                        if s.write_all(&chunk).is_err() {
+                            return; // cut off
+                        }
+                    }
+                });
+                let (out, closed) = read_until_closed(&mut reader);
+                let _ = writer.join();
+                (i, String::from_utf8_lossy(&out).into_owned(), closed)
+            })
+        })
+        .collect();
+    for o in offenders {
+        let (i, out, closed) = o.join().unwrap();
+        assert!(closed, "offender {i} was never cut off");
+        if i % 2 == 0 {
+            assert!(out.starts_with("ERR too_large "), "offender {i}: {out:?}");
+        } else {
+            assert!(
+                out.starts_with("HTTP/1.1 431") || out.is_empty(),
+                "offender {i}: {out:?}"
+            );
+        }
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    sampler.join().unwrap();
+    let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("endless requests: RSS {baseline} KiB before, {peak} KiB at most");
+    assert!(
+        peak <= baseline + RSS_SLACK_KIB,
+        "RSS grew from {baseline} KiB to {peak} KiB under 100 endless requests"
+    );
+    assert!(d.ping());
+    assert!(serves_a_valid_token(&d, &valid_token()));
+}
+
+#[test]
+fn slow_clients_are_timed_out_without_starving_others() {
+    let d = start("slowloris", &["--client-timeout", "1"]);
+    let token = valid_token();
+    // A byte a second: a request line, HTTP headers, an HTTP body.
+    let kinds: [(&[u8], &[u8]); 3] = [
+        (b"VERIFY ", b"eyJhbGciOiJIUzI1NiJ9"),
+        (b"GET /verify HTTP/1.1\r\nHost: x\r\n", b"X-Slow: aaaaaaaaaaaaaaaaaaaa"),
+        (
+            b"POST /introspect HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n",
+            b"token=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ),
+    ];
+    let slow: Vec<_> = (0..15)
+        .map(|i| {
+            let (head, drip) = kinds[i % 3];
+            let socket = d.socket.clone();
+            std::thread::spawn(move || {
+                let mut s = UnixStream::connect(&socket).unwrap();
+                s.write_all(head).unwrap();
+                let mut w = s.try_clone().unwrap();
+                let dripping = std::thread::spawn(move || {
+                    for &b in drip {
+                        std::thread::sleep(Duration::from_secs(1));
+                        if w.write_all(&[b]).is_err() {
+                            return;
+                        }
+                    }
+                });
+                let started = Instant::now();
+                let (out, closed) = read_until_closed(&mut s);
+                drop(s);
+                let _ = dripping.join();
+                (
+                    i,
+                    String::from_utf8_lossy(&out).into_owned(),
+                    closed,
+                    started.elapsed(),
+                )
+            })
+        })
+        .collect();
+    // Meanwhile, others are served.
+    for _ in 0..50 {
+        assert!(serves_a_valid_token(&d, &token));
+    }
+    for t in slow {
+        let (i, out, closed, took) = t.join().unwrap();
+        assert!(closed, "slow client {i} was never cut off");
+        // Cut off well before it finished dripping (20+ bytes at one a second).
+        assert!(
+            took < Duration::from_secs(15),
+            "slow client {i} held on for {took:?}"
+        );
+        match i % 3 {
+            0 => assert!(out.starts_with("ERR timeout "), "{i}: {out:?}"),
+            1 => assert!(
+                out.is_empty() || out.starts_with("HTTP/1.1 408"),
+                "{i}: {out:?}"
+            ),
+            _ => assert!(out.starts_with("HTTP/1.1 408"), "{i}: {out:?}"),
+        }
+    }
+    // An idle connection between requests is not a slow client: it is kept.
+    let mut idle = UnixStream::connect(&d.socket).unwrap();
+    idle.write_all(b"PING\n").unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    idle.write_all(b"PING\n").unwrap();
+    let mut buf = [0u8; 10];
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    idle.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"PONG\nPONG\n");
+}
+
+#[test]
+fn a_client_that_never_reads_gets_backpressure_not_memory() {
+    let d = start("noread", &[]);
+    let token = valid_token();
+    let baseline = d.rss_kib();
+    let fds = d.open_fds();
+    // 100,000 pipelined verifications (~30 MB of replies) on a connection whose replies are never read.
+    let mut hog = UnixStream::connect(&d.socket).unwrap();
+    hog.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
+    let line = format!("VERIFY {token}\n");
+    let mut batch = Vec::new();
+    for _ in 0..1000 {
+        batch.extend_from_slice(line.as_bytes());
+    }
+    let mut sent = 0;
+    for _ in 0..100 {
+        // Once the socket buffers are full the daemon stops reading this connection: writes block, and
+        // time out here.
+        if hog.write_all(&batch).is_err() {
+            break;
+        }
+        sent += 1000;
+    }
+    assert!(
+        sent < 100_000,
+        "the daemon buffered every reply of a client that never reads"
+    );
+    let rss = d.rss_kib();
+    eprintln!(
+        "never-reading client: {sent} requests taken; RSS {baseline} KiB before, {rss} KiB after"
+    );
+    assert!(
+        rss <= baseline + RSS_SLACK_KIB,
+        "RSS grew from {baseline} KiB to {rss} KiB"
+    );
+    // Others are not affected.
+    for _ in 0..100 {
+        assert!(serves_a_valid_token(&d, &token));
+    }
+    // When the hog goes away, so does its connection.
+    drop(hog);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d.open_fds() > fds {
+        assert!(
+            Instant::now() < deadline,
+            "the hog's connection was never closed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(d.ping());
+}
+
+/// Garbage of every kind gets clear errors, never a crash, and the daemon stays healthy.
+#[test]
+fn garbage_on_both_protocols_gets_clear_errors() {
+    let d = start("garbage", &[]);
+    let mut rng = jwtd::loadgen::zipf::Rng::new(42);
+    let mut inputs: Vec<Vec<u8>> = vec![
+        b"\0\0\0\0\0\0\0\0\0\0\n".to_vec(),
+        b"\xff\xfe\xfd\n\x80\x81\n".to_vec(),
+        b"VERIFY \0\0\0\n".to_vec(),
+        b"VERIFY a.b.c\nVERIFY ...\nVERIFY \xff.\xff.\xff\n".to_vec(),
+        b"    \n\t\n\r\n".to_vec(),
+        b"REVOKE\nREVOKE JTI\nREVOKE JTI x notanumber\nUNREVOKE WHAT x\nREVOCATIONS LIST -1\n".to_vec(),
+        b"REVOKE SUB \"unterminated 1\n".to_vec(),
+        b"PING PING PING\nSTATS now\n".to_vec(),
+        b"GET\n".to_vec(),
+        b"GET / HTTP/9.9\r\n\r\n".to_vec(),
+        b"GET /verify HTTP/1.1\r\nNoColonHere\r\n\r\n".to_vec(),
+        b"POST /introspect HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec(),
+        b"POST /introspect HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n".to_vec(),
+        b"POST /introspect HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\ntoken=x".to_vec(),
+        b"POST /introspect HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\n".to_vec(),
+        b"GET http://evil.example/verify HTTP/1.1\r\nHost: evil\r\n\r\n".to_vec(),
+        b"CONNECT jwtd:443 HTTP/1.1\r\n\r\n".to_vec(),
+        b"GET /verify HTTP/1.1\r\nAuthorization: Bearer \xff\xfe\r\n\r\n".to_vec(),
+        b"GET /verify HTTP/1.1\r\nAuthorization: Bearer a b c\r\nAuthorization: Bearer d\r\n\r\n".to_vec(),
+        b"GET /../../etc/passwd HTTP/1.1\r\n\r\n".to_vec(),
+    ];
+    for _ in 0..30 {
+        let len = 1 + rng.below(3000) as usize;
+        inputs.push((0..len).map(|_| rng.below(256) as u8).collect());
+    }
+    for input in &inputs {
+        let out = exchange(&d.socket, input);
+        let http = [&b"GET "[..], b"POST ", b"CONNECT "]
+            .iter()
+            .any(|m| input.starts_with(m));
+        if http {
+            assert!(
+                out.is_empty() || out.starts_with("HTTP/1.1 4") || out.starts_with("HTTP/1.0 4"),
+                "{:?} → {out:?}",
+                String::from_utf8_lossy(input)
+            );
+        } else {
+            // One reply per complete line, each a protocol answer.
+            for line in out.lines() {
+                assert!(
+                    ["ERR ", "OK ", "PONG", "STATS "]
+                        .iter()
+                        .any(|p| line.starts_with(p)),
+                    "{:?} → {line:?}",
+                    String::from_utf8_lossy(input)
+                );
+            }
+        }
+        assert!(
+            d.ping(),
+            "unhealthy after {:?}",
+            String::from_utf8_lossy(input)
+        );
+    }
+    // Not a single valid token was harmed.
+    assert!(serves_a_valid_token(
+        &d,
+        &token_with(Alg::HS256, serde_json::json!({}), &live_claims())
+    ));
+}

@@ -1,0 +1,144 @@
+//! A real `jwtd serve` process for integration tests: started on a socket in a temporary directory, killed
+//! and cleaned up on drop (even when an assertion fails, so no child outlives its test), plus what tests ask
+//! of it: signals, raw exchanges, its memory and open files from `/proc`.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::*;
+use jwtd::Alg;
+
+pub struct Daemon {
+    pub child: Child,
+    pub socket: PathBuf,
+    pub dir: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("jwtd-serve-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Sends `signal` (e.g. "TERM", "HUP") to process `pid` with kill(1); asserts it was delivered.
+pub fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid}: {status:?}");
+}
+
+pub fn start_in(dir: PathBuf, extra: &[&str]) -> Daemon {
+    let socket = dir.join("jwtd.sock");
+    let keys = data("keys/HS256.public.jwks");
+    let mut args = vec![
+        "serve".to_string(),
+        "--keys".into(),
+        keys.to_string_lossy().into_owned(),
+        "--aud".into(),
+        "api".into(),
+        "--socket".into(),
+        socket.to_string_lossy().into_owned(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let child = Command::new(env!("CARGO_BIN_EXE_jwtd"))
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let d = Daemon { child, socket, dir };
+    wait_for(&d.socket);
+    d
+}
+
+pub fn start(tag: &str, extra: &[&str]) -> Daemon {
+    start_in(temp_dir(tag), extra)
+}
+
+pub fn wait_for(socket: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while UnixStream::connect(socket).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "daemon did not start on {}",
+            socket.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends `input`, half-closes, and reads everything the daemon answers until it closes.
+pub fn exchange(socket: &Path, input: &[u8]) -> String {
+    let mut s = UnixStream::connect(socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let input = input.to_vec();
+    let mut writer = s.try_clone().unwrap();
+    let w = std::thread::spawn(move || {
+        let _ = writer.write_all(&input);
+        let _ = writer.shutdown(std::net::Shutdown::Write);
+    });
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    w.join().unwrap();
+    out
+}
+
+/// A token valid at the daemon's real clock (the shared test claims are pinned to 2023).
+pub fn valid_token() -> String {
+    let mut c = claims();
+    for (k, v) in [
+        ("iat", 1_700_000_000u64),
+        ("nbf", 1_700_000_000),
+        ("exp", 4_102_444_800),
+    ] {
+        c[k] = serde_json::json!(v);
+    }
+    token_with(Alg::HS256, serde_json::json!({}), &c)
+}
+
+impl Daemon {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory, in KiB (`VmRSS` from `/proc/PID/status`).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
+    /// Open file descriptors (entries of `/proc/PID/fd`).
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .unwrap()
+            .count()
+    }
+
+    /// `PING` on a fresh connection answers `PONG` (within 10 s).
+    pub fn ping(&self) -> bool {
+        let Ok(mut s) = UnixStream::connect(&self.socket) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+        let mut buf = [0u8; 5];
+        s.write_all(b"PING\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"PONG\n"
+    }
+}
