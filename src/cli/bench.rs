@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use jwtd::loadgen::corpus::{self, Mix, Spec};
 use jwtd::loadgen::live::{Issued, Live};
-use jwtd::loadgen::{self, ClosedLoop, Corpus, OpenLoop, Progress, Report, Want};
+use jwtd::loadgen::{self, ClosedLoop, Corpus, OpenLoop, Progress, Report};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -229,29 +229,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         ),
     );
     revoke(&daemon.socket, &generated.revocations)?;
-    let mut live = Live::default();
-    let mut wants: Vec<Want> = generated
-        .tokens
-        .iter()
-        .map(|t| Want::from(t.expect))
-        .collect();
-    for &i in &generated.live {
-        let slot = live
-            .push(&corpus::Generated::revocation(&generated.tokens[i]))
-            .map_err(|e| e.to_string())?;
-        wants[i] = Want::Revocable(slot);
-    }
-    let live = Arc::new(live);
-    let mut requests = Corpus::default();
-    for (t, want) in generated.tokens.iter().zip(wants) {
-        requests
-            .push_verify(&t.text, want)
-            .map_err(|e| e.to_string())?;
-    }
-    requests.set_live(live.clone());
     let order = corpus::sequence(spec.tokens, 1 << 20, args.zipf, args.seed);
-    requests
-        .set_order(order.clone())
+    let (requests, live) = generated
+        .requests(order.clone())
         .map_err(|e| e.to_string())?;
 
     if args.warmup > 0 {

@@ -8,11 +8,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use crate::alg::{Alg, Family};
 use crate::crypto::sign::{Private, SigningKey};
 use crate::keys::private::public_jwk;
 
+use super::Want;
+use super::live::Live;
 use super::zipf::{Rng, Zipf};
 
 /// The outcome a token must get.
@@ -151,6 +154,25 @@ impl fmt::Debug for Generated {
 }
 
 impl Generated {
+    /// The load to send: a `VERIFY` of each token that must get its label — a token set aside for
+    /// revocation during the run ([`Generated::live`]) being judged by its revocation's phase — sent in
+    /// `order`; and those revocations, ready to issue with [`Live::issue`] while the load runs.
+    pub fn requests(&self, order: Vec<u32>) -> std::io::Result<(super::Corpus, Arc<Live>)> {
+        let mut live = Live::default();
+        let mut wants: Vec<Want> = self.tokens.iter().map(|t| Want::from(t.expect)).collect();
+        for &i in &self.live {
+            wants[i] = Want::Revocable(live.push(&Generated::revocation(&self.tokens[i]))?);
+        }
+        let live = Arc::new(live);
+        let mut requests = super::Corpus::default();
+        for (t, want) in self.tokens.iter().zip(wants) {
+            requests.push_verify(&t.text, want)?;
+        }
+        requests.set_live(live.clone());
+        requests.set_order(order)?;
+        Ok((requests, live))
+    }
+
     /// The command that revokes `token` (by its jti, until its expiry).
     pub fn revocation(token: &Token) -> String {
         format!("REVOKE JTI {} {}", token.jti, token.exp)
