@@ -159,15 +159,7 @@ fn nginx_auth_request_in_front_of_jwtd() {
     );
     wait_until("nginx", || TcpStream::connect(("127.0.0.1", port)).is_ok());
 
-    let mut claims = claims();
-    for (k, v) in [
-        ("iat", 1_700_000_000u64),
-        ("nbf", 1_700_000_000),
-        ("exp", 4_102_444_800),
-    ] {
-        claims[k] = serde_json::json!(v);
-    }
-    let good = token_with(Alg::HS256, serde_json::json!({}), &claims);
+    let good = common::daemon::valid_token();
     let (status, body) = get(port, "/api/orders", Some(&good));
     assert_eq!(status, 200, "{body}");
     assert!(

@@ -3,7 +3,10 @@
 //! The state lives for the whole fuzzing process: revocations made by one input are seen by later ones,
 //! which reaches more code; a crash still replays from its input alone (its checks do not depend on it).
 
+use std::future::Future;
 use std::sync::{Arc, OnceLock};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 use jwtd::server::{Shared, TokenCache, http};
 use jwtd::{KeySet, Limits, Policy, Verifier};
@@ -69,4 +72,29 @@ pub fn admin_uid(selector: u8) -> Option<u32> {
     } else {
         Some(u32::MAX - 1)
     }
+}
+
+/// Runs one in-memory connection: `serve` gets the server end; `input` is written to the client end, which
+/// then shuts down its write side; returns everything the server wrote until it closed.
+pub fn converse<F, Fut>(input: &[u8], serve: F) -> Vec<u8>
+where
+    F: FnOnce(DuplexStream) -> Fut,
+    Fut: Future,
+{
+    let (mut client, server) = tokio::io::duplex(64 * 1024);
+    runtime().block_on(async {
+        let talk = async {
+            let mut out = Vec::new();
+            let (mut rd, mut wr) = tokio::io::split(&mut client);
+            let write = async {
+                // The server may close early (a fatal protocol error): a failed write is then expected.
+                let _ = wr.write_all(input).await;
+                let _ = wr.shutdown().await;
+            };
+            let (_, r) = tokio::join!(write, rd.read_to_end(&mut out));
+            r.map(|_| out)
+        };
+        let (_, out) = tokio::join!(serve(server), talk);
+        out.unwrap_or_default()
+    })
 }

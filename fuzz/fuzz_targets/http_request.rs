@@ -8,7 +8,6 @@
 mod common;
 
 use libfuzzer_sys::fuzz_target;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 fuzz_target!(|data: &[u8]| {
@@ -16,23 +15,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let shared = common::shared().clone();
-    let (mut client, server) = tokio::io::duplex(64 * 1024);
     let shutdown = CancellationToken::new();
-    let out = common::runtime().block_on(async {
-        let serve = jwtd::server::http::serve(server, shared, &shutdown, common::admin_uid(who));
-        let talk = async {
-            let mut out = Vec::new();
-            let (mut rd, mut wr) = tokio::io::split(&mut client);
-            let write = async {
-                let _ = wr.write_all(input).await;
-                let _ = wr.shutdown().await;
-            };
-            let read = rd.read_to_end(&mut out);
-            let (_, r) = tokio::join!(write, read);
-            r.map(|_| out)
-        };
-        let (_, out) = tokio::join!(serve, talk);
-        out.unwrap_or_default()
+    let out = common::converse(input, |server| async move {
+        let _ = jwtd::server::http::serve(server, shared, &shutdown, common::admin_uid(who)).await;
     });
     assert!(
         // HTTP/1.0 requests are answered in HTTP/1.0.

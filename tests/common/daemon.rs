@@ -99,15 +99,7 @@ pub fn exchange(socket: &Path, input: &[u8]) -> String {
 
 /// A token valid at the daemon's real clock (the shared test claims are pinned to 2023).
 pub fn valid_token() -> String {
-    let mut c = claims();
-    for (k, v) in [
-        ("iat", 1_700_000_000u64),
-        ("nbf", 1_700_000_000),
-        ("exp", 4_102_444_800),
-    ] {
-        c[k] = serde_json::json!(v);
-    }
-    token_with(Alg::HS256, serde_json::json!({}), &c)
+    token_with(Alg::HS256, serde_json::json!({}), &live_claims())
 }
 
 impl Daemon {
