@@ -1,57 +1,65 @@
 //! A daemon's shared state in memory for the protocol targets: one HS256 issuer, the verified-token cache,
 //! and a revocation store in a scratch directory (on tmpfs when there is one, so its fsyncs cost nothing).
-//! The state lives for the whole fuzzing process: revocations made by one input are seen by later ones,
-//! which reaches more code; a crash still replays from its input alone (its checks do not depend on it).
+//! Each input gets fresh state: an input replays alone exactly as it ran (and a revocation list grown by
+//! millions of earlier inputs would slow every later one down).
 
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use jwtd::server::{Shared, TokenCache, http};
 use jwtd::{KeySet, Limits, Policy, Verifier};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 pub const MAX_LINE: usize = 4096;
 
-pub fn shared() -> &'static Arc<Shared> {
-    static S: OnceLock<Arc<Shared>> = OnceLock::new();
-    S.get_or_init(|| {
-        let mut keys = KeySet::new();
-        keys.add_jwks(
-            include_str!("../../tests/data/keys/HS256.public.jwks").as_bytes(),
-            None,
+fn scratch() -> PathBuf {
+    let base = if std::path::Path::new("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
+    base.join(format!("jwtd-fuzz-state-{}", std::process::id()))
+}
+
+/// Fresh daemon state for one input (the previous input's revocation log is deleted first).
+pub fn shared() -> Arc<Shared> {
+    static INPUTS: AtomicU64 = AtomicU64::new(0);
+    let mut keys = KeySet::new();
+    keys.add_jwks(
+        include_str!("../../tests/data/keys/HS256.public.jwks").as_bytes(),
+        None,
+    )
+    .expect("fuzz keys load");
+    let policy = Policy {
+        issuers: Some(vec!["https://issuer.test".into()]),
+        audiences: Some(vec!["api".into()]),
+        ..Policy::default()
+    };
+    let issuers = jwtd::issuers::Issuers::Single(Verifier::new(keys, policy, Limits::default()));
+    let mut shared = Shared::new(issuers, MAX_LINE, http::Options::default());
+    shared.cache = Some(
+        TokenCache::new(
+            &jwtd::cache::Config {
+                max_entries: 64,
+                max_bytes: 1 << 20,
+            },
+            8192,
         )
-        .expect("fuzz keys load");
-        let policy = Policy {
-            issuers: Some(vec!["https://issuer.test".into()]),
-            audiences: Some(vec!["api".into()]),
-            ..Policy::default()
-        };
-        let issuers =
-            jwtd::issuers::Issuers::Single(Verifier::new(keys, policy, Limits::default()));
-        let mut shared = Shared::new(issuers, MAX_LINE, http::Options::default());
-        shared.cache = Some(
-            TokenCache::new(
-                &jwtd::cache::Config {
-                    max_entries: 64,
-                    max_bytes: 1 << 20,
-                },
-                8192,
-            )
-            .expect("cache"),
-        );
-        let base = if std::path::Path::new("/dev/shm").is_dir() {
-            std::path::PathBuf::from("/dev/shm")
-        } else {
-            std::env::temp_dir()
-        };
-        let dir = base.join(format!("jwtd-fuzz-state-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = jwtd::revocation::store::Store::open(&dir, Arc::new(jwtd::server::unix_now))
-            .expect("revocation store");
-        shared.revocations = Some(Arc::new(store));
-        Arc::new(shared)
-    })
+        .expect("cache"),
+    );
+    let n = INPUTS.fetch_add(1, Ordering::Relaxed);
+    let root = scratch();
+    let _ = std::fs::remove_dir_all(root.join((n.wrapping_sub(1)).to_string()));
+    let store = jwtd::revocation::store::Store::open(
+        &root.join(n.to_string()),
+        Arc::new(jwtd::server::unix_now),
+    )
+    .expect("revocation store");
+    shared.revocations = Some(Arc::new(store));
+    Arc::new(shared)
 }
 
 pub fn runtime() -> &'static tokio::runtime::Runtime {

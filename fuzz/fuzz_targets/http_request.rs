@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&who, input)) = data.split_first() else {
         return;
     };
-    let shared = common::shared().clone();
+    let shared = common::shared();
     let shutdown = CancellationToken::new();
     let out = common::converse(input, |server| async move {
         let _ = jwtd::server::http::serve(server, shared, &shutdown, common::admin_uid(who)).await;

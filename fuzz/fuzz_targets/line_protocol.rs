@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
     let shared = common::shared();
     let shutdown = CancellationToken::new();
     let out = common::converse(input, |server| async move {
-        let _ = jwtd::server::conn::serve(server, shared, &shutdown, common::admin_uid(who)).await;
+        let _ = jwtd::server::conn::serve(server, &shared, &shutdown, common::admin_uid(who)).await;
     });
     let (want, too_long) = expected_replies(input);
     let got = out.iter().filter(|&&b| b == b'\n').count();
