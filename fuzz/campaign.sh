@@ -50,9 +50,11 @@ wait || true
 printf '%-18s %12s %9s %9s %9s %9s %7s %s\n' target execs cov0 cov ft0 ft corpus crashes
 for t in "${TARGETS[@]}"; do
   log="$LOGS/$t.log"
+  [ -f "$log" ] || { printf '%-18s (no log)\n' "$t"; continue; }
   init=$(grep -m1 -E '#[0-9]+[[:space:]]+INITED' "$log" || true)
   last=$(grep -E '#[0-9]+[[:space:]]+(DONE|pulse|NEW|REDUCE)' "$log" | tail -1 || true)
-  execs=$(grep -m1 'stat::number_of_executed_units' "$log" | awk '{print $2}')
+  # (`|| true`: a run that crashed early has no statistics; the row says `?` instead of ending the script.)
+  execs=$(grep -m1 'stat::number_of_executed_units' "$log" | awk '{print $2}' || true)
   field() { sed -nE "s/.* $1: ([0-9]+).*/\1/p" <<<"$2"; }
   crashes=$(ls "artifacts/$t" 2>/dev/null | grep -cE '^(crash|oom|timeout|leak)-' || true)
   printf '%-18s %12s %9s %9s %9s %9s %7s %s\n' "$t" "${execs:-?}" "$(field cov "$init")" "$(field cov "$last")" \
