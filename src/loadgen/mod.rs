@@ -644,7 +644,10 @@ fn send_all(
         for (j, (_, stream, tx, schedule)) in conns.iter_mut().enumerate() {
             let due = schedule.due_by(now);
             let out = &mut unwritten[j];
-            for k in sent[j]..due {
+            // A server that stays behind leaves requests queued here: at most MAX_UNWRITTEN bytes, then
+            // the rest wait (and are counted late by the time they are queued).
+            while sent[j] < due && out.pending() < MAX_UNWRITTEN {
+                let k = sent[j];
                 let i = corpus.at(next[j]);
                 out.bytes.extend_from_slice(&corpus.lines[i]);
                 next[j] = (next[j] + 1) % len;
@@ -652,8 +655,8 @@ fn send_all(
                 let _ = tx.send((schedule.due(k), corpus.live.on_send(corpus.want[i])));
                 let late = now.saturating_duration_since(schedule.due(k));
                 lateness.saturating_record(u64::try_from(late.as_nanos()).unwrap_or(u64::MAX));
+                sent[j] += 1;
             }
-            sent[j] = sent[j].max(due);
             out.write_some(stream)?;
             backlog |= !out.is_empty();
             if sent[j] < schedule.count {
@@ -677,6 +680,9 @@ fn send_all(
     }
 }
 
+/// Most bytes of due requests kept per connection while its socket is full.
+const MAX_UNWRITTEN: usize = 1 << 20;
+
 /// Requests due on one connection that its socket has not taken yet.
 #[derive(Default)]
 struct Unwritten {
@@ -690,6 +696,10 @@ impl Unwritten {
         self.done == self.bytes.len()
     }
 
+    fn pending(&self) -> usize {
+        self.bytes.len() - self.done
+    }
+
     /// Writes as much as the (non-blocking) socket takes now: a full socket means the server is behind, and
     /// the latency measured from intended send times will show it.
     fn write_some(&mut self, stream: &mut std::os::unix::net::UnixStream) -> io::Result<()> {
@@ -698,7 +708,14 @@ impl Unwritten {
             match stream.write(&self.bytes[self.done..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.done += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Keep only what is left, so the buffer does not grow with all that was written.
+                    if self.done > self.bytes.len() / 2 {
+                        self.bytes.drain(..self.done);
+                        self.done = 0;
+                    }
+                    return Ok(());
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
