@@ -160,10 +160,14 @@ fn an_open_loop_bench_sends_exactly_its_schedule() {
 
 #[test]
 fn bad_bench_arguments_are_refused_before_anything_starts() {
-    for args in [
-        &["--mix", "none=1"][..],
-        &["--connections", "0"],
-        &["--invalid", "0.9", "--revoked", "0.5"],
+    for (args, says) in [
+        (&["--mix", "none=1"][..], "unknown algorithm \"none\""),
+        (&["--connections", "0"], "must be positive"),
+        (
+            &["--invalid", "0.9", "--revoked", "0.5"],
+            "add up to at most 1",
+        ),
+        (&["--revoke-during", "100"], "the corpus has"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_jwtd"))
             .args(["bench", "--quiet", "--tokens", "10"])
@@ -171,7 +175,8 @@ fn bad_bench_arguments_are_refused_before_anything_starts() {
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert!(!out.stderr.is_empty());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
 }
 
