@@ -904,6 +904,50 @@ mod tests {
     }
 
     #[test]
+    fn unwritten_requests_wait_for_a_full_socket_without_growing() {
+        use std::io::Read as _;
+        let (mut ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let mut out = Unwritten::default();
+        let mut queued = 0usize;
+        // Fill the socket until 256 KiB wait here.
+        while out.pending() < 256 * 1024 {
+            out.bytes.extend_from_slice(&[b'x'; 4096]);
+            queued += 4096;
+            out.write_some(&mut ours).unwrap();
+        }
+        // A slow reader: each round it takes 64 KiB and 64 KiB more fall due. The buffer keeps what is
+        // pending, not everything ever written.
+        let mut read = 0usize;
+        let mut chunk = vec![0u8; 64 * 1024];
+        for round in 0..100 {
+            theirs.read_exact(&mut chunk).unwrap();
+            read += chunk.len();
+            out.bytes.extend_from_slice(&[b'y'; 64 * 1024]);
+            queued += 64 * 1024;
+            out.write_some(&mut ours).unwrap();
+            assert!(
+                out.bytes.len() <= 2 * out.pending().max(64 * 1024),
+                "round {round}: {} bytes held for {} pending",
+                out.bytes.len(),
+                out.pending()
+            );
+        }
+        // The reader drains the rest: every byte arrives exactly once.
+        let reader = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            theirs.read_to_end(&mut all).unwrap();
+            all.len()
+        });
+        while !out.is_empty() {
+            out.write_some(&mut ours).unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(ours);
+        assert_eq!(read + reader.join().unwrap(), queued);
+    }
+
+    #[test]
     fn orders_must_name_existing_requests() {
         let mut c = Corpus::default();
         c.push_line("PING", false).unwrap();
