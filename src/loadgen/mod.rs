@@ -361,6 +361,14 @@ where
             })
         })
         .collect();
+    join_all(handles, start)
+}
+
+/// Waits for the load threads and merges their reports; the run's elapsed time counts from `start`.
+fn join_all(
+    handles: Vec<std::thread::JoinHandle<io::Result<Report>>>,
+    start: Instant,
+) -> io::Result<Report> {
     let mut total = Report::default();
     for h in handles {
         total.merge(
@@ -560,7 +568,6 @@ pub fn run_open(socket: &Path, corpus: &Corpus, cfg: &OpenLoop) -> io::Result<Re
     let count = (cfg.duration.as_secs_f64() * cfg.rate / connections as f64).ceil() as u64;
     let start = Instant::now() + Duration::from_millis(20);
     let began = Instant::now();
-    let mut total = Report::default();
     let handles: Vec<_> = (0..threads)
         .map(|t| {
             let conns: Vec<usize> = (t..connections).step_by(threads).collect();
@@ -603,14 +610,7 @@ pub fn run_open(socket: &Path, corpus: &Corpus, cfg: &OpenLoop) -> io::Result<Re
             })
         })
         .collect();
-    for h in handles {
-        total.merge(
-            &h.join()
-                .map_err(|_| io::Error::other("load thread panicked"))??,
-        );
-    }
-    total.elapsed = began.elapsed();
-    Ok(total)
+    join_all(handles, began)
 }
 
 type Outgoing = (
