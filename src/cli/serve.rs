@@ -241,6 +241,22 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         .or_else(|| file.and_then(|c| c.socket_group.clone()))
         .map(|g| server::socket::resolve_group(&g))
         .transpose()?;
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all();
+    if let Some(n) = args.workers {
+        rt.worker_threads(n.max(1));
+    }
+    let rt = rt
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    // The signal handlers exist before the socket does: whoever sees the socket may signal at once (a
+    // supervisor's reload, a test), and a SIGHUP or SIGTERM meeting the default disposition would kill the
+    // daemon without a word.
+    let shutdown = CancellationToken::new();
+    {
+        let _runtime = rt.enter();
+        spawn_signal_handlers(shutdown.clone(), shared.clone())?;
+    }
     let (std_listener, socket_file) = server::socket::bind(&socket, mode, group)?;
     let tcp = match args.http_listen.or(file.and_then(|c| c.http.listen)) {
         None => None,
@@ -255,14 +271,6 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
             Some((addr, l))
         }
     };
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    rt.enable_all();
-    if let Some(n) = args.workers {
-        rt.worker_threads(n.max(1));
-    }
-    let rt = rt
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let result = rt.block_on(async {
         let unix = tokio::net::UnixListener::from_std(std_listener)
             .map_err(|e| format!("{}: {e}", socket.display()))?;
@@ -274,8 +282,6 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
             }
         };
         let listener = server::Listeners { unix, tcp };
-        let shutdown = CancellationToken::new();
-        spawn_signal_handlers(shutdown.clone(), shared.clone())?;
         tracing::info!(
             socket = %socket.display(),
             keys = shared.issuers.load().keys_loaded(),
