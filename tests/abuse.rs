@@ -64,14 +64,16 @@ fn a_connection_flood_is_refused_while_existing_clients_are_served() {
         })
         .collect();
     // 300 more at once, each saying PING and waiting for the end.
+    // Each holds its connection until all 300 are connected, so the flood really is at once however slowly
+    // the threads start on a busy machine.
+    let all_connected = std::sync::Arc::new(std::sync::Barrier::new(300));
     let flood: Vec<_> = (0..300)
         .map(|_| {
-            let socket = d.socket.clone();
+            let (socket, all_connected) = (d.socket.clone(), all_connected.clone());
             std::thread::spawn(move || {
                 let mut s = UnixStream::connect(&socket).unwrap();
                 let _ = s.write_all(b"PING\n");
-                // Hold the connection a moment, as a flood would.
-                std::thread::sleep(Duration::from_millis(200));
+                all_connected.wait();
                 let _ = s.shutdown(std::net::Shutdown::Write);
                 read_until_closed(&mut s)
             })
@@ -103,13 +105,15 @@ fn a_connection_flood_is_refused_while_existing_clients_are_served() {
     }
     // Only 16 slots were free: most of the flood was told and closed.
     assert!(refused >= 300 - 16, "refused {refused}, served {served}");
-    assert!(
-        d.ping() || {
-            // The flood's slots are released asynchronously; the daemon must come back.
-            std::thread::sleep(Duration::from_millis(500));
-            d.ping()
-        }
-    );
+    // The flood's slots are released asynchronously; the daemon must come back.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !d.ping() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon did not come back after the flood"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
