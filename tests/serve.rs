@@ -1328,32 +1328,15 @@ fn a_signal_sent_as_soon_as_the_socket_appears_is_handled() {
     // A supervisor may reload (or stop) the daemon the moment its socket exists. A shell loop with builtins
     // only (`[ -S ]`, `kill`) sends SIGHUP within microseconds of the bind; the daemon must survive and serve.
     for round in 0..20 {
-        let dir = temp_dir(&format!("early-signal-{round}"));
-        let socket = dir.join("jwtd.sock");
-        let keys = data("keys/HS256.public.jwks");
-        let child = Command::new(env!("CARGO_BIN_EXE_jwtd"))
-            .args([
-                "serve",
-                "--keys",
-                keys.to_str().unwrap(),
-                "--aud",
-                "api",
-                "--socket",
-            ])
-            .arg(&socket)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut d = spawn_in(temp_dir(&format!("early-signal-{round}")), &[]);
         let script = format!(
             "while [ ! -S '{}' ]; do :; done; kill -HUP {}",
-            socket.display(),
-            child.id()
+            d.socket.display(),
+            d.child.id()
         );
         let sent = Command::new("sh").args(["-c", &script]).status().unwrap();
         assert!(sent.success());
         std::thread::sleep(Duration::from_millis(50));
-        let mut d = Daemon { child, socket, dir };
         if let Some(status) = d.child.try_wait().unwrap() {
             panic!("round {round}: a SIGHUP right after the bind ended the daemon ({status})");
         }

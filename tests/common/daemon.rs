@@ -42,6 +42,13 @@ pub fn signal(pid: u32, signal: &str) {
 }
 
 pub fn start_in(dir: PathBuf, extra: &[&str]) -> Daemon {
+    let d = spawn_in(dir, extra);
+    wait_for(&d.socket);
+    d
+}
+
+/// Starts the daemon on `dir/jwtd.sock` (HS256 test keys, audience `api`) without waiting for its socket.
+pub fn spawn_in(dir: PathBuf, extra: &[&str]) -> Daemon {
     let socket = dir.join("jwtd.sock");
     let keys = data("keys/HS256.public.jwks");
     let mut args = vec![
@@ -60,9 +67,7 @@ pub fn start_in(dir: PathBuf, extra: &[&str]) -> Daemon {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let d = Daemon { child, socket, dir };
-    wait_for(&d.socket);
-    d
+    Daemon { child, socket, dir }
 }
 
 pub fn start(tag: &str, extra: &[&str]) -> Daemon {
