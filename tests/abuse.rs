@@ -63,19 +63,31 @@ fn a_connection_flood_is_refused_while_existing_clients_are_served() {
             s
         })
         .collect();
-    // 300 more at once, each saying PING and waiting for the end.
-    // Each holds its connection until all 300 are connected, so the flood really is at once however slowly
-    // the threads start on a busy machine.
-    let all_connected = std::sync::Arc::new(std::sync::Barrier::new(300));
+    // 300 more at once, each saying PING and waiting for the end. Each holds its connection until all 300
+    // have had their first answer (PONG, or the refusal), so the flood really is at once however slowly the
+    // threads start or the daemon accepts on a busy machine: a connect only queues in the backlog, so
+    // letting go any earlier would free slots for connections the daemon had not looked at yet.
+    let all_answered = std::sync::Arc::new(std::sync::Barrier::new(300));
     let flood: Vec<_> = (0..300)
         .map(|_| {
-            let (socket, all_connected) = (d.socket.clone(), all_connected.clone());
+            let (socket, all_answered) = (d.socket.clone(), all_answered.clone());
             std::thread::spawn(move || {
                 let mut s = UnixStream::connect(&socket).unwrap();
                 let _ = s.write_all(b"PING\n");
-                all_connected.wait();
+                s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                let mut out = Vec::new();
+                let mut b = [0u8; 1];
+                while matches!(s.read(&mut b), Ok(1)) {
+                    out.push(b[0]);
+                    if b[0] == b'\n' {
+                        break;
+                    }
+                }
+                all_answered.wait();
                 let _ = s.shutdown(std::net::Shutdown::Write);
-                read_until_closed(&mut s)
+                let (rest, closed) = read_until_closed(&mut s);
+                out.extend_from_slice(&rest);
+                (out, closed)
             })
         })
         .collect();
