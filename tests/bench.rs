@@ -1,6 +1,8 @@
 //! `jwtd bench` end to end: a short run against the real daemon it starts, in both load models; the JSON
 //! report's counts must add up and every reply must have been the expected one.
 
+mod common;
+
 use std::process::Command;
 
 fn bench(tag: &str, extra: &[&str]) -> serde_json::Value {
@@ -233,11 +235,7 @@ fn a_bench_can_target_a_daemon_already_running() {
             .spawn()
             .unwrap(),
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-        assert!(std::time::Instant::now() < deadline, "daemon did not start");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    common::daemon::wait_for(&socket);
     let r = bench(
         "running",
         &[
