@@ -220,6 +220,15 @@ fn build(config: &Config, base: &Path, shown: &str) -> Result<(Issuers, Vec<Stri
             "{shown}: client_timeout: {t} is not a number of seconds above 0 and at most 86400"
         ));
     }
+    if let Some(d) = config.max_json_depth
+        && !(1..=crate::json::MAX_DEPTH_CEILING).contains(&d)
+    {
+        return Err(format!(
+            "{shown}: max_json_depth: {d} is not between 1 and {} (the claims must stay readable by every \
+             path that reads them: revocation, claim headers, introspection)",
+            crate::json::MAX_DEPTH_CEILING
+        ));
+    }
     let limits = Limits {
         max_token_len: config
             .max_token_len
@@ -296,6 +305,16 @@ fn build(config: &Config, base: &Path, shown: &str) -> Result<(Issuers, Vec<Stri
                 "{}: no usable verification key for {:?}",
                 at("keys"),
                 ic.iss
+            ));
+        }
+        if let Some(l) = ic.leeway
+            && l > crate::revocation::MAX_LEEWAY_SECS
+        {
+            return Err(format!(
+                "{}: {l} s is more than a day of clock skew (at most {}: revocation rules are kept that long \
+                 past a token's exp)",
+                at("leeway"),
+                crate::revocation::MAX_LEEWAY_SECS
             ));
         }
         let d = Policy::default();

@@ -13,8 +13,10 @@ use std::collections::HashSet;
 
 use crate::error::Error;
 
-/// The hard ceiling on nesting, whatever a caller configures: the reader recurses once per level.
-pub const MAX_DEPTH_CEILING: usize = 256;
+/// The hard ceiling on nesting, whatever a caller configures: the reader recurses once per level, and the
+/// paths that read verified claims with serde_json (claim headers, introspection, `REVOKE TOKEN`) stop at
+/// its recursion limit — a document this reader accepts must be one serde_json accepts.
+pub const MAX_DEPTH_CEILING: usize = 127;
 
 /// The kind of the next JSON value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -388,7 +390,13 @@ impl<'a> Reader<'a> {
             .text
             .get(start..self.pos)
             .ok_or_else(|| self.syntax("bad number"))?;
-        s.parse::<f64>().map_err(|_| self.syntax("bad number"))
+        // Rust's parser gives ±inf past f64's range, where serde_json (and JavaScript's JSON consumers)
+        // refuse: a claims document every other reader refuses must not verify (one parse, one truth).
+        match s.parse::<f64>() {
+            Ok(v) if v.is_finite() => Ok(v),
+            Ok(_) => Err(self.syntax("number out of range")),
+            Err(_) => Err(self.syntax("bad number")),
+        }
     }
 
     /// Validates a number token, returning its start and whether it is a plain integer.
@@ -488,7 +496,8 @@ impl<'a> Reader<'a> {
                 Ok(())
             }
             Kind::String => self.string().map(drop),
-            Kind::Number => self.number_token().map(drop),
+            // Range-checked like a number that is read: out of f64's range is refused everywhere.
+            Kind::Number => self.number().map(drop),
             Kind::Bool => self.boolean().map(drop),
             Kind::Null => self.null(),
         }
@@ -822,5 +831,33 @@ mod tests {
     fn compact_keeps_string_contents() {
         let doc = "{ \"a b\" :\r\n [1, \"c \\\" dé\"] }";
         assert_eq!(compact(doc), "{\"a b\":[1,\"c \\\" dé\"]}");
+    }
+
+    #[test]
+    fn what_the_reader_accepts_serde_json_accepts_at_the_ceiling_and_number_range() {
+        let nested = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        let deepest = nested(MAX_DEPTH_CEILING);
+        assert!(validate(deepest.as_bytes(), usize::MAX, "payload").is_ok());
+        assert!(serde_json::from_str::<serde_json::Value>(&deepest).is_ok());
+        let deeper = nested(MAX_DEPTH_CEILING + 1);
+        assert!(validate(deeper.as_bytes(), usize::MAX, "payload").is_err());
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&deeper).is_err(),
+            "the ceiling is exactly serde_json's limit"
+        );
+        for n in ["1e400", "-1e400", &format!("1{}", "0".repeat(400))] {
+            let doc = format!(r#"{{"x":{n}}}"#);
+            let e = validate(doc.as_bytes(), 32, "payload").unwrap_err();
+            assert!(e.to_string().contains("out of range"), "{n}: {e}");
+            assert!(serde_json::from_str::<serde_json::Value>(&doc).is_err());
+        }
+        for n in ["1e308", "1e-400", "123456789012345678901234567890"] {
+            let doc = format!(r#"{{"x":{n}}}"#);
+            assert!(validate(doc.as_bytes(), 32, "payload").is_ok(), "{n}");
+            assert!(
+                serde_json::from_str::<serde_json::Value>(&doc).is_ok(),
+                "{n}"
+            );
+        }
     }
 }

@@ -48,6 +48,7 @@ pub mod keys;
 pub mod loadgen;
 pub mod revocation;
 pub mod server;
+pub mod sync;
 pub mod verify;
 
 pub use alg::Alg;

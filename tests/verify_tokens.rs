@@ -291,7 +291,7 @@ fn non_canonical_base64_is_refused_in_every_segment() {
     // A segment whose length leaves unused bits: bump the last character's unused bits.
     for seg in 0..3 {
         let s = parts[seg];
-        if s.len() % 4 == 0 {
+        if s.len().is_multiple_of(4) {
             continue;
         }
         let last = s.as_bytes()[s.len() - 1];

@@ -1,16 +1,17 @@
-//! Arbitrary bytes as a revocation log file: replay never panics; what it accepts re-encodes to exactly the
-//! bytes it accepted; a torn tail is only ever at the end; and the store's in-memory set can apply it.
+//! Arbitrary bytes as a revocation log file (either format): replay never panics; what it accepts in the
+//! current format re-encodes to exactly the bytes it accepted; a torn tail is only ever at the end; and the
+//! store's in-memory set can apply it.
 #![no_main]
 
 use jwtd::revocation::Revocations;
-use jwtd::revocation::log::{MAGIC, Op, encode, parse};
+use jwtd::revocation::log::{MAGIC, MAGIC_V1, Op, encode, parse};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     // Half the inputs get the magic, so the fuzzer spends its time on records.
     let mut bytes = Vec::with_capacity(data.len() + 8);
     if data.first().is_some_and(|b| b & 1 == 0) {
-        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(if data[0] & 2 == 0 { MAGIC } else { MAGIC_V1 });
         bytes.extend_from_slice(&data[1..]);
     } else {
         bytes.extend_from_slice(data);
@@ -24,10 +25,10 @@ fuzz_target!(|data: &[u8]| {
         replay.torn_at.is_some(),
         valid < bytes.len() && valid >= MAGIC.len() || (valid == 0 && !bytes.is_empty())
     );
-    if valid >= MAGIC.len() {
+    if valid >= MAGIC.len() && !replay.v1 {
         let mut again = MAGIC.to_vec();
-        for op in &replay.ops {
-            encode(op, &mut again);
+        for e in &replay.entries {
+            encode(&e.op, e.at, &mut again).expect("what replay accepts can be written");
         }
         assert_eq!(
             again,
@@ -36,8 +37,8 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     let set = Revocations::new();
-    for op in replay.ops {
-        match op {
+    for e in replay.entries {
+        match e.op {
             Op::Revoke(rule) => {
                 set.insert(rule);
             }

@@ -6,15 +6,7 @@
 //! (loom cannot see inside arc-swap); what loom then checks is everything the cache does around the slots —
 //! tags, visited bits, byte and entry accounting, and the writers' lock.
 
-#[cfg(not(jwtd_loom))]
-pub use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-#[cfg(not(jwtd_loom))]
-pub use std::sync::{Arc, Mutex};
-
-#[cfg(jwtd_loom)]
-pub use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-#[cfg(jwtd_loom)]
-pub use loom::sync::{Arc, Mutex};
+pub use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
 
 /// One published value: load without a lock, replace under the set's writer lock.
 #[cfg(not(jwtd_loom))]

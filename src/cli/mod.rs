@@ -77,7 +77,8 @@ pub struct PolicyArgs {
     #[arg(long = "aud", value_name = "AUD")]
     pub audiences: Vec<String>,
     /// Clock skew tolerated on exp, nbf and iat, in seconds.
-    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    #[arg(long, default_value_t = 60, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(0..=jwtd::revocation::MAX_LEEWAY_SECS))]
     pub leeway: u64,
     /// Maximum token age from iat, in seconds.
     #[arg(long, value_name = "SECS")]
@@ -100,8 +101,9 @@ pub struct PolicyArgs {
     /// Maximum token size in bytes.
     #[arg(long, default_value_t = 16 * 1024, value_name = "BYTES")]
     pub max_token_len: usize,
-    /// Maximum JSON nesting depth in header and claims.
-    #[arg(long, default_value_t = 32, value_name = "LEVELS")]
+    /// Maximum JSON nesting depth in header and claims (1 to 128).
+    #[arg(long, default_value_t = 32, value_name = "LEVELS",
+          value_parser = parse_json_depth)]
     pub max_json_depth: usize,
 }
 
@@ -171,5 +173,16 @@ pub fn reply_line(result: Result<String, jwtd::Error>) -> String {
     match result {
         Ok(body) => format!("OK {body}"),
         Err(e) => format!("ERR {} {e}", e.code()),
+    }
+}
+
+/// `--max-json-depth`: 1 to [`jwtd::json::MAX_DEPTH_CEILING`].
+fn parse_json_depth(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(d) if (1..=jwtd::json::MAX_DEPTH_CEILING).contains(&d) => Ok(d),
+        _ => Err(format!(
+            "{s:?}: the nesting depth is a number from 1 to {}",
+            jwtd::json::MAX_DEPTH_CEILING
+        )),
     }
 }

@@ -1,40 +1,67 @@
 //! The revocation list: tokens made useless before they expire.
 //!
 //! Three kinds of rule (docs/REVOCATION.md):
-//! - **jti**: the token with this `jti` is revoked, until `expires` (that token's `exp`: after it the token is
-//!   rejected as expired anyway, and the rule can be dropped).
+//! - **jti**: the token with this `jti` is revoked. `expires` is that token's `exp`: the rule matches for as
+//!   long as it is kept, and it is kept [`RETAIN_SECS`] past `expires` — longer than any leeway
+//!   ([`MAX_LEEWAY_SECS`]) can keep the token verifying, with room for a wrong clock.
 //! - **sub**: every token of this subject issued before `cutoff` (its `iat` < cutoff; a token without `iat`
-//!   counts as issued before) is revoked — "log out everywhere". Kept until `expires` (0: until removed).
-//! - **token**: one whole token, by the SHA-256 of its bytes, for tokens without `jti`; until `expires`.
+//!   counts as issued before) is revoked — "log out everywhere". Matches until `expires` (0: until removed).
+//! - **token**: one whole token, for tokens without a (non-empty) `jti`, by the SHA-256 of its *signing
+//!   input* (`header.payload`): the signed content, not the signature bytes, which an attacker can change
+//!   without the key (ECDSA's `s` ↔ `n − s`). Kept like a jti rule.
 //!
 //! [`Revocations`] is the in-memory set, checked on every verification: when it is empty the check is one
 //! atomic load; otherwise a Bloom filter (lock-free, about 1 byte per rule) answers "certainly not revoked"
 //! for almost every token without touching the maps, and only its positives look in a sharded map. The
 //! durable part (the log, group commit, replay, compaction) is [`log`] and [`store`].
 
+pub mod dir;
 pub mod log;
 pub mod store;
 
+#[cfg(all(test, jwtd_loom))]
+mod loom_tests;
+
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::RwLock;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use crate::error::Error;
+use crate::sync::{AtomicU32, AtomicUsize, Mutex, Ordering, RwLock};
+
+/// The largest leeway an issuer may be configured with (a day of clock skew is already absurd). Bounding it
+/// is what lets a rule be dropped at all: a token can verify until `exp + leeway`, so its rule must live
+/// that long, whatever a later reload sets.
+pub const MAX_LEEWAY_SECS: u64 = 86_400;
+
+/// How long a rule is kept past its `expires`: more than [`MAX_LEEWAY_SECS`], plus a margin for a clock that
+/// was wrong when rules were dropped (see [`store`] for the clock check).
+pub const RETAIN_SECS: u64 = 7 * 86_400;
+
+/// The digest a token rule holds: SHA-256 of the token's signing input (everything before the last `.`).
+/// Two tokens with the same header and payload but different signature bytes — an ECDSA signature and its
+/// `n − s` twin, or the same claims signed by another trusted key — are one token to revocation.
+pub fn token_digest(token: &[u8]) -> [u8; 32] {
+    let signed = match memchr::memrchr(b'.', token) {
+        Some(i) => &token[..i],
+        None => token,
+    };
+    crate::crypto::sha256(signed)
+}
 
 /// What a rule matches.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Target {
     Jti(String),
     Sub(String),
-    /// SHA-256 of the token's bytes.
+    /// SHA-256 of the token's signing input ([`token_digest`]).
     Token([u8; 32]),
 }
 
 impl Target {
-    /// The rule for a whole token: SHA-256 of its bytes.
+    /// The rule for a whole token: the digest of its signing input.
     pub fn token(token: &[u8]) -> Target {
-        Target::Token(crate::crypto::sha256(token))
+        Target::Token(token_digest(token))
     }
 
     pub fn kind(&self) -> &'static str {
@@ -50,16 +77,23 @@ impl Target {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     pub target: Target,
-    /// Unix seconds after which the rule is dropped; 0 = never.
+    /// For `Sub`: Unix seconds when the rule stops matching (0 = never). For `Jti` and `Token`: the token's
+    /// `exp` (0 = none); the rule matches while it is kept. Every rule is kept [`RETAIN_SECS`] past it.
     pub expires: u64,
     /// For `Sub`: tokens with `iat` before this (Unix seconds) are revoked. Ignored otherwise.
     pub cutoff: u64,
 }
 
 impl Rule {
+    /// Whether the rule may be dropped at `now`.
     pub fn expired(&self, now: u64) -> bool {
-        self.expires != 0 && now >= self.expires
+        droppable(self.expires, now)
     }
+}
+
+/// A rule ending at `expires` may be dropped at `now` once [`RETAIN_SECS`] have passed since.
+fn droppable(expires: u64, now: u64) -> bool {
+    expires != 0 && now >= expires.saturating_add(RETAIN_SECS)
 }
 
 /// What a verification presents to the check.
@@ -68,8 +102,16 @@ pub struct Presented<'a> {
     pub jti: Option<&'a str>,
     pub sub: Option<&'a str>,
     pub iat: Option<f64>,
-    /// The token's bytes, hashed only if some token rule might match.
+    /// The token's bytes; its signing input is hashed only if some token rule might match.
     pub token: &'a [u8],
+}
+
+impl Presented<'_> {
+    /// The jti that identifies the token: an empty `jti` identifies nothing (a jti rule cannot name it), so
+    /// such a token is identified by its digest like a token without one.
+    fn jti(&self) -> Option<&str> {
+        self.jti.filter(|j| !j.is_empty())
+    }
 }
 
 const SHARDS: usize = 64;
@@ -89,12 +131,14 @@ pub struct Revocations {
     /// larger, as rules are added; swapped whole.
     bloom: arc_swap::ArcSwap<Bloom>,
     /// Serialises additions with Bloom rebuilds, so that a rebuilt filter misses no rule.
-    grow: std::sync::Mutex<()>,
+    grow: Mutex<()>,
     /// Rules per kind (jti, sub, token): a check skips the kinds that have none.
     kinds: [AtomicUsize; 3],
     len: AtomicUsize,
     /// Bumped after every rule added or changed (never by removals or expiry, which only un-revoke): a
-    /// token found clean at epoch E is still clean while the epoch is E (see [`Revocations::epoch`]).
+    /// token found clean at epoch E is still clean while the epoch is E (see [`Revocations::epoch`]). Bumped
+    /// last, with Release: whoever reads the new epoch (Acquire) also sees the rule, its kind count and the
+    /// length — else a check could skip the kind, and the cache mark a revoked token clean at the new epoch.
     epoch: AtomicU32,
     hasher: foldhash::fast::FixedState,
 }
@@ -147,7 +191,7 @@ impl Revocations {
         Revocations {
             shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
             bloom: arc_swap::ArcSwap::from_pointee(Bloom::new(bloom_words(0))),
-            grow: std::sync::Mutex::new(()),
+            grow: Mutex::new(()),
             kinds: std::array::from_fn(|_| AtomicUsize::new(0)),
             len: AtomicUsize::new(0),
             epoch: AtomicU32::new(1),
@@ -203,15 +247,17 @@ impl Revocations {
                 Target::Token(d) => shard.token.insert(d, rule.expires).is_none(),
             }
         };
-        // After the rule is in the map: whoever reads the new epoch finds the rule.
-        self.epoch.fetch_add(1, Ordering::Release);
-        if new {
+        let len = if new {
             self.kinds[kind].fetch_add(1, Ordering::Relaxed);
-            let len = self.len.fetch_add(1, Ordering::Relaxed) + 1;
-            if bloom_words(len) > self.bloom.load().words.len() {
-                // Grown past 12 bits a rule: rebuild for twice as many (amortised O(1) per insert).
-                self.rebuild_bloom(len);
-            }
+            self.len.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            0
+        };
+        // Last: whoever reads the new epoch finds the rule in its map and counted in its kind.
+        self.epoch.fetch_add(1, Ordering::Release);
+        if bloom_words(len) > self.bloom.load().words.len() {
+            // Grown past 12 bits a rule: rebuild for twice as many (amortised O(1) per insert).
+            self.rebuild_bloom(len);
         }
         new
     }
@@ -256,7 +302,7 @@ impl Revocations {
         removed
     }
 
-    fn read(&self, h: u64) -> std::sync::RwLockReadGuard<'_, Shard> {
+    fn read(&self, h: u64) -> impl std::ops::Deref<Target = Shard> + '_ {
         match self.shard(h).read() {
             Ok(s) => s,
             Err(p) => p.into_inner(),
@@ -281,12 +327,13 @@ impl Revocations {
     }
 
     fn check_slow(&self, p: &Presented<'_>, now: u64) -> Result<(), Error> {
-        let live = |expires: u64| expires == 0 || now < expires;
         let some = |kind: usize| self.kinds[kind].load(Ordering::Relaxed) > 0;
         let bloom = self.bloom.load();
-        if let Some(jti) = p.jti.filter(|_| some(0)) {
+        // jti and token rules match for as long as they are kept: the token they name verifies until its
+        // `exp` plus the leeway, and the rule outlives that (see `RETAIN_SECS`).
+        if let Some(jti) = p.jti().filter(|_| some(0)) {
             let h = self.hash(0, jti.as_bytes());
-            if bloom.may_contain(h) && self.read(h).jti.get(jti).is_some_and(|&e| live(e)) {
+            if bloom.may_contain(h) && self.read(h).jti.contains_key(jti) {
                 return Err(Error::Revoked("jti"));
             }
         }
@@ -294,16 +341,16 @@ impl Revocations {
             let h = self.hash(1, sub.as_bytes());
             if bloom.may_contain(h)
                 && let Some(&(cutoff, expires)) = self.read(h).sub.get(sub)
-                && live(expires)
+                && (expires == 0 || now < expires)
                 && p.iat.is_none_or(|iat| iat < cutoff as f64)
             {
                 return Err(Error::Revoked("subject"));
             }
         }
-        if p.jti.is_none() && some(2) {
-            let d = crate::crypto::sha256(p.token);
+        if p.jti().is_none() && some(2) {
+            let d = token_digest(p.token);
             let h = self.hash(2, &d);
-            if bloom.may_contain(h) && self.read(h).token.get(&d).is_some_and(|&e| live(e)) {
+            if bloom.may_contain(h) && self.read(h).token.contains_key(&d) {
                 return Err(Error::Revoked("token"));
             }
         }
@@ -337,8 +384,9 @@ impl Revocations {
         out
     }
 
-    /// Drops rules that expired at `now`; returns how many. (The Bloom filter keeps their bits until it is
-    /// rebuilt: stale bits only cost a map lookup.)
+    /// Drops the rules that may be dropped at `now` ([`Rule::expired`]: [`RETAIN_SECS`] past their end);
+    /// returns how many. (The Bloom filter keeps their bits until it is rebuilt: stale bits only cost a map
+    /// lookup.)
     pub fn expire(&self, now: u64) -> usize {
         let mut dropped = 0;
         for shard in self.shards.iter() {
@@ -346,7 +394,7 @@ impl Revocations {
                 Ok(s) => s,
                 Err(p) => p.into_inner(),
             };
-            let live = |e: u64| e == 0 || now < e;
+            let live = |e: u64| !droppable(e, now);
             let before = [s.jti.len(), s.sub.len(), s.token.len()];
             s.jti.retain(|_, e| live(*e));
             s.sub.retain(|_, (_, e)| live(*e));
@@ -445,10 +493,13 @@ mod tests {
         assert_eq!(r.len(), 1);
         let err = r.check(&presented(Some("a"), None, None), 150).unwrap_err();
         assert_eq!(err.code(), "revoked");
+        // Past the token's exp the token still verifies inside the leeway: the rule must still match.
         assert!(
-            r.check(&presented(Some("a"), None, None), 200).is_ok(),
-            "expired rule"
+            r.check(&presented(Some("a"), None, None), 200 + MAX_LEEWAY_SECS)
+                .is_err(),
+            "a rule matches for as long as it is kept"
         );
+        assert_eq!(r.expire(200 + RETAIN_SECS - 1), 0, "kept past any leeway");
         assert!(r.check(&presented(Some("b"), None, None), 150).is_ok());
         assert!(r.check(&presented(Some("A"), None, None), 150).is_ok());
         assert!(r.remove(&Target::Jti("a".into())));
@@ -514,6 +565,33 @@ mod tests {
         assert!(r.check(&p(None, b"tok2"), 1).is_ok());
         // With a jti the token is identified by it (REVOKE TOKEN turns such tokens into jti rules).
         assert!(r.check(&p(Some("x"), b"tok"), 1).is_ok());
+        // An empty jti identifies nothing: the token is identified by its digest.
+        assert!(r.check(&p(Some(""), b"tok"), 1).is_err());
+    }
+
+    #[test]
+    fn token_rules_name_the_signed_content_not_the_signature_bytes() {
+        let r = Revocations::new();
+        r.insert(Rule {
+            target: Target::token(b"aGVhZA.cGF5bG9hZA.c2lnLTE"),
+            expires: 0,
+            cutoff: 0,
+        });
+        let p = |token| Presented {
+            token,
+            ..Presented::default()
+        };
+        // The same header and payload with other signature bytes (an ECDSA (r, n - s) twin): revoked too.
+        assert!(r.check(&p(b"aGVhZA.cGF5bG9hZA.c2lnLTI"), 1).is_err());
+        assert!(r.check(&p(b"aGVhZA.cGF5bG9hZA."), 1).is_err());
+        // Other signed content is another token.
+        assert!(r.check(&p(b"aGVhZA.cGF5bG9hZB.c2lnLTE"), 1).is_ok());
+        assert!(r.check(&p(b"aGVhZB.cGF5bG9hZA.c2lnLTE"), 1).is_ok());
+        assert_eq!(
+            token_digest(b"a.b.c"),
+            crate::crypto::sha256(b"a.b"),
+            "the digest is over the JWS signing input"
+        );
     }
 
     #[test]
@@ -527,7 +605,12 @@ mod tests {
             expires: 10,
             cutoff: 0,
         });
-        assert_eq!(r.expire(60), 501);
+        assert_eq!(
+            r.expire(50 + RETAIN_SECS - 1),
+            1,
+            "the others kept for the margin"
+        );
+        assert_eq!(r.expire(50 + RETAIN_SECS), 500);
         assert_eq!(r.len(), 500);
         assert_eq!(
             r.counts(),

@@ -7,13 +7,26 @@
 //!
 //! Compaction runs on the same thread when the log holds many more records than live rules: expired rules
 //! are dropped from memory and the log is rewritten (crash-safe, see [`log::compact`]).
+//!
+//! Dropping rules trusts the wall clock only so far. A clock set far ahead (a bad RTC before NTP syncs)
+//! would otherwise drop rules still needed, for good: the log would be rewritten without them, and the
+//! revoked tokens verify again once the clock is right. So rules are dropped by [`Store::gc_time`]: the wall
+//! clock, but never more than [`MAX_CLOCK_LEAD`] past the newest record of the log at start plus the time
+//! the monotonic clock has measured since — a legitimate long stop only delays dropping, a wrong clock
+//! cannot make it happen.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
+use super::dir::StateDir;
 use super::log::{self, Log, Op};
 use super::{Revocations, Rule};
+
+/// How far past the log's newest record (plus the time measured since the start) the wall clock is trusted
+/// for dropping rules.
+pub const MAX_CLOCK_LEAD: u64 = 86_400;
 
 /// Most operations committed by one write + fsync.
 pub const MAX_BATCH: usize = 4096;
@@ -42,6 +55,8 @@ pub struct Store {
     writer: Option<std::thread::JoinHandle<()>>,
     stats: Arc<StoreStats>,
     dir: PathBuf,
+    /// Held for the store's life: no other daemon writes this directory.
+    _state: StateDir,
 }
 
 impl std::fmt::Debug for Store {
@@ -57,23 +72,39 @@ impl std::fmt::Debug for Store {
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 impl Store {
-    /// Opens the log in `dir` (creating it), replays it into memory — refusing to start on a damaged log,
-    /// with the file and offset — and starts the writer thread.
+    /// Checks and locks the state directory `dir` (creating it, 0700), opens its log, replays it into
+    /// memory — refusing to start on a damaged log, with the file and offset — and starts the writer thread.
     pub fn open(dir: &Path, clock: Clock) -> Result<Store, String> {
-        let (log, replay) = Log::open(dir)?;
-        if let Some(at) = replay.torn_at {
+        let state = StateDir::open(dir)?;
+        for w in &state.warnings {
+            tracing::warn!("{w}");
+        }
+        let (log, replay, aside) = Log::open(dir)?;
+        if let Some(a) = &aside {
             tracing::warn!(
                 file = %log.path().display(),
-                offset = at,
-                "revocation log ended in a torn record (a crash while writing); cut it off"
+                offset = a.offset,
+                bytes = a.bytes,
+                kept_in = %a.path.display(),
+                "revocation log ended in a torn record (a crash while writing); moved it aside and cut it off"
+            );
+        }
+        let gc = GcClock::new(clock.clone(), replay.newest_at());
+        let now = clock();
+        if gc.now() < now {
+            tracing::warn!(
+                clock = now,
+                newest_record = replay.newest_at().unwrap_or(0),
+                "the clock is more than a day ahead of the revocation log's newest record; rules are dropped                  as if it were {} until records catch up (a clock set wrong must not drop rules still needed)",
+                gc.now()
             );
         }
         let set = Arc::new(Revocations::new());
-        let records = replay.ops.len() as u64;
-        for op in replay.ops {
-            apply(&set, op);
+        let records = replay.entries.len() as u64;
+        for e in replay.entries {
+            apply(&set, e.op);
         }
-        let expired = set.expire(clock());
+        let expired = set.expire(gc.now());
         let stats = Arc::new(StoreStats::default());
         let (tx, rx) = crossbeam_channel::unbounded();
         let writer = Writer {
@@ -82,6 +113,7 @@ impl Store {
             stats: stats.clone(),
             dir: dir.to_path_buf(),
             clock,
+            gc,
             records,
         };
         let writer = std::thread::Builder::new()
@@ -95,6 +127,7 @@ impl Store {
             writer: Some(writer),
             stats,
             dir: dir.to_path_buf(),
+            _state: state,
         })
     }
 
@@ -107,9 +140,14 @@ impl Store {
         &self.stats
     }
 
-    /// Queues `op`; the receiver answers once it is durable and in force (`Ok(changed)`), or failed.
+    /// Queues `op`; the receiver answers once it is durable and in force (`Ok(changed)`), or failed. An
+    /// operation the log cannot hold ([`log::validate`]) is answered at once with the reason.
     pub fn submit(&self, op: Op) -> tokio::sync::oneshot::Receiver<Result<bool, String>> {
         let (ack, rx) = tokio::sync::oneshot::channel();
+        if let Err(e) = log::validate(&op) {
+            let _ = ack.send(Err(e));
+            return rx;
+        }
         if let Err(crossbeam_channel::SendError(Job::Op(_, ack))) = self.tx.send(Job::Op(op, ack)) {
             let _ = ack.send(Err("the revocation writer has stopped".into()));
         }
@@ -162,8 +200,35 @@ struct Writer {
     stats: Arc<StoreStats>,
     dir: PathBuf,
     clock: Clock,
+    gc: GcClock,
     /// Records in the log file.
     records: u64,
+}
+
+/// The time rules are dropped by (see the module's documentation).
+struct GcClock {
+    clock: Clock,
+    /// The newest record's time at start plus [`MAX_CLOCK_LEAD`]; `None` when no record says.
+    ceiling: Option<u64>,
+    started: Instant,
+}
+
+impl GcClock {
+    fn new(clock: Clock, newest: Option<u64>) -> GcClock {
+        GcClock {
+            clock,
+            ceiling: newest.map(|n| n.saturating_add(MAX_CLOCK_LEAD)),
+            started: Instant::now(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        let now = (self.clock)();
+        match self.ceiling {
+            Some(c) => now.min(c.saturating_add(self.started.elapsed().as_secs())),
+            None => now,
+        }
+    }
 }
 
 impl Writer {
@@ -198,8 +263,19 @@ impl Writer {
 
     fn commit(&mut self, batch: &mut Vec<(Op, Ack)>, buf: &mut Vec<u8>) {
         buf.clear();
-        for (op, _) in batch.iter() {
-            log::encode(op, buf);
+        let at = (self.clock)();
+        // Refused operations were answered at submit; one that still cannot be encoded is answered here,
+        // and never written.
+        batch.retain_mut(|(op, ack)| match log::encode(op, at, buf) {
+            Ok(()) => true,
+            Err(e) => {
+                let (dead, _) = tokio::sync::oneshot::channel();
+                let _ = std::mem::replace(ack, dead).send(Err(e));
+                false
+            }
+        });
+        if batch.is_empty() {
+            return;
         }
         match self.log.append_encoded(buf) {
             Ok(()) => {
@@ -225,9 +301,10 @@ impl Writer {
     }
 
     fn compact(&mut self) -> Result<usize, String> {
-        let expired = self.set.expire((self.clock)());
+        let now = self.gc.now();
+        let expired = self.set.expire(now);
         let live: Vec<Rule> = self.set.rules();
-        match log::compact(&self.dir, &live, |_| Ok(())) {
+        match log::compact(&self.dir, &live, now, |_| Ok(())) {
             Ok(log) => {
                 self.log = log;
                 self.records = live.len() as u64;
@@ -239,7 +316,7 @@ impl Writer {
                 let msg = format!("compacting {}: {e}", self.dir.display());
                 tracing::error!(error = %msg, "revocation log compaction failed; the old log stays");
                 // The old log is intact until the rename; reopen it for appending in case the handle moved.
-                if let Ok((log, _)) = Log::open(&self.dir) {
+                if let Ok((log, _, _)) = Log::open(&self.dir) {
                     self.log = log;
                 }
                 Err(msg)
@@ -352,7 +429,7 @@ mod tests {
                 .apply_blocking(jti(&format!("j{i}"), if i < 60 { 1_500 } else { 0 }))
                 .unwrap();
         }
-        now.store(2_000, Ordering::Relaxed);
+        now.store(1_500 + crate::revocation::RETAIN_SECS, Ordering::Relaxed);
         assert_eq!(store.compact_blocking(), Ok(40));
         store.apply_blocking(jti("after", 0)).unwrap();
         let log_len = std::fs::metadata(d.join(log::FILE)).unwrap().len();
@@ -375,13 +452,102 @@ mod tests {
         drop(store);
         let path = d.join(log::FILE);
         let mut bytes = std::fs::read(&path).unwrap();
-        bytes[20] ^= 0xff;
+        bytes[24] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
         let e = Store::open(&d, Arc::new(|| 1)).unwrap_err();
         assert!(
             e.contains("revocations.log") && e.contains("offset 8"),
             "{e}"
         );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_clock_far_ahead_drops_no_rule_that_is_still_needed() {
+        use crate::revocation::RETAIN_SECS;
+        let d = dir("clock");
+        let t0 = 1_800_000_000u64;
+        let now = Arc::new(AtomicU64::new(t0));
+        let n = now.clone();
+        let clock: Clock = Arc::new(move || n.load(Ordering::Relaxed));
+        let store = Store::open(&d, clock.clone()).unwrap();
+        // A token that expires in 10 days.
+        store
+            .apply_blocking(jti("ten-days", t0 + 10 * 86_400))
+            .unwrap();
+        drop(store);
+        // A run with the clock 30 days ahead (past the rule's end and its margin): nothing is dropped, at
+        // start or by a compaction.
+        now.store(t0 + 30 * 86_400, Ordering::Relaxed);
+        assert!(t0 + 30 * 86_400 > t0 + 10 * 86_400 + RETAIN_SECS);
+        let store = Store::open(&d, clock.clone()).unwrap();
+        assert!(revoked(&store, "ten-days", t0 + 30 * 86_400));
+        assert_eq!(store.compact_blocking(), Ok(1), "kept through compaction");
+        drop(store);
+        // The clock is right again: the token would verify, and its rule is still there.
+        now.store(t0 + 86_400, Ordering::Relaxed);
+        let store = Store::open(&d, clock.clone()).unwrap();
+        assert!(revoked(&store, "ten-days", t0 + 86_400));
+        // Once records catch up with the clock (a new write, time really passed), the rule goes.
+        now.store(t0 + 10 * 86_400 + RETAIN_SECS, Ordering::Relaxed);
+        store.apply_blocking(jti("later", 0)).unwrap();
+        drop(store);
+        let store = Store::open(&d, clock).unwrap();
+        assert!(!revoked(&store, "ten-days", 0), "dropped after its margin");
+        assert!(revoked(&store, "later", 0));
+        drop(store);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn an_oversized_unrevoke_is_refused_and_every_later_start_works() {
+        let d = dir("oversized");
+        let clock: Clock = Arc::new(|| 1_000);
+        let store = Store::open(&d, clock.clone()).unwrap();
+        let huge = "s".repeat(log::MAX_VALUE + 2);
+        let e = store
+            .apply_blocking(Op::Unrevoke(Target::Sub(huge.clone())))
+            .unwrap_err();
+        assert!(e.contains("at most"), "{e}");
+        assert!(
+            store
+                .apply_blocking(Op::Unrevoke(Target::Jti(huge)))
+                .is_err()
+        );
+        store.apply_blocking(jti("fine", 0)).unwrap();
+        drop(store);
+        let again = Store::open(&d, clock).expect("the log replays");
+        assert!(revoked(&again, "fine", 1_000));
+        drop(again);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_second_store_on_the_same_directory_is_refused() {
+        let d = dir("two");
+        let clock: Clock = Arc::new(|| 1_000);
+        let first = Store::open(&d, clock.clone()).unwrap();
+        let e = Store::open(&d, clock.clone()).unwrap_err();
+        assert!(e.contains("in use by another jwtd (pid"), "{e}");
+        first.apply_blocking(jti("kept", 0)).unwrap();
+        drop(first);
+        let again = Store::open(&d, clock).unwrap();
+        assert!(revoked(&again, "kept", 1_000));
+        drop(again);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn the_state_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = dir("modes");
+        let store = Store::open(&d, Arc::new(|| 1)).unwrap();
+        store.apply_blocking(jti("x", 0)).unwrap();
+        store.compact_blocking().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&d), 0o700);
+        assert_eq!(mode(&d.join(log::FILE)), 0o600, "after compaction too");
+        drop(store);
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -353,7 +353,8 @@ async fn form(
 
 /// RFC 7009-style revocation, admins only (by SO_PEERCRED uid): `token=…` revokes a whole token (by its
 /// `jti` until its `exp`, else by digest). Extensions: `jti=…&exp=…`, `sub=…&before=…[&until=…]`, and
-/// `unrevoke=1` to lift a rule. Answers 200 once the change is durable and in force.
+/// `unrevoke=1` to lift a rule ([`super::revoke::from_form`]: a missing or malformed field is a 400 naming
+/// it). Answers 200 once the change is durable and in force.
 async fn revoke(
     req: Request<Incoming>,
     shared: &Shared,
@@ -383,49 +384,18 @@ async fn revoke(
         Ok(f) => f,
         Err(r) => return r,
     };
-    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    let quote = |v: &str| serde_json::Value::from(v).to_string();
-    let (verb, args) = match (get("token"), get("jti"), get("sub")) {
-        (Some(t), None, None) => ("TOKEN", quote(t)),
-        (None, Some(j), None) => ("JTI", quote(j)),
-        (None, None, Some(s)) => ("SUB", quote(s)),
-        _ => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "give exactly one of token, jti or sub",
-            );
-        }
-    };
-    let unrevoke = get("unrevoke").is_some_and(|v| v == "1" || v == "true");
-    let line = match (unrevoke, verb) {
-        (true, _) => format!("{verb} {args}"),
-        (false, "JTI") => format!("JTI {args} {}", get("exp").unwrap_or("0")),
-        (false, "SUB") => format!(
-            "SUB {args} {} {}",
-            get("before").unwrap_or(""),
-            get("until").unwrap_or("0")
-        ),
-        (false, _) => format!("{verb} {args}"),
-    };
-    let command = super::revoke::parse(if unrevoke { "UNREVOKE" } else { "REVOKE" }, &line);
-    let op = match command {
-        Ok(super::revoke::Command::Write(op)) => op,
-        Ok(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "not a revocation",
-            );
-        }
+    let op = match super::revoke::from_form(&fields) {
+        Ok(op) => op,
         // RFC 7009 §2.2: an invalid token is not an error for the client; say so in the body.
-        Err(e) if verb == "TOKEN" => {
+        Err(super::revoke::FormError::NotAToken(e)) => {
             return json(
                 StatusCode::OK,
                 serde_json::json!({"revoked": false, "message": e}).to_string(),
             );
         }
-        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request", &e),
+        Err(super::revoke::FormError::Invalid(e)) => {
+            return error(StatusCode::BAD_REQUEST, "invalid_request", &e);
+        }
     };
     tracing::info!(
         peer_uid,

@@ -86,12 +86,144 @@ pub fn token_target(token: &str) -> Result<(Target, u64), String> {
         .and_then(serde_json::Value::as_f64)
         .filter(|e| *e > 0.0)
         .map_or(0, |e| e.ceil() as u64);
+    // An empty jti identifies nothing (a jti rule cannot hold it): such a token is revoked by digest, as the
+    // check identifies it (`Presented::jti`).
     Ok(
-        match claims.get("jti").and_then(serde_json::Value::as_str) {
+        match claims
+            .get("jti")
+            .and_then(serde_json::Value::as_str)
+            .filter(|j| !j.is_empty())
+        {
             Some(jti) => (Target::Jti(value(jti.to_string(), "jti")?), exp),
             None => (Target::token(token.as_bytes()), exp),
         },
     )
+}
+
+/// Why a `POST /revoke` form is not a revocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormError {
+    /// A missing, repeated, misplaced or malformed field: 400 naming it.
+    Invalid(String),
+    /// `token=` that is not a token jwtd could identify: RFC 7009 §2.2 answers 200 (nothing to revoke).
+    NotAToken(String),
+}
+
+/// The operation a `POST /revoke` form asks for, built field by field (never through the line protocol's
+/// text, where an empty field would shift the others):
+///
+/// - exactly one of `token`, `jti`, `sub`;
+/// - `jti`: optional `exp` (Unix seconds, the token's exp; default 0: kept until removed);
+/// - `sub`: required `before` (the cutoff), optional `until` (when the rule stops matching; default never);
+/// - `unrevoke=1|true` (or `0|false`) lifts the rule; it takes the target field only;
+/// - `token_type_hint` (RFC 7009) is accepted and ignored; any other field is refused.
+pub fn from_form(fields: &[(String, String)]) -> Result<Op, FormError> {
+    let invalid = |m: String| FormError::Invalid(m);
+    const KNOWN: [&str; 8] = [
+        "token",
+        "jti",
+        "sub",
+        "exp",
+        "before",
+        "until",
+        "unrevoke",
+        "token_type_hint",
+    ];
+    for (name, _) in fields {
+        if !KNOWN.contains(&name.as_str()) {
+            return Err(invalid(format!(
+                "unknown field {:?} (expected token, jti or sub, with exp, before, until or unrevoke)",
+                truncate(name)
+            )));
+        }
+        if fields.iter().filter(|(n, _)| n == name).count() > 1 {
+            return Err(invalid(format!("field {name} is given more than once")));
+        }
+    }
+    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let unrevoke = match get("unrevoke") {
+        None | Some("0" | "false") => false,
+        Some("1" | "true") => true,
+        Some(v) => {
+            return Err(invalid(format!(
+                "unrevoke must be 1, true, 0 or false, got {:?}",
+                truncate(v)
+            )));
+        }
+    };
+    let time = |k: &str| -> Result<Option<u64>, FormError> {
+        get(k)
+            .map(|v| number(v, k).map_err(FormError::Invalid))
+            .transpose()
+    };
+    let only = |allowed: &[&str], what: &str| -> Result<(), FormError> {
+        for k in ["exp", "before", "until"] {
+            if get(k).is_some() && !allowed.contains(&k) {
+                return Err(invalid(format!("field {k} does not apply to {what}")));
+            }
+        }
+        Ok(())
+    };
+    let op = match (get("token"), get("jti"), get("sub")) {
+        (Some(token), None, None) => {
+            only(&[], if unrevoke { "unrevoke" } else { "token" })?;
+            let (target, expires) = token_target(token).map_err(FormError::NotAToken)?;
+            if unrevoke {
+                Op::Unrevoke(target)
+            } else {
+                Op::Revoke(Rule {
+                    target,
+                    expires,
+                    cutoff: 0,
+                })
+            }
+        }
+        (None, Some(jti), None) => {
+            let target = Target::Jti(value(jti.to_string(), "jti").map_err(FormError::Invalid)?);
+            if unrevoke {
+                only(&[], "unrevoke")?;
+                Op::Unrevoke(target)
+            } else {
+                only(&["exp"], "jti")?;
+                Op::Revoke(Rule {
+                    target,
+                    expires: time("exp")?.unwrap_or(0),
+                    cutoff: 0,
+                })
+            }
+        }
+        (None, None, Some(sub)) => {
+            let target = Target::Sub(value(sub.to_string(), "sub").map_err(FormError::Invalid)?);
+            if unrevoke {
+                only(&[], "unrevoke")?;
+                Op::Unrevoke(target)
+            } else {
+                only(&["before", "until"], "sub")?;
+                let cutoff = time("before")?.ok_or_else(|| {
+                    invalid(
+                        "field before is required with sub: tokens of the subject issued before it are \
+                         revoked (Unix seconds)"
+                            .into(),
+                    )
+                })?;
+                Op::Revoke(Rule {
+                    target,
+                    expires: time("until")?.unwrap_or(0),
+                    cutoff,
+                })
+            }
+        }
+        _ => return Err(invalid("give exactly one of token, jti or sub".into())),
+    };
+    Ok(op)
+}
+
+/// A field name or value quoted in an error, cut short.
+fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(40) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
 }
 
 /// Parses the arguments of `verb` (REVOKE, UNREVOKE or REVOCATIONS).
@@ -119,12 +251,14 @@ pub fn parse(verb: &str, args: &str) -> Result<Command, String> {
                 cutoff: 0,
             })))
         }
-        ("UNREVOKE", ["JTI", jti]) => Ok(Command::Write(Op::Unrevoke(Target::Jti(
+        ("UNREVOKE", ["JTI", jti]) => Ok(Command::Write(Op::Unrevoke(Target::Jti(value(
             jti.to_string(),
-        )))),
-        ("UNREVOKE", ["SUB", sub]) => Ok(Command::Write(Op::Unrevoke(Target::Sub(
+            "jti",
+        )?)))),
+        ("UNREVOKE", ["SUB", sub]) => Ok(Command::Write(Op::Unrevoke(Target::Sub(value(
             sub.to_string(),
-        )))),
+            "sub",
+        )?)))),
         ("UNREVOKE", ["TOKEN", token]) => {
             Ok(Command::Write(Op::Unrevoke(token_target(token)?.0)))
         }
@@ -248,5 +382,79 @@ mod tests {
         );
         let t = token(r#"{"sub":"a"}"#);
         assert_eq!(token_target(&t), Ok((Target::token(t.as_bytes()), 0)));
+        let t = token(r#"{"jti":"","exp":5}"#);
+        assert_eq!(
+            token_target(&t),
+            Ok((Target::token(t.as_bytes()), 5)),
+            "an empty jti: by digest"
+        );
+    }
+
+    #[test]
+    fn forms_become_typed_operations_or_name_the_bad_field() {
+        let f = |body: &str| -> Result<Op, FormError> {
+            let fields: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
+                .into_owned()
+                .collect();
+            from_form(&fields)
+        };
+        let sub = |cutoff, expires| {
+            Ok(Op::Revoke(Rule {
+                target: Target::Sub("alice".into()),
+                expires,
+                cutoff,
+            }))
+        };
+        let jti = |expires| {
+            Ok(Op::Revoke(Rule {
+                target: Target::Jti("j".into()),
+                expires,
+                cutoff: 0,
+            }))
+        };
+        assert_eq!(f("sub=alice&before=100"), sub(100, 0));
+        assert_eq!(f("sub=alice&before=100&until=200"), sub(100, 200));
+        assert_eq!(f("until=200&before=100&sub=alice"), sub(100, 200));
+        assert_eq!(f("jti=j"), jti(0));
+        assert_eq!(f("jti=j&exp=5"), jti(5));
+        assert_eq!(
+            f("sub=alice&unrevoke=1"),
+            Ok(Op::Unrevoke(Target::Sub("alice".into())))
+        );
+        assert_eq!(
+            f("jti=j&unrevoke=true"),
+            Ok(Op::Unrevoke(Target::Jti("j".into())))
+        );
+        assert_eq!(f("jti=j&unrevoke=0"), jti(0));
+        assert!(matches!(f("token=nope"), Err(FormError::NotAToken(_))));
+        assert!(matches!(
+            f("token=nope&token_type_hint=access_token"),
+            Err(FormError::NotAToken(_))
+        ));
+        let invalid = |body: &str, names: &str| match f(body) {
+            Err(FormError::Invalid(m)) => assert!(m.contains(names), "{body}: {m}"),
+            other => panic!("{body}: {other:?}"),
+        };
+        invalid("sub=alice", "before");
+        invalid("sub=alice&until=200", "before");
+        invalid("sub=alice&before=", "before");
+        invalid("sub=alice&before=soon", "before");
+        invalid("sub=alice&before=1&until=x", "until");
+        invalid("sub=alice&before=1&exp=2", "exp");
+        invalid("sub=&before=1", "sub");
+        invalid("jti=j&exp=soon", "exp");
+        invalid("jti=j&before=1", "before");
+        invalid("jti=&exp=1", "jti");
+        invalid("jti=j&unrevoke=yes", "unrevoke");
+        invalid("jti=j&unrevoke=1&exp=5", "exp");
+        invalid("sub=a&unrevoke=1&before=5", "before");
+        invalid("token=x&exp=5", "exp");
+        invalid("", "exactly one");
+        invalid("before=1", "exactly one");
+        invalid("jti=a&sub=b&before=1", "exactly one");
+        invalid("token=x&jti=a", "exactly one");
+        invalid("sub=a&sub=b&before=1", "more than once");
+        invalid("sub=a&before=1&before=2", "more than once");
+        invalid("jti=a&color=red", "unknown field");
     }
 }

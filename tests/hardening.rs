@@ -1,0 +1,357 @@
+//! Regression tests for the findings of the two attack passes (issue 11): each test is named after what it
+//! guards and fails on the code before its fix. Real daemons on Unix sockets in temporary directories.
+
+mod common;
+
+use std::path::Path;
+
+use common::daemon::*;
+use common::*;
+use jwtd::Alg;
+use serde_json::json;
+
+fn ask(socket: &Path, lines: &[String]) -> Vec<String> {
+    let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    exchange(socket, input.as_bytes())
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn verify(socket: &Path, token: &str) -> String {
+    ask(socket, &[format!("VERIFY {token}")]).remove(0)
+}
+
+/// A daemon with a state directory trusting the ES256 test key besides the HS256 one.
+fn with_state(tag: &str, extra: &[&str]) -> (Daemon, String) {
+    let dir = temp_dir(tag);
+    let state = dir.join("state").to_string_lossy().into_owned();
+    let es = data("keys/ES256.public.jwks")
+        .to_string_lossy()
+        .into_owned();
+    let mut args = vec!["--state-dir", &state, "--keys", &es];
+    args.extend_from_slice(extra);
+    (start_in(dir, &args), state)
+}
+
+/// The ECDSA twin of a valid ES256 signature: (r, n − s), which verifies just as well (JWS does not require
+/// low-S, and rejecting high-S would refuse tokens that other issuers legitimately produce).
+fn ecdsa_twin(token: &str) -> String {
+    const N: [u8; 32] = [
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63,
+        0x25, 0x51,
+    ];
+    let (input, sig) = token.rsplit_once('.').unwrap();
+    let mut sig = jwtd::jws::b64::decode(sig.as_bytes()).unwrap();
+    assert_eq!(sig.len(), 64);
+    let s = &mut sig[32..];
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let d = i16::from(N[i]) - i16::from(s[i]) - borrow;
+        borrow = i16::from(d < 0);
+        s[i] = (d + if d < 0 { 256 } else { 0 }) as u8;
+    }
+    format!("{input}.{}", b64(&sig))
+}
+
+#[test]
+fn ecdsa_twin_signatures_cannot_dodge_a_token_revocation() {
+    let (d, _) = with_state("ecdsa-twin", &[]);
+    let mut c = live_claims();
+    c.as_object_mut().unwrap().remove("jti");
+    let t = token_with(Alg::ES256, json!({}), &c);
+    let twin = ecdsa_twin(&t);
+    assert_ne!(t, twin);
+    assert!(verify(&d.socket, &t).starts_with("OK "));
+    assert!(
+        verify(&d.socket, &twin).starts_with("OK "),
+        "the twin is a valid signature"
+    );
+    let r = ask(&d.socket, &[format!("REVOKE TOKEN {t}")]);
+    assert_eq!(r[0], r#"OK {"new":true,"revoked":"token"}"#);
+    assert!(verify(&d.socket, &t).starts_with("ERR revoked "));
+    assert!(
+        verify(&d.socket, &twin).starts_with("ERR revoked "),
+        "the twin of a revoked token is revoked"
+    );
+    // Revoking the twin names the same rule.
+    let r = ask(&d.socket, &[format!("REVOKE TOKEN {twin}")]);
+    assert_eq!(r[0], r#"OK {"new":false,"revoked":"token"}"#);
+}
+
+#[test]
+fn revoked_tokens_stay_revoked_inside_the_leeway_and_after_a_restart() {
+    let (mut d, state) = with_state("leeway", &["--leeway", "120"]);
+    let now = unix_now();
+    // Expired 30 s ago: still valid for 90 s under the 120 s leeway.
+    let mut with_jti = live_claims();
+    with_jti["exp"] = json!(now - 30);
+    with_jti["jti"] = json!("leeway-jti");
+    let mut no_jti = with_jti.clone();
+    no_jti.as_object_mut().unwrap().remove("jti");
+    let a = token_with(Alg::HS256, json!({}), &with_jti);
+    let b = token_with(Alg::HS256, json!({}), &no_jti);
+    for t in [&a, &b] {
+        assert!(verify(&d.socket, t).starts_with("OK "), "inside the leeway");
+        // Twice: the second answer comes from the cache.
+        assert!(verify(&d.socket, t).starts_with("OK "));
+    }
+    let r = ask(
+        &d.socket,
+        &[format!("REVOKE TOKEN {a}"), format!("REVOKE TOKEN {b}")],
+    );
+    assert_eq!(r[0], r#"OK {"new":true,"revoked":"jti"}"#);
+    assert_eq!(r[1], r#"OK {"new":true,"revoked":"token"}"#);
+    for t in [&a, &b] {
+        assert!(verify(&d.socket, t).starts_with("ERR revoked "), "{t}");
+    }
+    // A restart replays the log and drops nothing a token could still use.
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    let dir = d.dir.clone();
+    std::mem::forget(d);
+    let es = data("keys/ES256.public.jwks")
+        .to_string_lossy()
+        .into_owned();
+    let d = start_in(
+        dir,
+        &["--state-dir", &state, "--keys", &es, "--leeway", "120"],
+    );
+    for t in [&a, &b] {
+        assert!(verify(&d.socket, t).starts_with("ERR revoked "), "{t}");
+    }
+    let r = ask(&d.socket, &["REVOCATIONS".into()]);
+    assert_eq!(r[0], r#"OK {"jti":1,"sub":0,"token":1}"#);
+}
+
+#[test]
+fn a_token_with_an_empty_jti_can_be_revoked() {
+    let (d, _) = with_state("empty-jti", &[]);
+    let mut c = live_claims();
+    c["jti"] = json!("");
+    let t = token_with(Alg::HS256, json!({}), &c);
+    assert!(verify(&d.socket, &t).starts_with("OK "));
+    let r = ask(
+        &d.socket,
+        &[format!("REVOKE TOKEN {t}"), format!("VERIFY {t}")],
+    );
+    assert_eq!(r[0], r#"OK {"new":true,"revoked":"token"}"#);
+    assert!(r[1].starts_with("ERR revoked "), "{r:?}");
+    // A jti rule cannot hold the empty value, and says so.
+    let r = ask(&d.socket, &[r#"REVOKE JTI "" 0"#.into()]);
+    assert!(r[0].starts_with("ERR bad_request "), "{r:?}");
+}
+
+#[test]
+fn claims_that_another_reader_would_refuse_do_not_verify() {
+    let d = start("one-parse", &[]);
+    let key = signer(Alg::HS256);
+    let now = unix_now();
+    let payload = |extra: &str| {
+        format!(
+            r#"{{"sub":"s","aud":"api","exp":{},"x":{extra}}}"#,
+            now + 600
+        )
+    };
+    let header = r#"{"alg":"HS256","typ":"JWT","kid":"test-HS256"}"#;
+    for extra in ["1e400", "-1e400"] {
+        let t = raw_token(&key, header, &payload(extra));
+        let r = verify(&d.socket, &t);
+        assert!(
+            r.starts_with("ERR bad_json ") && r.contains("out of range"),
+            "{extra}: {r}"
+        );
+    }
+    // Within range: verifies, and every other path reads the same claims.
+    let t = raw_token(&key, header, &payload("1e300"));
+    assert!(verify(&d.socket, &t).starts_with("OK "));
+    // Nesting beyond what serde_json reads cannot be configured.
+    let out = jwtd(
+        &["verify", "--max-json-depth", "200", "--secret", "-"],
+        Some(b"x"),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 to 127"));
+    let out = jwtd(
+        &["verify", "--leeway", "86401", "--secret", "-"],
+        Some(b"x"),
+    );
+    assert_eq!(out.status.code(), Some(2), "a leeway over a day is refused");
+}
+
+fn http(socket: &Path, raw: &str) -> String {
+    exchange(socket, raw.as_bytes())
+}
+
+fn post_revoke(socket: &Path, body: &str) -> String {
+    http(
+        socket,
+        &format!(
+            "POST /revoke HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+#[test]
+fn http_revoke_builds_a_typed_operation_and_names_a_bad_field() {
+    let (d, _) = with_state("revoke-form", &[]);
+    let t = valid_token(); // sub user-1234567890, iat 1700000000
+    // A subject without its cutoff was once answered 200 with a cutoff of 0 (nothing revoked).
+    for (body, field) in [
+        ("sub=user-1234567890", "before"),
+        ("sub=user-1234567890&until=4102444800", "before"),
+        ("sub=user-1234567890&before=", "before"),
+        ("sub=user-1234567890&before=soon", "before"),
+        ("sub=user-1234567890&before=1700000001&until=later", "until"),
+        ("sub=user-1234567890&before=1700000001&exp=5", "exp"),
+        ("jti=abc&exp=never", "exp"),
+        ("jti=abc&before=1", "before"),
+        ("jti=abc&unrevoke=maybe", "unrevoke"),
+        ("sub=a&sub=b&before=1", "sub"),
+        ("jti=&exp=1", "jti"),
+        ("", "exactly one"),
+    ] {
+        let out = post_revoke(&d.socket, body);
+        assert!(out.starts_with("HTTP/1.1 400 "), "{body}: {out}");
+        assert!(
+            out.contains("invalid_request") && out.contains(field),
+            "{body}: {out}"
+        );
+    }
+    assert!(
+        verify(&d.socket, &t).starts_with("OK "),
+        "nothing was revoked by a refused form"
+    );
+    // `until` is the rule's end, never its cutoff.
+    let out = post_revoke(
+        &d.socket,
+        "sub=user-1234567890&before=1700000001&until=4102444800",
+    );
+    assert!(out.starts_with("HTTP/1.1 200 "), "{out}");
+    assert!(verify(&d.socket, &t).starts_with("ERR revoked "));
+    let list = ask(&d.socket, &["REVOCATIONS LIST".into()]).remove(0);
+    assert!(
+        list.contains(r#""before":1700000001"#) && list.contains(r#""expires":4102444800"#),
+        "{list}"
+    );
+    let out = post_revoke(&d.socket, "sub=user-1234567890&unrevoke=1");
+    assert!(
+        out.ends_with(r#"{"found":true,"unrevoked":"sub"}"#),
+        "{out}"
+    );
+    assert!(verify(&d.socket, &t).starts_with("OK "));
+    // jti without exp: kept until removed.
+    let out = post_revoke(&d.socket, "jti=4f1c2a9e-6b1d-4d1e-9f8a-0c2b3d4e5f60");
+    assert!(out.ends_with(r#"{"new":true,"revoked":"jti"}"#), "{out}");
+    assert!(verify(&d.socket, &t).starts_with("ERR revoked "));
+}
+
+#[test]
+fn an_oversized_unrevoke_is_refused_and_the_daemon_still_restarts() {
+    // Long enough to pass the line cap, too long for a log record (65,519 bytes once made a record that
+    // replay refused, and every later start exited 2).
+    let (mut d, state) = with_state("unrevoke-huge", &["--max-line", "200000"]);
+    let huge = "s".repeat(65_519);
+    let r = ask(
+        &d.socket,
+        &[
+            format!("UNREVOKE SUB {huge}"),
+            format!("UNREVOKE JTI {huge}"),
+            "REVOKE JTI still-here 0".into(),
+        ],
+    );
+    assert!(
+        r[0].starts_with("ERR bad_request "),
+        "{}",
+        &r[0][..80.min(r[0].len())]
+    );
+    assert!(r[1].starts_with("ERR bad_request "));
+    assert!(r[2].starts_with("OK "), "{r:?}");
+    let out = post_revoke(&d.socket, &format!("sub={huge}&unrevoke=1"));
+    assert!(out.starts_with("HTTP/1.1 400 "), "{}", &out[..80]);
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    let dir = d.dir.clone();
+    std::mem::forget(d);
+    let d = start_in(dir, &["--state-dir", &state]);
+    let r = ask(&d.socket, &["REVOCATIONS".into()]);
+    assert_eq!(r[0], r#"OK {"jti":1,"sub":0,"token":0}"#);
+}
+
+#[test]
+fn two_daemons_cannot_share_a_state_directory() {
+    let (d, state) = with_state("two-daemons", &[]);
+    let dir = temp_dir("two-daemons-b");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jwtd"))
+        .args([
+            "serve",
+            "--keys",
+            &data("keys/HS256.public.jwks").to_string_lossy(),
+            "--socket",
+            &dir.join("b.sock").to_string_lossy(),
+            "--state-dir",
+            &state,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("in use by another jwtd") && err.contains(&format!("pid {}", d.pid())),
+        "{err}"
+    );
+    assert!(
+        !dir.join("b.sock").exists(),
+        "the second daemon never listened"
+    );
+    assert!(d.ping());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn state_files_are_private_and_symlinks_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let (d, state) = with_state("modes", &[]);
+    let r = ask(&d.socket, &["REVOKE SUB alice 1700000000".into()]);
+    assert!(r[0].starts_with("OK "));
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let state = Path::new(&state);
+    assert_eq!(mode(state), 0o700);
+    assert_eq!(mode(&state.join("revocations.log")), 0o600);
+    drop(d);
+    // A symlinked state directory or log is refused at start.
+    let dir = temp_dir("symlinks");
+    std::fs::create_dir_all(dir.join("real")).unwrap();
+    std::os::unix::fs::symlink(dir.join("real"), dir.join("state")).unwrap();
+    std::fs::create_dir_all(dir.join("s2")).unwrap();
+    std::fs::write(dir.join("elsewhere.log"), b"").unwrap();
+    std::os::unix::fs::symlink(dir.join("elsewhere.log"), dir.join("s2/revocations.log")).unwrap();
+    for (state, what) in [("state", "state directory"), ("s2", "revocations.log")] {
+        let out = jwtd(
+            &[
+                "serve",
+                "--keys",
+                &data("keys/HS256.public.jwks").to_string_lossy(),
+                "--socket",
+                &dir.join("x.sock").to_string_lossy(),
+                "--state-dir",
+                &dir.join(state).to_string_lossy(),
+            ],
+            None,
+        );
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("symbolic link") && err.contains(what), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
