@@ -355,3 +355,108 @@ fn state_files_are_private_and_symlinks_refused() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn get_verify(socket: &Path, headers: &[(&str, &str)]) -> String {
+    let mut req = "GET /verify HTTP/1.1\r\nHost: x\r\nConnection: close\r\n".to_string();
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    http(socket, &req)
+}
+
+fn header_of<'a>(response: &'a str, name: &str) -> Option<&'a str> {
+    let head = response.split("\r\n\r\n").next().unwrap();
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+#[test]
+fn duplicate_credentials_are_a_bad_request() {
+    let d = start(
+        "dup-creds",
+        &[
+            "--token-cookie",
+            "session",
+            "--claim-header",
+            "X-Jwt-Sub=sub",
+        ],
+    );
+    let t = valid_token();
+    let bearer = format!("Bearer {t}");
+    let one = get_verify(&d.socket, &[("Authorization", &bearer)]);
+    assert!(one.starts_with("HTTP/1.1 200 "), "{one}");
+    for headers in [
+        vec![
+            ("Authorization", bearer.as_str()),
+            ("Authorization", "Bearer x"),
+        ],
+        vec![
+            ("Authorization", bearer.as_str()),
+            ("Authorization", bearer.as_str()),
+        ],
+        vec![("Cookie", &*format!("session={t}; session=x"))],
+        vec![
+            ("Cookie", &*format!("session={t}")),
+            ("Cookie", "session=x"),
+        ],
+    ] {
+        let out = get_verify(&d.socket, &headers);
+        assert!(out.starts_with("HTTP/1.1 400 "), "{headers:?}: {out}");
+        assert!(out.contains("invalid_request"), "{out}");
+    }
+    let d = start("dup-creds-header", &["--token-header", "X-Token"]);
+    let out = get_verify(&d.socket, &[("X-Token", &t), ("X-Token", &t)]);
+    assert!(out.starts_with("HTTP/1.1 400 "), "{out}");
+}
+
+#[test]
+fn claim_headers_are_always_answered_unambiguous_or_refused() {
+    let d = start(
+        "claim-headers",
+        &[
+            "--claim-header",
+            "X-Jwt-Sub=sub",
+            "--claim-header",
+            "X-Jwt-Iss=iss",
+            "--claim-header",
+            "X-Jwt-Roles=roles",
+            "--claim-header",
+            "X-Jwt-Tenant=nope",
+        ],
+    );
+    let mut c = live_claims();
+    c["roles"] = json!(["read", "write admin"]);
+    let t = token_with(Alg::HS256, json!({}), &c);
+    let out = get_verify(&d.socket, &[("Authorization", &format!("Bearer {t}"))]);
+    assert!(out.starts_with("HTTP/1.1 200 "), "{out}");
+    assert_eq!(header_of(&out, "x-jwt-sub"), Some("user-1234567890"));
+    assert_eq!(header_of(&out, "x-jwt-iss"), Some("https://issuer.test"));
+    assert_eq!(
+        header_of(&out, "x-jwt-roles"),
+        Some(r#"["read","write admin"]"#)
+    );
+    // Absent claim: the header is still there, empty, so a proxy copying it overwrites a client's copy.
+    assert_eq!(header_of(&out, "x-jwt-tenant"), Some(""));
+    c["roles"] = json!(["read", "write", "admin"]);
+    let t2 = token_with(Alg::HS256, json!({}), &c);
+    let out2 = get_verify(&d.socket, &[("Authorization", &format!("Bearer {t2}"))]);
+    assert_ne!(
+        header_of(&out2, "x-jwt-roles"),
+        header_of(&out, "x-jwt-roles")
+    );
+    // A value that cannot be a header: refused, never left out.
+    c["sub"] = json!("alice\r\nX-Admin: yes");
+    let t3 = token_with(Alg::HS256, json!({}), &c);
+    let out3 = get_verify(&d.socket, &[("Authorization", &format!("Bearer {t3}"))]);
+    assert!(out3.starts_with("HTTP/1.1 401 "), "{out3}");
+    assert!(out3.contains("claim_not_representable"), "{out3}");
+    assert!(!out3.contains("X-Admin: yes\r\n"));
+    // The defaults carry the issuer beside the subject: sub alone is no identity across issuers.
+    let d = start("claim-headers-default", &[]);
+    let out = get_verify(&d.socket, &[("Authorization", &format!("Bearer {t}"))]);
+    assert_eq!(header_of(&out, "x-jwt-sub"), Some("user-1234567890"));
+    assert_eq!(header_of(&out, "x-jwt-iss"), Some("https://issuer.test"));
+}

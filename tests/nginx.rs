@@ -51,6 +51,11 @@ fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
 }
 
 fn get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
+    get_with(port, path, token, "")
+}
+
+/// A GET with `extra` header lines (each ending in CRLF).
+fn get_with(port: u16, path: &str, token: Option<&str>, extra: &str) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let auth = token
@@ -58,7 +63,7 @@ fn get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
         .unwrap_or_default();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: test\r\n{auth}Connection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: test\r\n{auth}{extra}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut out = String::new();
@@ -89,7 +94,7 @@ http {{
 
     server {{
         listen 127.0.0.1:{upstream_port};
-        location / {{ return 200 "upstream reached, user=$http_x_user\n"; }}
+        location / {{ return 200 "upstream reached, user=$http_x_jwt_sub iss=$http_x_jwt_iss\n"; }}
     }}
 
     server {{
@@ -105,7 +110,9 @@ http {{
         location /api/ {{
             auth_request /_jwt;
             auth_request_set $jwt_sub $upstream_http_x_jwt_sub;
-            proxy_set_header X-User $jwt_sub;
+            auth_request_set $jwt_iss $upstream_http_x_jwt_iss;
+            proxy_set_header X-Jwt-Sub $jwt_sub;
+            proxy_set_header X-Jwt-Iss $jwt_iss;
             proxy_pass http://127.0.0.1:{upstream_port};
         }}
     }}
@@ -163,8 +170,26 @@ fn nginx_auth_request_in_front_of_jwtd() {
     let (status, body) = get(port, "/api/orders", Some(&good));
     assert_eq!(status, 200, "{body}");
     assert!(
-        body.ends_with("upstream reached, user=user-1234567890\n"),
+        body.ends_with("upstream reached, user=user-1234567890 iss=https://issuer.test\n"),
         "{body}"
+    );
+    // A client's own identity headers never reach the upstream: jwtd always answers the claim headers
+    // (empty when the claim is absent) and the documented config replaces the client's copies.
+    let forged = "X-Jwt-Sub: admin\r\nX-Jwt-Iss: https://evil\r\n";
+    let (status, body) = get_with(port, "/api/orders", Some(&good), forged);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.ends_with("user=user-1234567890 iss=https://issuer.test\n"),
+        "{body}"
+    );
+    let mut no_sub = common::live_claims();
+    no_sub.as_object_mut().unwrap().remove("sub");
+    let anonymous = token_with(Alg::HS256, serde_json::json!({}), &no_sub);
+    let (status, body) = get_with(port, "/api/orders", Some(&anonymous), forged);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.ends_with("upstream reached, user= iss=https://issuer.test\n"),
+        "a forged X-Jwt-Sub passed: {body}"
     );
 
     let expired = token(Alg::HS256);

@@ -63,7 +63,8 @@ pub struct ServeArgs {
     /// Log level: error, warn, info, debug (per-rejection lines, tokens named by digest only) or trace.
     #[arg(long, default_value = "info", value_name = "LEVEL")]
     log_level: tracing::Level,
-    /// Copy a claim into a header of HTTP `/verify` answers (repeatable; default X-Jwt-Sub=sub).
+    /// Copy a claim into a header of HTTP `/verify` answers (repeatable; replaces the default
+    /// X-Jwt-Sub=sub and X-Jwt-Iss=iss). Always answered, empty when the claim is absent; arrays as JSON.
     #[arg(long = "claim-header", value_name = "HEADER=CLAIM", value_parser = server::http::parse_claim_header)]
     claim_headers: Vec<(HeaderName, String)>,
     /// Path of HTTP auth subrequests, any method; PATH/… matches too (Envoy ext_authz appends the original

@@ -32,7 +32,8 @@ pub struct Options {
     pub token_header: Option<HeaderName>,
     /// Cookie holding the token, tried when the header is absent.
     pub token_cookie: Option<String>,
-    /// Claims copied into `/verify` response headers: (header, claim).
+    /// Claims copied into `/verify` response headers: (header, claim). Every one is always answered (empty
+    /// when the claim is absent), so that a proxy copying it replaces any copy the client sent.
     pub claim_headers: Vec<(HeaderName, String)>,
 }
 
@@ -42,7 +43,11 @@ impl Default for Options {
             verify_path: "/verify".into(),
             token_header: None,
             token_cookie: None,
-            claim_headers: vec![(HeaderName::from_static("x-jwt-sub"), "sub".into())],
+            // `sub` is only an identity together with `iss` (two issuers may both have a user "42").
+            claim_headers: vec![
+                (HeaderName::from_static("x-jwt-sub"), "sub".into()),
+                (HeaderName::from_static("x-jwt-iss"), "iss".into()),
+            ],
         }
     }
 }
@@ -174,11 +179,22 @@ enum Token<'a> {
     Absent,
     /// Credentials of the wrong shape (another scheme, an empty value).
     Malformed(&'static str),
+    /// Two credentials (two `Authorization` headers, the token header or cookie twice): the first would be
+    /// verified while a later hop may read the last (RFC 6750 §3.1: `invalid_request`, 400).
+    Duplicate(&'static str),
 }
 
 /// Finds the token: the configured header (default `Authorization: Bearer`, scheme case-insensitive, RFC
 /// 6750 §2.1), then the configured cookie.
 fn find_token<'a>(headers: &'a hyper::HeaderMap, opts: &Options) -> Token<'a> {
+    let name = opts.token_header.as_ref().unwrap_or(&header::AUTHORIZATION);
+    if headers.get_all(name).iter().nth(1).is_some() {
+        return Token::Duplicate(if opts.token_header.is_none() {
+            "more than one Authorization header"
+        } else {
+            "the token header is given more than once"
+        });
+    }
     let from_header = match &opts.token_header {
         None => headers.get(header::AUTHORIZATION).map(|v| {
             let v = v.as_bytes();
@@ -205,20 +221,28 @@ fn find_token<'a>(headers: &'a hyper::HeaderMap, opts: &Options) -> Token<'a> {
     let Some(name) = &opts.token_cookie else {
         return Token::Absent;
     };
+    let mut found = None;
     for v in headers.get_all(header::COOKIE) {
-        if let Some(t) = cookie(v.as_bytes(), name.as_bytes()) {
-            return match t {
-                [] => Token::Malformed("the token cookie is empty"),
-                t => Token::Found(t),
-            };
+        for t in cookies(v.as_bytes(), name.as_bytes()) {
+            if found.is_some() {
+                return Token::Duplicate("the token cookie is given more than once");
+            }
+            found = Some(t);
         }
     }
-    Token::Absent
+    match found {
+        None => Token::Absent,
+        Some([]) => Token::Malformed("the token cookie is empty"),
+        Some(t) => Token::Found(t),
+    }
 }
 
-/// The value of cookie `name` in a `Cookie` header (`a=1; b="2"`, RFC 6265 §4.2.1; quotes removed).
-fn cookie<'a>(header: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    header.split(|&b| b == b';').find_map(|pair| {
+/// The values of cookie `name` in a `Cookie` header (`a=1; b="2"`, RFC 6265 §4.2.1; quotes removed).
+fn cookies<'a, 'n>(
+    header: &'a [u8],
+    name: &'n [u8],
+) -> impl Iterator<Item = &'a [u8]> + use<'a, 'n> {
+    header.split(|&b| b == b';').filter_map(move |pair| {
         let pair = pair.trim_ascii();
         let eq = pair.iter().position(|&b| b == b'=')?;
         (pair[..eq].trim_ascii() == name).then(|| {
@@ -228,6 +252,11 @@ fn cookie<'a>(header: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
                 .unwrap_or(v)
         })
     })
+}
+
+#[cfg(test)]
+fn cookie<'a>(header: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    cookies(header, name).next()
 }
 
 fn verify(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
@@ -244,6 +273,18 @@ fn verify(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
             );
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            r
+        }
+        Token::Duplicate(why) => {
+            batch.protocol_errors += 1;
+            let mut r = json(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"error": "invalid_request", "message": why}).to_string(),
+            );
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_request\""),
+            );
             r
         }
         Token::Malformed(why) => {
@@ -263,10 +304,13 @@ fn verify(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
             token,
             super::unix_now(),
             &mut batch,
-            |claims| {
-                let mut r = json(StatusCode::OK, claims.to_owned());
-                claim_headers(&mut r, claims, shared);
-                r
+            |claims| match claim_headers(claims, &shared.http.claim_headers) {
+                Ok(headers) => {
+                    let mut r = json(StatusCode::OK, claims.to_owned());
+                    r.headers_mut().extend(headers);
+                    r
+                }
+                Err(why) => not_representable(&why),
             },
         ) {
             Ok(r) => r,
@@ -295,31 +339,57 @@ fn rejected(e: &Error) -> Response<Full<Bytes>> {
     r
 }
 
-/// Copies configured claims into response headers (`X-Jwt-Sub: …`) for the proxy to forward upstream.
-fn claim_headers(r: &mut Response<Full<Bytes>>, claims: &str, shared: &Shared) {
-    if shared.http.claim_headers.is_empty() {
-        return;
+/// The configured claim headers for a verified token's claims, for the proxy to forward upstream
+/// (docs/PROTOCOL.md, "Claims in headers"):
+///
+/// - every configured header is answered, **empty when the claim is absent** — a proxy that copies it then
+///   replaces whatever copy the client sent, instead of letting it through;
+/// - a string claim is its text as is (UTF-8 bytes); a number, boolean or null its JSON text;
+/// - an array or object is its compact JSON (`["read","write admin"]`): unambiguous, where joining with
+///   spaces made `["read","write admin"]` and `["read","write","admin"]` the same header;
+/// - a value with a control character (CR, LF, NUL, TAB, DEL…) cannot be a header without being mangled
+///   or split: the whole answer is refused (`Err`), never a header left out.
+fn claim_headers(
+    claims: &str,
+    wanted: &[(HeaderName, String)],
+) -> Result<Vec<(Option<HeaderName>, HeaderValue)>, String> {
+    if wanted.is_empty() {
+        return Ok(Vec::new());
     }
-    let claims: serde_json::Value = match serde_json::from_str(claims) {
-        Ok(c) => c,
-        Err(_) => return,
-    };
-    for (name, claim) in &shared.http.claim_headers {
+    // Verification refuses any claims document serde_json cannot read (json::MAX_DEPTH_CEILING, number
+    // range), so this parse sees exactly what verification saw.
+    let claims: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(claims).map_err(|e| format!("claims unreadable: {e}"))?;
+    let mut out = Vec::with_capacity(wanted.len());
+    for (name, claim) in wanted {
         let value = match claims.get(claim) {
+            None => String::new(),
             Some(serde_json::Value::String(s)) => s.clone(),
-            Some(serde_json::Value::Array(a)) => a
-                .iter()
-                .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
-                .collect::<Vec<_>>()
-                .join(" "),
             Some(other) => other.to_string(),
-            None => continue,
         };
-        // Values that cannot be a header (control characters) are left out rather than mangled.
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            r.headers_mut().insert(name.clone(), v);
+        if value.bytes().any(|b| b.is_ascii_control()) {
+            return Err(format!(
+                "claim {claim:?} holds a control character and cannot be carried in header {name}"
+            ));
         }
+        let v = HeaderValue::from_bytes(value.as_bytes())
+            .map_err(|_| format!("claim {claim:?} cannot be carried in header {name}"))?;
+        out.push((Some(name.clone()), v));
     }
+    Ok(out)
+}
+
+/// 401 for a valid token whose configured claim header cannot be written.
+fn not_representable(why: &str) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({"error": "invalid_token", "code": "claim_not_representable", "message": why});
+    let mut r = json(StatusCode::UNAUTHORIZED, body.to_string());
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(
+            "Bearer error=\"invalid_token\", error_description=\"claim_not_representable\"",
+        ),
+    );
+    r
 }
 
 /// Reads a request body: at most [`MAX_BODY`] bytes (else 413), within the client timeout (else 408: a
@@ -557,6 +627,65 @@ mod tests {
         assert!(parse_cookie_name("session").is_ok());
         for bad in ["", "a b", "a;b", "a=b"] {
             assert!(parse_cookie_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn duplicate_credentials_are_refused() {
+        let o = Options::default();
+        let h = headers(&[("authorization", "Bearer a"), ("authorization", "Bearer b")]);
+        assert!(matches!(find_token(&h, &o), Token::Duplicate(_)));
+        let o = Options {
+            token_header: Some(parse_header_name("x-token").unwrap()),
+            token_cookie: Some("s".into()),
+            ..Options::default()
+        };
+        let h = headers(&[("x-token", "a"), ("x-token", "a")]);
+        assert!(matches!(find_token(&h, &o), Token::Duplicate(_)));
+        let h = headers(&[("cookie", "s=a; s=b")]);
+        assert!(matches!(find_token(&h, &o), Token::Duplicate(_)));
+        let h = headers(&[("cookie", "s=a"), ("cookie", "x=1; s=a")]);
+        assert!(matches!(find_token(&h, &o), Token::Duplicate(_)));
+        // One of each source is fine: the header wins.
+        let h = headers(&[("x-token", "a"), ("cookie", "s=b")]);
+        assert_eq!(find_token(&h, &o), Token::Found(b"a"));
+    }
+
+    #[test]
+    fn claim_headers_are_always_answered_and_unambiguous() {
+        let wanted: Vec<(HeaderName, String)> = ["sub", "iss", "roles", "n", "obj", "missing"]
+            .iter()
+            .map(|c| (parse_header_name(&format!("x-{c}")).unwrap(), c.to_string()))
+            .collect();
+        let h = claim_headers(
+            r#"{"sub":"José","iss":"https://a","roles":["read","write admin"],"n":1.5,"obj":{"a":[1]}}"#,
+            &wanted,
+        )
+        .unwrap();
+        let got: Vec<(String, &[u8])> = h
+            .iter()
+            .map(|(n, v)| (n.as_ref().unwrap().to_string(), v.as_bytes()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("x-sub".into(), "José".as_bytes()),
+                ("x-iss".into(), &b"https://a"[..]),
+                ("x-roles".into(), &br#"["read","write admin"]"#[..]),
+                ("x-n".into(), &b"1.5"[..]),
+                ("x-obj".into(), &br#"{"a":[1]}"#[..]),
+                ("x-missing".into(), &b""[..]),
+            ]
+        );
+        let other = claim_headers(r#"{"roles":["read","write","admin"]}"#, &wanted[2..3]).unwrap();
+        assert_ne!(other[0].1.as_bytes(), br#"["read","write admin"]"#);
+        for bad in [
+            r#"{"sub":"a\nX-Admin: 1"}"#,
+            r#"{"sub":"a\r"}"#,
+            r#"{"sub":"a\u0000"}"#,
+            r#"{"sub":"a\tb"}"#,
+        ] {
+            assert!(claim_headers(bad, &wanted[..1]).is_err(), "{bad}");
         }
     }
 }
