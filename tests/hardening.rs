@@ -460,3 +460,90 @@ fn claim_headers_are_always_answered_unambiguous_or_refused() {
     assert_eq!(header_of(&out, "x-jwt-sub"), Some("user-1234567890"));
     assert_eq!(header_of(&out, "x-jwt-iss"), Some("https://issuer.test"));
 }
+
+#[test]
+fn a_line_of_exactly_max_line_bytes_is_served_with_lf_or_crlf() {
+    let d = start("max-line-crlf", &["--max-line", "1000"]);
+    let t = valid_token();
+    let line = format!("VERIFY {t}");
+    // A request of exactly 1000 bytes (an unknown verb: answered, the connection kept), then a VERIFY.
+    let exact = format!("X{}", "a".repeat(999));
+    assert_eq!(exact.len(), 1000);
+    for end in ["\n", "\r\n"] {
+        let out = exchange(&d.socket, format!("{exact}{end}{line}{end}").as_bytes());
+        let r: Vec<&str> = out.lines().collect();
+        assert!(r[0].starts_with("ERR unknown_command "), "{end:?}: {r:?}");
+        assert!(r[1].starts_with("OK "), "{end:?}: {r:?}");
+        let over = format!("{exact}a{end}");
+        let out = exchange(&d.socket, over.as_bytes());
+        assert!(out.starts_with("ERR too_large "), "{end:?}: {out}");
+    }
+}
+
+#[test]
+fn bad_http_headers_get_the_documented_status() {
+    let dir = temp_dir("bad-headers");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let d = start_in(dir, &["--http-listen", &addr]);
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (
+            format!(
+                "GET /verify HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+                "a".repeat(33 * 1024)
+            )
+            .into_bytes(),
+            "431",
+        ),
+        (
+            format!(
+                "GET /verify HTTP/1.1\r\nHost: x\r\n{}\r\n",
+                (0..101)
+                    .map(|i| format!("X-H{i}: v\r\n"))
+                    .collect::<String>()
+            )
+            .into_bytes(),
+            "431",
+        ),
+        (
+            b"GET /verify HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n".to_vec(),
+            "400",
+        ),
+    ];
+    for (raw, status) in &cases {
+        let out = exchange(&d.socket, raw);
+        assert!(
+            out.starts_with(&format!("HTTP/1.1 {status} ")),
+            "unix, want {status}: {:?}",
+            &out[..out.len().min(60)]
+        );
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        use std::io::{Read, Write};
+        s.write_all(raw).unwrap();
+        let mut out = vec![0u8; 64];
+        let n = s.read(&mut out).unwrap();
+        let out = String::from_utf8_lossy(&out[..n]);
+        assert!(
+            out.starts_with(&format!("HTTP/1.1 {status} ")),
+            "tcp, want {status}: {out:?}"
+        );
+    }
+    assert!(d.ping());
+}
+
+#[test]
+fn sigusr1_sigusr2_and_sigalrm_do_not_stop_the_daemon() {
+    let d = start("signals", &[]);
+    for sig in ["USR1", "USR2", "ALRM"] {
+        signal(d.pid(), sig);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(d.ping(), "after SIG{sig}");
+        assert!(d.socket.exists());
+    }
+}

@@ -363,13 +363,32 @@ mod dev {
 }
 
 /// SIGINT/SIGTERM cancel `shutdown`; SIGHUP reloads keys and configuration, keeping the old ones when the new
-/// ones are invalid.
+/// ones are invalid; SIGUSR1, SIGUSR2 and SIGALRM are ignored (logged).
 fn spawn_signal_handlers(shutdown: CancellationToken, shared: Arc<Shared>) -> Result<(), String> {
     use tokio::signal::unix::{SignalKind, signal};
     let handler = |kind| signal(kind).map_err(|e| format!("signal handler: {e}"));
     let mut term = handler(SignalKind::terminate())?;
     let mut int = handler(SignalKind::interrupt())?;
     let mut hup = handler(SignalKind::hangup())?;
+    // SIGUSR1, SIGUSR2 and SIGALRM would kill the daemon by default (and leave its socket behind): a
+    // logrotate `kill -USR1` habit must not take it down. They mean nothing to jwtd; each is logged and
+    // ignored.
+    for (kind, name) in [
+        (SignalKind::user_defined1(), "SIGUSR1"),
+        (SignalKind::user_defined2(), "SIGUSR2"),
+        (SignalKind::alarm(), "SIGALRM"),
+    ] {
+        let mut sig = handler(kind)?;
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = sig.recv() => tracing::info!(signal = name, "ignored: jwtd gives this signal no meaning"),
+                    _ = stop.cancelled() => return,
+                }
+            }
+        });
+    }
     let stop = shutdown.clone();
     tokio::spawn(async move {
         tokio::select! {

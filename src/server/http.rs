@@ -116,7 +116,9 @@ where
         .header_read_timeout(timeout)
         // Caps the header section (hyper's minimum buffer is 8 KiB).
         .max_buf_size(32 * 1024)
-        .pipeline_flush(true)
+        // Not `pipeline_flush(true)`: it defers flushing while more input may follow, and a connection
+        // that ends in a parse error (headers too large, more than 100, a malformed line) then closes with
+        // hyper's automatic 431/400 still in its buffer — the client saw an empty reply (nginx: 502).
         // Clients that shut down their write side after the request still get the answer.
         .half_close(true)
         .serve_connection(TokioIo::new(stream), service);

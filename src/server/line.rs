@@ -31,9 +31,11 @@ pub enum Frame {
     TooLong,
 }
 
-/// Finds the first line in `buf`. A trailing `\r` is not part of the line.
+/// Finds the first line in `buf`. The terminator is `\n` or `\r\n`, and is not part of the line: the cap
+/// counts the line's own bytes, so a line of exactly `max_line` bytes is served whichever way it ends.
 pub fn frame(buf: &[u8], max_line: usize) -> Frame {
-    let window = &buf[..buf.len().min(max_line + 1)];
+    // Room for the longest line and a CRLF.
+    let window = &buf[..buf.len().min(max_line.saturating_add(2))];
     match memchr::memchr(b'\n', window) {
         Some(i) => {
             let len = if i > 0 && buf[i - 1] == b'\r' {
@@ -50,7 +52,13 @@ pub fn frame(buf: &[u8], max_line: usize) -> Frame {
                 }
             }
         }
-        None if buf.len() > max_line => Frame::TooLong,
+        // More than the cap without an end: unless the byte past the cap is the `\r` of a CRLF still
+        // arriving, the line is over the cap whatever comes next.
+        None if buf.len() > max_line.saturating_add(1)
+            || (buf.len() == max_line + 1 && buf[max_line] != b'\r') =>
+        {
+            Frame::TooLong
+        }
         None => Frame::Incomplete,
     }
 }
@@ -142,6 +150,17 @@ mod tests {
             }
         );
         assert_eq!(frame(b"0123456789A\n", 10), Frame::TooLong);
+        // The cap counts the line, not its terminator: CRLF and LF alike.
+        assert_eq!(
+            frame(b"0123456789\r\n", 10),
+            Frame::Line {
+                len: 10,
+                consumed: 12
+            }
+        );
+        assert_eq!(frame(b"0123456789\r", 10), Frame::Incomplete);
+        assert_eq!(frame(b"0123456789A\r\n", 10), Frame::TooLong);
+        assert_eq!(frame(b"0123456789AB", 10), Frame::TooLong);
         // A huge buffer is only searched up to the cap.
         let big = vec![b'a'; 1 << 20];
         assert_eq!(frame(&big, 100), Frame::TooLong);
