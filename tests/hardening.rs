@@ -547,3 +547,58 @@ fn sigusr1_sigusr2_and_sigalrm_do_not_stop_the_daemon() {
         assert!(d.socket.exists());
     }
 }
+
+#[test]
+fn a_reload_applies_http_settings_and_names_what_needs_a_restart() {
+    let dir = temp_dir("reload-settings");
+    let keys = data("keys/HS256.public.jwks");
+    let config = |extra: &str| {
+        format!(
+            "state_dir = \"state\"\nmax_connections = 100\n{extra}\n[http]\ntoken_cookie = \"session\"\n\
+             \n[[issuer]]\niss = \"https://issuer.test\"\nkeys = [\"{}\"]\naudiences = [\"api\"]\n",
+            keys.display()
+        )
+    };
+    let path = dir.join("jwtd.toml");
+    std::fs::write(&path, config("")).unwrap();
+    let socket = dir.join("jwtd.sock");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_jwtd"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .arg("--socket")
+        .arg(&socket)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let d = Daemon {
+        child,
+        socket,
+        dir: dir.clone(),
+    };
+    wait_for(&d.socket);
+    let t = valid_token();
+    let by_cookie = || get_verify(&d.socket, &[("Cookie", &format!("session={t}"))]);
+    assert!(by_cookie().starts_with("HTTP/1.1 200 "));
+    // The cookie is removed, the state directory and the connection limit changed.
+    let body = config("").replace("token_cookie = \"session\"\n", "");
+    let body = body
+        .replace("state_dir = \"state\"", "state_dir = \"elsewhere\"")
+        .replace("max_connections = 100", "max_connections = 200");
+    std::fs::write(&path, body).unwrap();
+    let r = ask(&d.socket, &["RELOAD".into()]);
+    assert_eq!(
+        r[0],
+        r#"OK {"keys_loaded":1,"reloaded":true,"restart_needed":["max_connections","state_dir"]}"#
+    );
+    let out = by_cookie();
+    assert!(
+        out.starts_with("HTTP/1.1 401 "),
+        "a removed token_cookie no longer applies: {out}"
+    );
+    // Nothing else changed: a second reload has nothing new to name (still the running values).
+    let r = ask(&d.socket, &["RELOAD".into()]);
+    assert!(
+        r[0].contains(r#""restart_needed":["max_connections","state_dir"]"#),
+        "{r:?}"
+    );
+}

@@ -875,7 +875,10 @@ fn reload_command_is_for_admin_uids_only() {
     // RELOAD, then a VERIFY pipelined behind it in the same write: it already sees the new keys.
     let out = exchange(&d.socket, format!("RELOAD\nVERIFY {es}\n").as_bytes());
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[0], r#"OK {"reloaded":true,"keys_loaded":2}"#, "{out}");
+    assert_eq!(
+        lines[0], r#"OK {"keys_loaded":2,"reloaded":true,"restart_needed":[]}"#,
+        "{out}"
+    );
     assert!(lines[1].starts_with("OK "), "{out}");
     // A broken key file: the reload fails and says why; the running keys stay.
     std::fs::write(&keys, "{not json").unwrap();
@@ -1103,7 +1106,7 @@ fn a_reload_invalidates_cached_verdicts() {
     std::fs::copy(data("keys/ES256.public.jwks"), &keys).unwrap();
     let out = exchange(&d.socket, format!("RELOAD\nVERIFY {t}\n").as_bytes());
     let lines: Vec<&str> = out.lines().collect();
-    assert!(lines[0].starts_with("OK {\"reloaded\":true"), "{out}");
+    assert!(lines[0].contains("\"reloaded\":true"), "{out}");
     assert!(lines[1].starts_with("ERR "), "{out}");
     assert_eq!(stats(&d.socket)["cache"]["hits"], 1);
 }

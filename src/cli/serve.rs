@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::PolicyArgs;
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
     /// A TOML configuration file (issuers, keys, policy, socket); replaces the key and policy flags.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["keys", "secrets"])]
@@ -128,6 +128,128 @@ impl Source {
     }
 }
 
+/// Every setting besides the issuers, as flags over the file over the defaults: computed at start and again
+/// at every reload, so a reload can apply what it can and name what needs a restart.
+#[derive(Debug, Clone, PartialEq)]
+struct Settings {
+    socket: PathBuf,
+    socket_mode: u32,
+    socket_group: Option<String>,
+    max_connections: usize,
+    listen: Option<std::net::SocketAddr>,
+    state_dir: Option<PathBuf>,
+    cache: (usize, usize, usize),
+    live: server::Live,
+}
+
+impl Settings {
+    fn new(args: &ServeArgs, file: Option<&config::Config>) -> Result<Settings, String> {
+        let socket = args
+            .socket
+            .clone()
+            .or_else(|| file.and_then(|c| c.socket.clone()))
+            .unwrap_or_else(|| PathBuf::from("jwtd.sock"));
+        let socket_mode = match (
+            args.socket_mode,
+            file.and_then(|c| c.socket_mode.as_deref()),
+        ) {
+            (Some(m), _) => m,
+            (None, Some(m)) => config::parse_mode(m)?,
+            (None, None) => 0o660,
+        };
+        let defaults = server::Config::default();
+        let max_line = args
+            .max_line
+            .or(file.and_then(|c| c.max_line))
+            .unwrap_or(defaults.max_line);
+        let max_connections = args
+            .max_connections
+            .or(file.and_then(|c| c.max_connections))
+            .unwrap_or(defaults.max_connections);
+        // Flags override the file's [http] table, which overrides the defaults.
+        let mut http = match (file, &args.config) {
+            (Some(c), Some(path)) => c.http_options(&path.display().to_string())?,
+            _ => server::http::Options::default(),
+        };
+        if !args.claim_headers.is_empty() {
+            http.claim_headers = args.claim_headers.clone();
+        }
+        if let Some(p) = &args.verify_path {
+            http.verify_path = p.clone();
+        }
+        if let Some(h) = &args.token_header {
+            http.token_header = Some(h.clone());
+        }
+        if let Some(c) = &args.token_cookie {
+            http.token_cookie = Some(c.clone());
+        }
+        let client_timeout = match args.client_timeout.or(file.and_then(|c| c.client_timeout)) {
+            Some(secs) => Duration::from_secs_f64(parse_timeout(&secs.to_string())?),
+            None => server::DEFAULT_CLIENT_TIMEOUT,
+        };
+        let state_dir = args
+            .state_dir
+            .clone()
+            .or_else(|| {
+                let (c, path) = (file?, args.config.as_ref()?);
+                let dir = c.state_dir.as_ref()?;
+                Some(path.parent().unwrap_or(std::path::Path::new(".")).join(dir))
+            })
+            .or_else(|| args.dev.then(|| args.data_dir.join("state")));
+        let cache = (
+            args.cache_entries
+                .or(file.and_then(|c| c.cache.entries))
+                .unwrap_or(DEFAULT_CACHE_ENTRIES),
+            args.cache_bytes
+                .or(file.and_then(|c| c.cache.max_bytes.map(|s| s.0)))
+                .unwrap_or(DEFAULT_CACHE_BYTES),
+            args.cache_max_token
+                .or(file.and_then(|c| c.cache.max_token_len))
+                .unwrap_or(DEFAULT_CACHE_MAX_TOKEN),
+        );
+        Ok(Settings {
+            socket,
+            socket_mode,
+            socket_group: args
+                .socket_group
+                .clone()
+                .or_else(|| file.and_then(|c| c.socket_group.clone())),
+            max_connections,
+            listen: args.http_listen.or(file.and_then(|c| c.http.listen)),
+            state_dir,
+            cache,
+            live: server::Live {
+                http,
+                max_line,
+                client_timeout,
+            },
+        })
+    }
+
+    /// The settings that differ from `running` and need a restart, named as in the configuration file.
+    fn restart_needed(&self, running: &Settings) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut check = |changed: bool, name: &str| {
+            if changed {
+                out.push(name.to_string());
+            }
+        };
+        check(self.socket != running.socket, "socket");
+        check(self.socket_mode != running.socket_mode, "socket_mode");
+        check(self.socket_group != running.socket_group, "socket_group");
+        check(
+            self.max_connections != running.max_connections,
+            "max_connections",
+        );
+        check(self.listen != running.listen, "http.listen");
+        check(self.state_dir != running.state_dir, "state_dir");
+        check(self.cache.0 != running.cache.0, "cache.entries");
+        check(self.cache.1 != running.cache.1, "cache.max_bytes");
+        check(self.cache.2 != running.cache.2, "cache.max_token_len");
+        out
+    }
+}
+
 pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     // Logs go to stderr; a closed stderr must not stop the daemon, so write errors are not reported.
     let _ = tracing_subscriber::fmt()
@@ -148,83 +270,25 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     };
     // An invalid configuration stops the start: never serve half-configured.
     let (issuers, file) = source.load()?;
-    let file = file.as_ref();
-    let socket = args
-        .socket
-        .clone()
-        .or_else(|| file.and_then(|c| c.socket.clone()))
-        .unwrap_or_else(|| PathBuf::from("jwtd.sock"));
-    let mode = match (
-        args.socket_mode,
-        file.and_then(|c| c.socket_mode.as_deref()),
-    ) {
-        (Some(m), _) => m,
-        (None, Some(m)) => config::parse_mode(m)?,
-        (None, None) => 0o660,
-    };
-    let defaults = server::Config::default();
+    let settings = Settings::new(&args, file.as_ref())?;
+    let socket = settings.socket.clone();
+    let mode = settings.socket_mode;
     let limits = server::Config {
-        max_line: args
-            .max_line
-            .or(file.and_then(|c| c.max_line))
-            .unwrap_or(defaults.max_line),
-        max_connections: args
-            .max_connections
-            .or(file.and_then(|c| c.max_connections))
-            .unwrap_or(defaults.max_connections),
+        max_line: settings.live.max_line,
+        max_connections: settings.max_connections,
     };
-    // Flags override the file's [http] table, which overrides the defaults.
-    let mut http = match (file, &args.config) {
-        (Some(c), Some(path)) => c.http_options(&path.display().to_string())?,
-        _ => server::http::Options::default(),
-    };
-    if !args.claim_headers.is_empty() {
-        http.claim_headers = args.claim_headers.clone();
-    }
-    if let Some(p) = &args.verify_path {
-        http.verify_path = p.clone();
-    }
-    if let Some(h) = &args.token_header {
-        http.token_header = Some(h.clone());
-    }
-    if let Some(c) = &args.token_cookie {
-        http.token_cookie = Some(c.clone());
-    }
     let source = Arc::new(source);
-    let mut shared = Shared::new(issuers, limits.max_line, http);
-    if let Some(secs) = args.client_timeout.or(file.and_then(|c| c.client_timeout)) {
-        shared.client_timeout =
-            std::time::Duration::from_secs_f64(parse_timeout(&secs.to_string())?);
-    }
-    let cache_entries = args
-        .cache_entries
-        .or(file.and_then(|c| c.cache.entries))
-        .unwrap_or(DEFAULT_CACHE_ENTRIES);
+    let mut shared = Shared::new(issuers, limits.max_line, settings.live.http.clone());
+    shared.apply_live(settings.live.clone());
+    let (cache_entries, max_bytes, max_token) = settings.cache;
     if cache_entries > 0 {
-        let max_bytes = args
-            .cache_bytes
-            .or(file.and_then(|c| c.cache.max_bytes.map(|s| s.0)))
-            .unwrap_or(DEFAULT_CACHE_BYTES);
-        let max_token = args
-            .cache_max_token
-            .or(file.and_then(|c| c.cache.max_token_len))
-            .unwrap_or(DEFAULT_CACHE_MAX_TOKEN);
         let config = jwtd::cache::Config {
             max_entries: cache_entries,
             max_bytes,
         };
         shared.cache = Some(server::TokenCache::new(&config, max_token)?);
     }
-    let state_dir = args
-        .state_dir
-        .clone()
-        .or_else(|| {
-            let (c, path) = (file?, args.config.as_ref()?);
-            let dir = c.state_dir.as_ref()?;
-            Some(path.parent().unwrap_or(std::path::Path::new(".")).join(dir))
-        })
-        .or_else(|| args.dev.then(|| args.data_dir.join("state")));
-    if let Some(dir) = &state_dir {
+    if let Some(dir) = &settings.state_dir {
         let store = jwtd::revocation::store::Store::open(dir, Arc::new(server::unix_now))?;
         shared.revocations = Some(Arc::new(store));
     }
@@ -232,15 +296,27 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         shared.admin_uids = args.admin_uids.clone();
     }
     let reload_source = source.clone();
+    let reload_args = args.clone();
+    // What runs now: live settings move with each reload, the others only with a restart.
+    let running = std::sync::Mutex::new(settings.clone());
     shared.reloader = Some(Box::new(move || {
-        reload_source.load().map(|(issuers, _)| issuers)
+        let (issuers, file) = reload_source.load()?;
+        let new = Settings::new(&reload_args, file.as_ref())?;
+        let mut running = running.lock().unwrap_or_else(|p| p.into_inner());
+        let restart_needed = new.restart_needed(&running);
+        let live = (new.live != running.live).then(|| new.live.clone());
+        running.live = new.live;
+        Ok(server::Reload {
+            issuers,
+            live,
+            restart_needed,
+        })
     }));
     let shared = Arc::new(shared);
-    let group = args
+    let group = settings
         .socket_group
-        .clone()
-        .or_else(|| file.and_then(|c| c.socket_group.clone()))
-        .map(|g| server::socket::resolve_group(&g))
+        .as_deref()
+        .map(server::socket::resolve_group)
         .transpose()?;
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();
@@ -259,7 +335,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         spawn_signal_handlers(shutdown.clone(), shared.clone())?;
     }
     let (std_listener, socket_file) = server::socket::bind(&socket, mode, group)?;
-    let tcp = match args.http_listen.or(file.and_then(|c| c.http.listen)) {
+    let tcp = match settings.listen {
         None => None,
         Some(addr) => {
             let l = std::net::TcpListener::bind(addr)
@@ -405,12 +481,11 @@ fn spawn_signal_handlers(shutdown: CancellationToken, shared: Arc<Shared>) -> Re
             }
             let shared = shared.clone();
             match tokio::task::spawn_blocking(move || shared.reload_now()).await {
-                Ok(Ok(keys)) => {
-                    tracing::info!(
-                        keys,
-                        "reloaded on SIGHUP; socket settings apply at the next start"
-                    )
-                }
+                Ok(Ok(r)) => tracing::info!(
+                    keys = r.keys,
+                    restart_needed = ?r.restart_needed,
+                    "reloaded on SIGHUP"
+                ),
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "reload failed; still serving the previous configuration")
                 }

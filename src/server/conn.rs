@@ -25,7 +25,8 @@ pub async fn serve<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let max_line = shared.max_line;
+    let max_line = shared.max_line();
+    let client_timeout = shared.client_timeout();
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     // When the request line at the start of `buf` began to arrive, while it is incomplete: it must be
@@ -34,7 +35,7 @@ where
     let mut partial_since: Option<tokio::time::Instant> = None;
     loop {
         buf.reserve(READ_CHUNK);
-        let deadline = partial_since.map(|t| t + shared.client_timeout);
+        let deadline = partial_since.map(|t| t + client_timeout);
         let late = async {
             match deadline {
                 Some(d) => tokio::time::sleep_until(d).await,
@@ -49,7 +50,7 @@ where
                     "timeout",
                     &format!(
                         "request line not completed within {} s; closing the connection",
-                        shared.client_timeout.as_secs_f64()
+                        client_timeout.as_secs_f64()
                     ),
                 );
                 let mut batch = Batch::default();
@@ -255,11 +256,14 @@ async fn reload(shared: &Shared, peer_uid: Option<u32>, out: &mut Vec<u8>, batch
         _ => shared.reload_now(),
     };
     match result {
-        Ok(keys) => {
-            out.extend_from_slice(
-                format!("OK {{\"reloaded\":true,\"keys_loaded\":{keys}}}\n").as_bytes(),
-            );
-            tracing::info!(keys, peer_uid, "reloaded by RELOAD");
+        Ok(r) => {
+            let answer = serde_json::json!({
+                "reloaded": true,
+                "keys_loaded": r.keys,
+                "restart_needed": r.restart_needed,
+            });
+            line::ok(out, &answer.to_string());
+            tracing::info!(keys = r.keys, peer_uid, "reloaded by RELOAD");
         }
         Err(e) => {
             batch.protocol_errors += 1;

@@ -22,7 +22,7 @@ use crate::error::Error;
 const MAX_BODY: usize = 64 * 1024;
 
 /// How auth subrequests are recognised and where their token is.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Options {
     /// Path of auth subrequests, any method. `PATH/anything` matches too: Envoy ext_authz (HTTP mode) appends
     /// the original request's path to its `path_prefix`.
@@ -105,7 +105,7 @@ pub async fn serve<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let timeout = shared.client_timeout;
+    let timeout = shared.client_timeout();
     let service = hyper::service::service_fn(move |req| {
         let shared = shared.clone();
         async move { Ok::<_, Infallible>(route(req, &shared, peer_uid).await) }
@@ -140,7 +140,7 @@ async fn route(
 ) -> Response<Full<Bytes>> {
     let started = std::time::Instant::now();
     let response = match (req.method(), req.uri().path()) {
-        (_, path) if shared.http.is_verify_path(path) => verify(&req, shared),
+        (_, path) if shared.http.load().is_verify_path(path) => verify(&req, shared),
         (&Method::POST, "/introspect") => introspect(req, shared).await,
         (&Method::POST, "/revoke") => revoke(req, shared, peer_uid).await,
         (_, "/revoke") => text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n"),
@@ -266,7 +266,8 @@ fn verify(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
         requests: 1,
         ..Batch::default()
     };
-    let response = match find_token(req.headers(), &shared.http) {
+    let options = shared.http.load();
+    let response = match find_token(req.headers(), &options) {
         Token::Absent => {
             batch.protocol_errors += 1;
             let mut r = json(
@@ -306,7 +307,7 @@ fn verify(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
             token,
             super::unix_now(),
             &mut batch,
-            |claims| match claim_headers(claims, &shared.http.claim_headers) {
+            |claims| match claim_headers(claims, &options.claim_headers) {
                 Ok(headers) => {
                     let mut r = json(StatusCode::OK, claims.to_owned());
                     r.headers_mut().extend(headers);
@@ -452,7 +453,7 @@ async fn revoke(
             "revocation needs a state directory: start jwtd serve with --state-dir DIR",
         );
     };
-    let fields = match form(req, shared.client_timeout).await {
+    let fields = match form(req, shared.client_timeout()).await {
         Ok(f) => f,
         Err(r) => return r,
     };
@@ -487,7 +488,7 @@ async fn revoke(
 
 /// RFC 7662: `token=…` form in, `{"active":true,…claims}` or `{"active":false}` out.
 async fn introspect(req: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
-    let body = match read_body(req, shared.client_timeout).await {
+    let body = match read_body(req, shared.client_timeout()).await {
         Ok(b) => b,
         Err(response) => return response,
     };

@@ -32,20 +32,46 @@ use stats::{Batch, Stats};
 use verdict::Verdict;
 
 /// Re-reads keys and configuration (the `RELOAD` command and SIGHUP).
-pub type Reloader = Box<dyn Fn() -> Result<Issuers, String> + Send + Sync>;
+pub type Reloader = Box<dyn Fn() -> Result<Reload, String> + Send + Sync>;
+
+/// What a reload read: the issuers, the settings that take effect at once, and the names of changed
+/// settings that only a restart applies.
+pub struct Reload {
+    pub issuers: Issuers,
+    /// `None`: the live settings are unchanged.
+    pub live: Option<Live>,
+    pub restart_needed: Vec<String>,
+}
+
+/// Settings applied by a reload without a restart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Live {
+    pub http: http::Options,
+    pub max_line: usize,
+    pub client_timeout: Duration,
+}
+
+/// How a reload went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    pub keys: usize,
+    /// Changed settings that need a restart (named as in the configuration file).
+    pub restart_needed: Vec<String>,
+}
 
 /// What every connection shares.
 pub struct Shared {
     /// The issuers and their keys; swapped whole on reload, read without a lock (one atomic load per batch).
     pub issuers: ArcSwap<Issuers>,
     pub stats: Stats,
-    /// Longest accepted request line, in bytes.
-    pub max_line: usize,
+    /// Longest accepted request line, in bytes (read per connection; a reload changes it).
+    max_line: std::sync::atomic::AtomicUsize,
     /// How long a client may take to finish what it started: a request line (line protocol), the header
     /// section or the body (HTTP), or its first bytes. Idle connections between requests are not limited.
-    pub client_timeout: Duration,
-    /// HTTP auth subrequests: path, token source, claim headers.
-    pub http: http::Options,
+    /// In milliseconds; a reload changes it.
+    client_timeout_ms: std::sync::atomic::AtomicU64,
+    /// HTTP auth subrequests: path, token source, claim headers; swapped whole by a reload.
+    pub http: ArcSwap<http::Options>,
     /// Peers (by uid, from SO_PEERCRED) allowed to use admin commands.
     pub admin_uids: Vec<u32>,
     /// How to reload; `None` where reloading makes no sense (tests).
@@ -86,7 +112,7 @@ pub struct Snapshot {
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
-            .field("max_line", &self.max_line)
+            .field("max_line", &self.max_line())
             .field("admin_uids", &self.admin_uids)
             .finish_non_exhaustive()
     }
@@ -103,15 +129,39 @@ impl Shared {
         Shared {
             issuers: ArcSwap::from_pointee(issuers),
             stats: Stats::default(),
-            max_line,
-            client_timeout: DEFAULT_CLIENT_TIMEOUT,
-            http,
+            max_line: std::sync::atomic::AtomicUsize::new(max_line),
+            client_timeout_ms: std::sync::atomic::AtomicU64::new(
+                DEFAULT_CLIENT_TIMEOUT.as_millis() as u64,
+            ),
+            http: ArcSwap::from_pointee(http),
             admin_uids: [Some(0), own_uid()].into_iter().flatten().collect(),
             reloader: None,
             cache: None,
             revocations: None,
             generation: std::sync::atomic::AtomicU32::new(0),
         }
+    }
+
+    /// Longest accepted request line, in bytes.
+    pub fn max_line(&self) -> usize {
+        self.max_line.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How long a client may take to finish a request it started.
+    pub fn client_timeout(&self) -> Duration {
+        Duration::from_millis(
+            self.client_timeout_ms
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    /// Applies settings that need no restart (new connections and requests see them).
+    pub fn apply_live(&self, live: Live) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.max_line.store(live.max_line, Relaxed);
+        self.client_timeout_ms
+            .store(live.client_timeout.as_millis().max(1) as u64, Relaxed);
+        self.http.store(Arc::new(live.http));
     }
 
     /// Figures for STATS and /metrics kept outside the counters.
@@ -210,16 +260,28 @@ impl Shared {
         Ok(ok(v.claims_json()))
     }
 
-    /// Reloads through the reloader and swaps the result in; on failure the running issuers stay.
-    pub fn reload_now(&self) -> Result<usize, String> {
+    /// Reloads through the reloader and swaps the result in; on failure everything running stays.
+    pub fn reload_now(&self) -> Result<Reloaded, String> {
         let reloader = self
             .reloader
             .as_ref()
             .ok_or("reloading is not configured")?;
-        let issuers = reloader()?;
-        let keys = issuers.keys_loaded();
-        self.reload(issuers);
-        Ok(keys)
+        let r = reloader()?;
+        let keys = r.issuers.keys_loaded();
+        if let Some(live) = r.live {
+            self.apply_live(live);
+        }
+        self.reload(r.issuers);
+        for name in &r.restart_needed {
+            tracing::warn!(
+                setting = %name,
+                "changed in the configuration, but applies only at the next start: still running with the old value"
+            );
+        }
+        Ok(Reloaded {
+            keys,
+            restart_needed: r.restart_needed,
+        })
     }
 
     /// Swaps in a new set of issuers. Requests already holding the old set finish with it.
@@ -345,7 +407,7 @@ async fn dispatch<S>(
     };
     // A client that connects and says nothing is cut off like a slow HTTP client.
     let ok = tokio::select! {
-        r = tokio::time::timeout(shared.client_timeout, sniff) => r.unwrap_or(false),
+        r = tokio::time::timeout(shared.client_timeout(), sniff) => r.unwrap_or(false),
         _ = shutdown.cancelled() => false,
     };
     if !ok || first.is_empty() {
