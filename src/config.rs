@@ -187,7 +187,8 @@ pub struct Loaded {
 /// Reads and validates `path`, loading every key file. Relative key paths are relative to the config file.
 pub fn load(path: &Path) -> Result<Loaded, String> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))?;
+    let bytes = crate::keys::file::read_regular(path)?;
+    let text = String::from_utf8(bytes).map_err(|_| format!("{shown}: not UTF-8 text"))?;
     parse(&text, path.parent().unwrap_or(Path::new(".")), &shown)
 }
 
@@ -283,7 +284,8 @@ fn build(config: &Config, base: &Path, shown: &str) -> Result<(Issuers, Vec<Stri
         for (j, file) in ic.secrets.iter().enumerate() {
             let full = base.join(file);
             let key = format!("{} ({})", at(&format!("secrets[{j}]")), full.display());
-            let bytes = std::fs::read(&full).map_err(|e| format!("{key}: {e}"))?;
+            let bytes =
+                crate::keys::file::read_regular(&full).map_err(|e| format!("{key}: {e}"))?;
             let r = keys
                 .add_secret(&bytes, &opts)
                 .map_err(|e| format!("{key}: {e}"))?;

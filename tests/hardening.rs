@@ -602,3 +602,63 @@ fn a_reload_applies_http_settings_and_names_what_needs_a_restart() {
         "{r:?}"
     );
 }
+
+#[test]
+fn fifos_devices_and_huge_files_are_refused_as_key_files_and_nothing_wedges() {
+    let dir = temp_dir("fifo-keys");
+    let fifo = dir.join("keys.fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let big = dir.join("big.jwks");
+    std::fs::write(&big, vec![b' '; (1 << 20) + 1]).unwrap();
+    // `jwtd verify` answers at once instead of blocking in open() or eating memory.
+    for (path, what) in [
+        (fifo.to_string_lossy().into_owned(), "a FIFO"),
+        ("/dev/zero".to_string(), "a device"),
+        (big.to_string_lossy().into_owned(), "at most"),
+    ] {
+        let out = jwtd(&["verify", "--keys", &path], Some(b"x.y.z"));
+        assert_eq!(out.status.code(), Some(2), "{path}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(what), "{path}: {err}");
+    }
+    // A daemon whose key file becomes a FIFO: the reload fails and says why, later reloads still work, and
+    // SIGTERM still stops it.
+    let keys = dir.join("keys.jwks");
+    std::fs::copy(data("keys/HS256.public.jwks"), &keys).unwrap();
+    let d = start_in(dir.clone(), &["--keys", &keys.to_string_lossy()]);
+    std::fs::remove_file(&keys).unwrap();
+    std::fs::rename(&fifo, &keys).unwrap();
+    let r = ask(&d.socket, &["RELOAD".into()]);
+    assert!(
+        r[0].starts_with("ERR reload_failed ") && r[0].contains("FIFO"),
+        "{r:?}"
+    );
+    signal(d.pid(), "HUP");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(d.ping(), "a reload never wedges the daemon");
+    std::fs::remove_file(&keys).unwrap();
+    std::fs::copy(data("keys/HS256.public.jwks"), &keys).unwrap();
+    let r = ask(&d.socket, &["RELOAD".into()]);
+    assert!(r[0].starts_with("OK "), "{r:?}");
+    let mut d = d;
+    signal(d.pid(), "TERM");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(status) = d.child.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SIGTERM did not stop the daemon"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!d.socket.exists());
+}

@@ -120,7 +120,7 @@ impl PolicyArgs {
             reports.push((path, set.add_file(path, &opts).map_err(|e| e.to_string())?));
         }
         for path in &self.secrets {
-            let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let bytes = jwtd::keys::file::read_regular(path)?;
             let r = set
                 .add_secret(&bytes, &opts)
                 .map_err(|e| format!("{}: {e}", path.display()))?;

@@ -378,6 +378,9 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         tracing::info!("shut down");
         Ok::<(), String>(())
     });
+    // A reload stuck in a read (a key file on a hung network mount) holds a blocking-pool thread: dropping
+    // the runtime would wait for it forever. Shutdown waits a moment, then leaves it behind.
+    rt.shutdown_timeout(Duration::from_secs(1));
     drop(socket_file);
     result.map(|()| ExitCode::SUCCESS)
 }

@@ -28,7 +28,7 @@ pub struct SignArgs {
 }
 
 pub fn run(args: SignArgs) -> Result<ExitCode, String> {
-    let bytes = std::fs::read(&args.key).map_err(|e| format!("{}: {e}", args.key.display()))?;
+    let bytes = jwtd::keys::file::read_regular(&args.key)?;
     let (key, jwk_kid) = signing_key_from_file(&bytes, args.alg)
         .map_err(|e| format!("{}: {e}", args.key.display()))?;
     let claims: Value =

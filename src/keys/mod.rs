@@ -2,6 +2,7 @@
 //! algorithm and checked at load. A key the library cannot use is reported by kid and skipped; the rest of
 //! its set still loads.
 
+pub mod file;
 pub mod jwk;
 pub mod pem;
 pub mod private;
@@ -85,8 +86,7 @@ impl KeySet {
 
     /// Reads a file holding a JWK, a JWKS or PEM public keys (told apart by content).
     pub fn add_file(&mut self, path: &Path, opts: &SourceOptions) -> Result<LoadReport, KeyError> {
-        let bytes =
-            std::fs::read(path).map_err(|e| KeyError::Io(format!("{}: {e}", path.display())))?;
+        let bytes = file::read_regular(path).map_err(KeyError::Io)?;
         self.add_document(&bytes, opts)
             .map_err(|e| KeyError::Format(format!("{}: {e}", path.display())))
     }
