@@ -10,9 +10,18 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::time::Duration;
+
+/// How long a request may wait for its reply (or for the socket to take it) before the client gives up, by
+/// default; see [`Client::set_timeout`].
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The longest reply line accepted: a server streaming bytes without a newline cannot grow the client's
+/// memory without bound (`REVOCATIONS LIST` of many long values is the largest legitimate reply).
+pub const MAX_REPLY: u64 = 64 << 20;
 
 /// One `VERIFY` answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,14 +44,24 @@ pub struct Client {
 const WINDOW: usize = 64;
 
 impl Client {
+    /// Connects to the daemon's socket; requests time out after [`DEFAULT_TIMEOUT`].
     pub fn connect(path: impl AsRef<Path>) -> io::Result<Client> {
         let writer = UnixStream::connect(path)?;
         let reader = BufReader::new(writer.try_clone()?);
-        Ok(Client {
+        let mut c = Client {
             writer,
             reader,
             line: String::new(),
-        })
+        };
+        c.set_timeout(Some(DEFAULT_TIMEOUT))?;
+        Ok(c)
+    }
+
+    /// How long a read or write may block (`None`: forever). A reply not arriving in time is an error of
+    /// kind `WouldBlock` or `TimedOut`.
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.writer.set_read_timeout(timeout)?;
+        self.writer.set_write_timeout(timeout)
     }
 
     /// Verifies one token.
@@ -108,10 +127,30 @@ impl Client {
 
     fn read_line(&mut self) -> io::Result<&str> {
         self.line.clear();
-        if self.reader.read_line(&mut self.line)? == 0 {
+        let n = (&mut self.reader)
+            .take(MAX_REPLY + 1)
+            .read_line(&mut self.line)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no reply from jwtd in time (is the socket a jwtd daemon, and is it running?)",
+                ),
+                _ => e,
+            })?;
+        if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "jwtd closed the connection",
+            ));
+        }
+        if !self.line.ends_with('\n') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                if n as u64 > MAX_REPLY {
+                    format!("a reply longer than {MAX_REPLY} bytes: not a jwtd daemon?")
+                } else {
+                    "the connection ended in the middle of a reply".to_string()
+                },
             ));
         }
         Ok(self.line.trim_end_matches(['\n', '\r']))

@@ -662,3 +662,142 @@ fn fifos_devices_and_huge_files_are_refused_as_key_files_and_nothing_wedges() {
     }
     assert!(!d.socket.exists());
 }
+
+/// What a [`FakeServer`] does with each connection.
+#[derive(Clone, Copy, PartialEq)]
+enum Fake {
+    /// Never says anything.
+    Silent,
+    /// Streams `a`s without a newline until the client goes.
+    Stream,
+    /// Answers `STATS` like a daemon, then never answers anything else.
+    StatsOnly,
+}
+
+/// A server on `path` that misbehaves as `mode` says. Stops when dropped.
+struct FakeServer {
+    path: std::path::PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FakeServer {
+    fn start(path: std::path::PathBuf, mode: Fake) -> FakeServer {
+        use std::io::{BufRead, Write};
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        std::thread::spawn(move || {
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    continue;
+                };
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    conn.set_nonblocking(false).unwrap();
+                    let running = || !s.load(std::sync::atomic::Ordering::Relaxed);
+                    match mode {
+                        Fake::Stream => {
+                            let chunk = vec![b'a'; 64 * 1024];
+                            while running() && conn.write_all(&chunk).is_ok() {}
+                        }
+                        Fake::Silent => {
+                            while running() {
+                                std::thread::sleep(std::time::Duration::from_millis(20));
+                            }
+                        }
+                        Fake::StatsOnly => {
+                            let mut r = std::io::BufReader::new(conn.try_clone().unwrap());
+                            let mut line = String::new();
+                            if r.read_line(&mut line).is_ok() && line == "STATS\n" {
+                                let _ = conn.write_all(b"STATS {}\n");
+                            }
+                            while running() {
+                                std::thread::sleep(std::time::Duration::from_millis(20));
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        FakeServer { path, stop }
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[test]
+fn cli_tools_give_up_on_a_daemon_that_never_answers_or_never_ends_a_line() {
+    let dir = temp_dir("cli-timeouts");
+    let silent = FakeServer::start(dir.join("silent.sock"), Fake::Silent);
+    let started = std::time::Instant::now();
+    let out = jwtd(
+        &[
+            "revoke",
+            "--socket",
+            &silent.path.to_string_lossy(),
+            "--jti",
+            "x",
+            "--timeout",
+            "1",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no reply"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    // Bytes without end: refused past the reply cap, memory bounded.
+    let streaming = FakeServer::start(dir.join("stream.sock"), Fake::Stream);
+    let out = jwtd(
+        &[
+            "revoke",
+            "--socket",
+            &streaming.path.to_string_lossy(),
+            "--list",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("longer than"), "{err}");
+    // jwtd bench against a server that stops answering ends with an error.
+    let stalls = FakeServer::start(dir.join("stalls.sock"), Fake::StatsOnly);
+    let key = data("keys/ES256.private.jwk")
+        .to_string_lossy()
+        .into_owned();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jwtd"))
+        .args([
+            "bench",
+            "--quiet",
+            "--socket",
+            &stalls.path.to_string_lossy(),
+            "--signing-key",
+            &key,
+            "--mix",
+            "ES256=1",
+            "--tokens",
+            "100",
+            "--revoked",
+            "0",
+            "--revoke-during",
+            "0",
+            "--warmup",
+            "0",
+            "--duration",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("stopped answering"), "{err}");
+    drop((silent, streaming, stalls));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -593,6 +593,7 @@ fn show_progress(
 
 fn stats(socket: &Path) -> Option<serde_json::Value> {
     let mut c = jwtd::client::Client::connect(socket).ok()?;
+    c.set_timeout(Some(jwtd::loadgen::REPLY_TIMEOUT)).ok()?;
     serde_json::from_str(&c.stats().ok()?).ok()
 }
 

@@ -38,6 +38,9 @@ pub struct RevokeArgs {
     /// List the rules (at most N).
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "100")]
     list: Option<usize>,
+    /// Seconds to wait for the daemon's answer before giving up (exit 2).
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    timeout: f64,
 }
 
 fn quoted(s: &str) -> String {
@@ -71,7 +74,14 @@ pub fn run(args: RevokeArgs) -> Result<ExitCode, String> {
         (_, _, _, Some(n)) => format!("REVOCATIONS LIST {n}"),
         _ => return Err("give one of --jti, --sub, --token or --list".into()),
     };
+    let timeout = std::time::Duration::try_from_secs_f64(args.timeout)
+        .ok()
+        .filter(|t| !t.is_zero())
+        .ok_or_else(|| format!("--timeout {}: a number of seconds above 0", args.timeout))?;
     let mut client = jwtd::client::Client::connect(&args.socket)
+        .map_err(|e| format!("{}: {e}", args.socket.display()))?;
+    client
+        .set_timeout(Some(timeout))
         .map_err(|e| format!("{}: {e}", args.socket.display()))?;
     let reply = client
         .request(&line)

@@ -118,6 +118,7 @@ impl Live {
             return Ok(issued);
         }
         let mut client = crate::client::Client::connect(socket)?;
+        client.set_timeout(Some(super::REPLY_TIMEOUT))?;
         let start = Instant::now();
         let step = over.div_f64(count as f64);
         for k in 0..count {

@@ -407,19 +407,30 @@ pub fn run(socket: &Path, corpus: &Corpus, cfg: &ClosedLoop) -> io::Result<Repor
     })
 }
 
+/// How long a connection with requests outstanding may go without a byte of reply before the run fails
+/// (a server that stops answering must not keep `jwtd bench` waiting forever).
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest reply line accepted (a server streaming bytes without a newline must not grow the client's
+/// memory without bound).
+pub const MAX_REPLY: usize = 16 << 20;
+
 /// Reads reply lines into `buf` until `n` have been counted, calling `each(index, line, arrival)`.
 struct Replies {
     buf: Vec<u8>,
     filled: usize,
     line_start: usize,
+    /// See [`REPLY_TIMEOUT`].
+    stall: Duration,
 }
 
 impl Replies {
-    fn new() -> Replies {
+    fn new(stall: Duration) -> Replies {
         Replies {
             buf: vec![0u8; 256 * 1024],
             filled: 0,
             line_start: 0,
+            stall,
         }
     }
 
@@ -437,10 +448,26 @@ impl Replies {
             } else {
                 // One reply longer than the buffer.
                 let len = self.buf.len();
+                if len >= MAX_REPLY {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("a reply longer than {MAX_REPLY} bytes without a newline"),
+                    ));
+                }
                 self.buf.resize(len * 2, 0);
             }
         }
-        let got = stream.read(&mut self.buf[self.filled..]).await?;
+        let got = tokio::time::timeout(self.stall, stream.read(&mut self.buf[self.filled..]))
+            .await
+            .map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "no reply for {} s while requests were outstanding: the server stopped answering",
+                        self.stall.as_secs_f64()
+                    ),
+                )
+            })??;
         if got == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -506,7 +533,7 @@ async fn closed_connection(c: Closed) -> io::Result<Report> {
     });
     let mut request = Vec::with_capacity(depth * 512);
     let mut wants = Vec::with_capacity(depth);
-    let mut replies = Replies::new();
+    let mut replies = Replies::new(REPLY_TIMEOUT);
     let start = Instant::now();
     let mut sent = 0u64;
     while Instant::now() < deadline && budget.is_none_or(|b| sent < b) {
@@ -593,7 +620,10 @@ pub fn run_open(socket: &Path, corpus: &Corpus, cfg: &OpenLoop) -> io::Result<Re
                     .map(|(_, s, _, rx, schedule)| Ok((s.try_clone()?, rx.clone(), schedule.count)))
                     .collect::<io::Result<_>>()?;
                 let (progress, live) = (progress.clone(), corpus.live.clone());
-                let receiving = std::thread::spawn(move || receive_all(readers, live, progress));
+                // Replies come at the connection's rate: allow for two intervals on top of the timeout.
+                let stall = REPLY_TIMEOUT + interval * 2;
+                let receiving =
+                    std::thread::spawn(move || receive_all(readers, live, progress, stall));
                 let sent = send_all(
                     &corpus,
                     streams
@@ -738,6 +768,7 @@ fn receive_all(
     conns: Vec<Incoming>,
     live: Arc<live::Live>,
     progress: Option<Arc<Progress>>,
+    stall: Duration,
 ) -> io::Result<Report> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -750,7 +781,7 @@ fn receive_all(
             let mut stream = tokio::net::UnixStream::from_std(stream)?;
             tasks.push(tokio::spawn(async move {
                 let mut report = Report::default();
-                let mut replies = Replies::new();
+                let mut replies = Replies::new(stall);
                 let mut got = 0u64;
                 let start = Instant::now();
                 while got < count {
