@@ -801,3 +801,140 @@ fn cli_tools_give_up_on_a_daemon_that_never_answers_or_never_ends_a_line() {
     drop((silent, streaming, stalls));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn keygen_writes_secrets_private_atomically_and_never_through_a_symlink() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir("keygen-modes");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let path = |n: &str| dir.join(n).to_string_lossy().into_owned();
+    // An HMAC key's "public" JWKS is the secret: 0600 like the private one.
+    let out = jwtd(
+        &[
+            "keygen",
+            "--alg",
+            "HS256",
+            "--kid",
+            "k",
+            "--private-out",
+            &path("hs.jwk"),
+            "--public-out",
+            &path("hs.jwks"),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(mode(&dir.join("hs.jwk")), 0o600);
+    assert_eq!(mode(&dir.join("hs.jwks")), 0o600);
+    // An existing, world-readable file is replaced by a private one, not written in place.
+    std::fs::write(dir.join("old.jwk"), b"old").unwrap();
+    std::fs::set_permissions(dir.join("old.jwk"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = jwtd(
+        &[
+            "keygen",
+            "--alg",
+            "ES256",
+            "--kid",
+            "k",
+            "--private-out",
+            &path("old.jwk"),
+            "--public-out",
+            &path("es.jwks"),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(mode(&dir.join("old.jwk")), 0o600);
+    assert!(
+        std::fs::read_to_string(dir.join("old.jwk"))
+            .unwrap()
+            .contains("\"d\"")
+    );
+    assert_eq!(
+        mode(&dir.join("es.jwks")),
+        0o644,
+        "a public key set is public"
+    );
+    // A symlink is refused, and its target is untouched.
+    std::fs::write(dir.join("target"), b"precious").unwrap();
+    std::os::unix::fs::symlink(dir.join("target"), dir.join("link.jwk")).unwrap();
+    let out = jwtd(
+        &[
+            "keygen",
+            "--alg",
+            "HS256",
+            "--kid",
+            "k",
+            "--private-out",
+            &path("link.jwk"),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("symbolic link"));
+    assert_eq!(std::fs::read(dir.join("target")).unwrap(), b"precious");
+    // No temporary file is left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn nobody_is_never_an_admin() {
+    let dir = temp_dir("nobody-flag");
+    let out = jwtd(
+        &[
+            "serve",
+            "--keys",
+            &data("keys/HS256.public.jwks").to_string_lossy(),
+            "--socket",
+            &dir.join("x.sock").to_string_lossy(),
+            "--admin-uid",
+            "65534",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("overflow uid"));
+    // A daemon really running as nobody: a nobody peer is refused admin commands, root is still an admin.
+    let is_root =
+        std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
+    if !is_root || !Path::new("/usr/bin/setpriv").exists() {
+        eprintln!("*** part of nobody_is_never_an_admin SKIPPED: needs root and setpriv ***");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let socket = dir.join("jwtd.sock");
+    let child = std::process::Command::new("/usr/bin/setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_jwtd"))
+        .args(["serve", "--socket-mode", "666", "--keys"])
+        .arg(data("keys/HS256.public.jwks"))
+        .arg("--socket")
+        .arg(&socket)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let d = Daemon {
+        child,
+        socket: socket.clone(),
+        dir: dir.clone(),
+    };
+    wait_for(&d.socket);
+    let as_nobody = std::process::Command::new("/usr/bin/setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_jwtd"))
+        .args(["revoke", "--list", "--socket"])
+        .arg(&socket)
+        .output()
+        .unwrap();
+    assert_eq!(as_nobody.status.code(), Some(1), "{as_nobody:?}");
+    assert!(String::from_utf8_lossy(&as_nobody.stdout).contains("ERR forbidden"));
+    let r = ask(&d.socket, &["RELOAD".into()]);
+    assert!(r[0].starts_with("OK "), "root stays an admin: {r:?}");
+}

@@ -57,7 +57,8 @@ pub struct ServeArgs {
     /// Runtime worker threads (default: one per CPU).
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
-    /// A uid allowed to use admin commands such as RELOAD (repeatable; default: root and the daemon's own uid).
+    /// A uid allowed to use admin commands such as RELOAD (repeatable; default: root and the daemon's own uid,
+    /// unless that is nobody). The overflow uid (nobody, 65534) is refused.
     #[arg(long = "admin-uid", value_name = "UID")]
     admin_uids: Vec<u32>,
     /// Log level: error, warn, info, debug (per-rejection lines, tokens named by digest only) or trace.
@@ -292,8 +293,17 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         let store = jwtd::revocation::store::Store::open(dir, Arc::new(server::unix_now))?;
         shared.revocations = Some(Arc::new(store));
     }
+    let overflow = server::overflow_uid();
     if !args.admin_uids.is_empty() {
+        server::check_admin_uids(&args.admin_uids, overflow)?;
         shared.admin_uids = args.admin_uids.clone();
+    } else if server::own_uid() == Some(overflow) {
+        tracing::warn!(
+            uid = overflow,
+            "running as the overflow uid (nobody): it is not an implicit admin (every nobody process and every \
+             peer from an unmapped user namespace has that uid); only root may use admin commands unless \
+             --admin-uid names others"
+        );
     }
     let reload_source = source.clone();
     let reload_args = args.clone();

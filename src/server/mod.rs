@@ -118,6 +118,37 @@ impl std::fmt::Debug for Shared {
     }
 }
 
+/// The kernel's overflow uid (`/proc/sys/kernel/overflowuid`, 65534 by default): the uid of `nobody`, and
+/// the uid SO_PEERCRED reports for a peer whose uid has no mapping in the daemon's user namespace — any
+/// process of any unmapped namespace looks like it.
+pub fn overflow_uid() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/overflowuid")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(65534)
+}
+
+/// The implicit admins: root and the daemon's own uid — unless that is `overflow`: a daemon running as
+/// `nobody` would make every `nobody` process, and every peer from an unmapped user namespace, an admin.
+pub fn default_admin_uids(own: Option<u32>, overflow: u32) -> Vec<u32> {
+    let mut uids = vec![0];
+    if let Some(u) = own.filter(|&u| u != 0 && u != overflow) {
+        uids.push(u);
+    }
+    uids
+}
+
+/// Checks an explicit admin list (`--admin-uid`): the overflow uid can never be one (see [`overflow_uid`]).
+pub fn check_admin_uids(uids: &[u32], overflow: u32) -> Result<(), String> {
+    if uids.contains(&overflow) {
+        return Err(format!(
+            "--admin-uid {overflow}: that is the overflow uid (nobody), which SO_PEERCRED also reports for every \
+             peer from a user namespace without a mapping; it can never be an admin"
+        ));
+    }
+    Ok(())
+}
+
 /// The uid this process runs as (the owner of `/proc/self`), without `unsafe` libc calls.
 pub fn own_uid() -> Option<u32> {
     use std::os::unix::fs::MetadataExt;
@@ -134,7 +165,7 @@ impl Shared {
                 DEFAULT_CLIENT_TIMEOUT.as_millis() as u64,
             ),
             http: ArcSwap::from_pointee(http),
-            admin_uids: [Some(0), own_uid()].into_iter().flatten().collect(),
+            admin_uids: default_admin_uids(own_uid(), overflow_uid()),
             reloader: None,
             cache: None,
             revocations: None,
@@ -525,4 +556,19 @@ pub async fn run(
     }
     tracker.close();
     let _ = tokio::time::timeout(drain, tracker.wait()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nobody_is_never_an_implicit_or_explicit_admin() {
+        assert_eq!(default_admin_uids(Some(1000), 65534), vec![0, 1000]);
+        assert_eq!(default_admin_uids(Some(0), 65534), vec![0]);
+        assert_eq!(default_admin_uids(Some(65534), 65534), vec![0]);
+        assert_eq!(default_admin_uids(None, 65534), vec![0]);
+        assert!(check_admin_uids(&[1000, 65534], 65534).is_err());
+        assert!(check_admin_uids(&[1000], 65534).is_ok());
+    }
 }
