@@ -938,3 +938,64 @@ fn nobody_is_never_an_admin() {
     let r = ask(&d.socket, &["RELOAD".into()]);
     assert!(r[0].starts_with("OK "), "root stays an admin: {r:?}");
 }
+
+#[test]
+fn connections_beyond_the_open_file_limit_are_told_not_left_waiting() {
+    if !Path::new("/usr/bin/prlimit").exists() {
+        eprintln!(
+            "*** connections_beyond_the_open_file_limit SKIPPED: prlimit (util-linux) missing ***"
+        );
+        return;
+    }
+    use std::io::{Read, Write};
+    let dir = temp_dir("nofile");
+    let socket = dir.join("jwtd.sock");
+    let child = std::process::Command::new("/usr/bin/prlimit")
+        .arg("--nofile=164:164")
+        .arg(env!("CARGO_BIN_EXE_jwtd"))
+        .args(["serve", "--max-connections", "4096", "--keys"])
+        .arg(data("keys/HS256.public.jwks"))
+        .arg("--socket")
+        .arg(&socket)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut d = Daemon {
+        child,
+        socket: socket.clone(),
+        dir: dir.clone(),
+    };
+    wait_for(&d.socket);
+    // 164 descriptors leave room for 100 connections: the 101st and later are told, not left waiting.
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        let mut s = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        s.write_all(b"PING\n").unwrap();
+        let mut buf = [0u8; 5];
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        s.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"PONG\n");
+        held.push(s);
+    }
+    let mut extra = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    extra
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut out = String::new();
+    let _ = extra.read_to_string(&mut out);
+    assert!(out.starts_with("ERR too_many_connections"), "{out:?}");
+    drop(held);
+    signal(d.pid(), "TERM");
+    let mut err = String::new();
+    d.child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        err.contains("open-file limit") && err.contains("capped_at=100"),
+        "{err}"
+    );
+}

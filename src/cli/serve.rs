@@ -255,6 +255,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     // Logs go to stderr; a closed stderr must not stop the daemon, so write errors are not reported.
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colour only for a terminal: escape codes in a log file or a journal are noise.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_max_level(args.log_level)
         .with_target(false)
         .log_internal_errors(false)
@@ -274,9 +276,22 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     let settings = Settings::new(&args, file.as_ref())?;
     let socket = settings.socket.clone();
     let mode = settings.socket_mode;
+    let fd_limit = server::socket::open_file_limit();
+    let (max_connections, lowered) =
+        server::socket::fit_connections(settings.max_connections, fd_limit);
+    if lowered {
+        tracing::warn!(
+            max_connections = settings.max_connections,
+            open_file_limit = fd_limit,
+            capped_at = max_connections,
+            "the open-file limit leaves room for fewer connections than max_connections: clients beyond it \
+             would wait unanswered in the backlog instead of being told too_many_connections; capped (raise \
+             LimitNOFILE in the systemd unit, or ulimit -n)"
+        );
+    }
     let limits = server::Config {
         max_line: settings.live.max_line,
-        max_connections: settings.max_connections,
+        max_connections,
     };
     let source = Arc::new(source);
     let mut shared = Shared::new(issuers, limits.max_line, settings.live.http.clone());

@@ -94,6 +94,33 @@ pub fn resolve_group(group: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("no group named {group:?} in /etc/group"))
 }
 
+/// Descriptors kept back from connections: listeners, the revocation log and lock, key files read by a
+/// reload, standard streams, the runtime's own.
+pub const RESERVED_FDS: usize = 64;
+
+/// The soft limit on open files (`Max open files` in `/proc/self/limits`); `None` when unlimited or unknown.
+pub fn open_file_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The connection limit that fits in `fd_limit` descriptors: a connection beyond it would not be refused
+/// with `ERR too_many_connections` — `accept` itself would fail and the client would wait in the backlog.
+/// Returns the limit to use and whether it was lowered.
+pub fn fit_connections(max_connections: usize, fd_limit: Option<usize>) -> (usize, bool) {
+    match fd_limit {
+        Some(fds) if max_connections + RESERVED_FDS > fds => {
+            (fds.saturating_sub(RESERVED_FDS).max(1), true)
+        }
+        _ => (max_connections, false),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +134,17 @@ mod tests {
                 .unwrap_err()
                 .contains("no group named")
         );
+    }
+
+    #[test]
+    fn connections_fit_in_the_descriptor_limit() {
+        assert_eq!(
+            fit_connections(4096, Some(1024)),
+            (1024 - RESERVED_FDS, true)
+        );
+        assert_eq!(fit_connections(100, Some(1024)), (100, false));
+        assert_eq!(fit_connections(4096, None), (4096, false));
+        assert_eq!(fit_connections(4096, Some(10)), (1, true));
+        assert!(open_file_limit().is_some_and(|n| n > 0));
     }
 }
