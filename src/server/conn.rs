@@ -14,6 +14,12 @@ use super::stats::Batch;
 
 const READ_CHUNK: usize = 64 * 1024;
 
+/// How long one connection's batch may run before it yields its worker to the other connections there.
+/// A pipelined batch of expensive garbage (junk ES512 or RSA-8192 signatures: 0.3–0.5 ms each, and failures
+/// are not cached) would otherwise hold the worker for 100 ms and more while the well-behaved clients on it
+/// wait. The replies so far stay buffered; the batch goes on when the worker comes back to it.
+pub const SLICE: Duration = Duration::from_millis(2);
+
 /// Serves one connection until EOF, a fatal protocol error, an I/O error or shutdown. `peer_uid` (from
 /// SO_PEERCRED) decides whether admin commands are allowed.
 pub async fn serve<S>(
@@ -71,7 +77,7 @@ where
         let eof = n == 0;
         let started = std::time::Instant::now();
         let mut answered = 0u64;
-        let now = super::unix_now();
+        let mut now = super::unix_now();
         // One snapshot of the issuers per batch: a reload never shows a batch half old, half new.
         let mut snap = shared.snapshot();
         let mut batch = Batch::default();
@@ -80,7 +86,16 @@ where
         // Revocations submitted and not yet acknowledged, in request order: consecutive ones share an fsync;
         // they are answered before anything that follows them.
         let mut pending: Vec<Pending> = Vec::new();
+        let mut slice_start = std::time::Instant::now();
         loop {
+            if slice_start.elapsed() >= SLICE {
+                // Used up its slice: let the worker serve others, then go on. Time passed: the clock is
+                // read again (the snapshot stays, so the batch still sees one configuration).
+                shared.stats.yielded();
+                tokio::task::yield_now().await;
+                slice_start = std::time::Instant::now();
+                now = super::unix_now();
+            }
             match line::frame(&buf[start..], max_line) {
                 Frame::Line { len, consumed } => {
                     answered += 1;

@@ -15,6 +15,8 @@ pub struct Stats {
     connections_total: AtomicU64,
     connections_refused: AtomicU64,
     reloads: AtomicU64,
+    /// Batches that used up their time slice and yielded to other connections (see `conn::SLICE`).
+    yields: AtomicU64,
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
     latency: Latency,
@@ -171,6 +173,11 @@ impl Stats {
         self.connections_refused.fetch_add(1, Relaxed);
     }
 
+    /// A connection gave its worker up to others mid-batch.
+    pub fn yielded(&self) {
+        self.yields.fetch_add(1, Relaxed);
+    }
+
     /// The `/metrics` body, Prometheus text format 0.0.4.
     pub fn to_prometheus(&self, extras: &Extras) -> String {
         let (keys_loaded, cache) = (extras.keys_loaded, extras.cache);
@@ -197,6 +204,12 @@ impl Stats {
             "counter",
             "Requests on every protocol, including PING and STATS.",
             &[(String::new(), self.requests.load(Relaxed))],
+        );
+        metric(
+            "jwtd_yields_total",
+            "counter",
+            "Times a connection's batch used up its time slice and let other connections on the worker run.",
+            &[(String::new(), self.yields.load(Relaxed))],
         );
         metric(
             "jwtd_protocol_errors_total",
@@ -386,6 +399,7 @@ impl Stats {
             "connections_refused": self.connections_refused.load(Relaxed),
             "keys_loaded": keys_loaded,
             "reloads": self.reloads.load(Relaxed),
+            "yields": self.yields.load(Relaxed),
             // Bucket upper bounds (the histogram of /metrics), in microseconds; null when unknown.
             "latency_us": {
                 "p50": self.latency.quantile_bound(0.5).map(|ns| ns / 1000),
