@@ -410,7 +410,8 @@ fn junk_es512(n: usize, seed: u64) -> Vec<String> {
     };
     (0..n)
         .map(|i| {
-            let payload = b64(format!(r#"{{"sub":"junk-{seed}-{i}","exp":4102444800}}"#).as_bytes());
+            let payload =
+                b64(format!(r#"{{"sub":"junk-{seed}-{i}","exp":4102444800}}"#).as_bytes());
             let mut sig = [0u8; 132];
             for b in sig.iter_mut() {
                 *b = next() as u8;
@@ -424,7 +425,9 @@ fn junk_es512(n: usize, seed: u64) -> Vec<String> {
 
 #[test]
 fn expensive_garbage_does_not_starve_well_behaved_clients() {
-    let es512 = data("keys/ES512.public.jwks").to_string_lossy().into_owned();
+    let es512 = data("keys/ES512.public.jwks")
+        .to_string_lossy()
+        .into_owned();
     let d = start("expensive-garbage", &["--keys", &es512, "--workers", "2"]);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     // Four attackers, each pipelining 64 KiB batches of junk ES512 tokens as fast as they are answered.

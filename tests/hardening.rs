@@ -10,14 +10,6 @@ use common::*;
 use jwtd::Alg;
 use serde_json::json;
 
-fn ask(socket: &Path, lines: &[String]) -> Vec<String> {
-    let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
-    exchange(socket, input.as_bytes())
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -27,6 +19,21 @@ fn unix_now() -> u64 {
 
 fn verify(socket: &Path, token: &str) -> String {
     ask(socket, &[format!("VERIFY {token}")]).remove(0)
+}
+
+/// Starts `jwtd serve` (HS256 test keys) on `socket` with `extra`, expecting it to refuse: its exit code and
+/// what it said.
+fn serve_refused(socket: &Path, extra: &[&str]) -> (Option<i32>, String) {
+    let keys = data("keys/HS256.public.jwks")
+        .to_string_lossy()
+        .into_owned();
+    let socket = socket.to_string_lossy().into_owned();
+    let args = [&["serve", "--keys", &keys, "--socket", &socket][..], extra].concat();
+    let out = jwtd(&args, None);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// A daemon with a state directory trusting the ES256 test key besides the HS256 one.
@@ -292,20 +299,8 @@ fn an_oversized_unrevoke_is_refused_and_the_daemon_still_restarts() {
 fn two_daemons_cannot_share_a_state_directory() {
     let (d, state) = with_state("two-daemons", &[]);
     let dir = temp_dir("two-daemons-b");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jwtd"))
-        .args([
-            "serve",
-            "--keys",
-            &data("keys/HS256.public.jwks").to_string_lossy(),
-            "--socket",
-            &dir.join("b.sock").to_string_lossy(),
-            "--state-dir",
-            &state,
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, err) = serve_refused(&dir.join("b.sock"), &["--state-dir", &state]);
+    assert_eq!(code, Some(2));
     assert!(
         err.contains("in use by another jwtd") && err.contains(&format!("pid {}", d.pid())),
         "{err}"
@@ -337,20 +332,11 @@ fn state_files_are_private_and_symlinks_refused() {
     std::fs::write(dir.join("elsewhere.log"), b"").unwrap();
     std::os::unix::fs::symlink(dir.join("elsewhere.log"), dir.join("s2/revocations.log")).unwrap();
     for (state, what) in [("state", "state directory"), ("s2", "revocations.log")] {
-        let out = jwtd(
-            &[
-                "serve",
-                "--keys",
-                &data("keys/HS256.public.jwks").to_string_lossy(),
-                "--socket",
-                &dir.join("x.sock").to_string_lossy(),
-                "--state-dir",
-                &dir.join(state).to_string_lossy(),
-            ],
-            None,
+        let (code, err) = serve_refused(
+            &dir.join("x.sock"),
+            &["--state-dir", &dir.join(state).to_string_lossy()],
         );
-        assert_eq!(out.status.code(), Some(2));
-        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(code, Some(2));
         assert!(err.contains("symbolic link") && err.contains(what), "{err}");
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -886,20 +872,9 @@ fn keygen_writes_secrets_private_atomically_and_never_through_a_symlink() {
 #[test]
 fn nobody_is_never_an_admin() {
     let dir = temp_dir("nobody-flag");
-    let out = jwtd(
-        &[
-            "serve",
-            "--keys",
-            &data("keys/HS256.public.jwks").to_string_lossy(),
-            "--socket",
-            &dir.join("x.sock").to_string_lossy(),
-            "--admin-uid",
-            "65534",
-        ],
-        None,
-    );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("overflow uid"));
+    let (code, err) = serve_refused(&dir.join("x.sock"), &["--admin-uid", "65534"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("overflow uid"), "{err}");
     // A daemon really running as nobody: a nobody peer is refused admin commands, root is still an admin.
     let is_root =
         std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);

@@ -1111,15 +1111,6 @@ fn a_reload_invalidates_cached_verdicts() {
     assert_eq!(stats(&d.socket)["cache"]["hits"], 1);
 }
 
-/// Sends the lines and returns one reply line per line.
-fn ask(socket: &Path, lines: &[String]) -> Vec<String> {
-    let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
-    exchange(socket, input.as_bytes())
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
 #[test]
 fn revocations_apply_at_once_even_to_cached_tokens_and_survive_kill_9() {
     let dir = temp_dir("revoke");

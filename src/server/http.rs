@@ -97,7 +97,7 @@ pub fn parse_header_name(s: &str) -> Result<HeaderName, String> {
 
 /// Serves HTTP/1.1 (keep-alive, pipelining) on one connection until the client closes or `shutdown`.
 pub async fn serve<S>(
-    stream: S,
+    mut stream: S,
     shared: Arc<Shared>,
     shutdown: &CancellationToken,
     peer_uid: Option<u32>,
@@ -121,16 +121,22 @@ where
         // hyper's automatic 431/400 still in its buffer — the client saw an empty reply (nginx: 502).
         // Clients that shut down their write side after the request still get the answer.
         .half_close(true)
-        .serve_connection(TokioIo::new(stream), service);
+        .serve_connection(TokioIo::new(&mut stream), service);
     tokio::pin!(conn);
-    tokio::select! {
+    let result = tokio::select! {
         r = conn.as_mut() => r,
         _ = shutdown.cancelled() => {
             // Finish the request in flight, then close.
             conn.as_mut().graceful_shutdown();
             conn.await
         }
+    };
+    if result.as_ref().is_err_and(hyper::Error::is_parse) {
+        // hyper has answered 431/400 and stopped reading mid-request: a close with the client's bytes unread
+        // would reset the connection, and the client could lose the answer. Drain briefly first.
+        super::close_after_reply(&mut stream).await;
     }
+    result
 }
 
 async fn route(

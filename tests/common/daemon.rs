@@ -102,6 +102,15 @@ pub fn exchange(socket: &Path, input: &[u8]) -> String {
     out
 }
 
+/// Sends the lines and returns one reply line per line.
+pub fn ask(socket: &Path, lines: &[String]) -> Vec<String> {
+    let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    exchange(socket, input.as_bytes())
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
 /// A token valid at the daemon's real clock (the shared test claims are pinned to 2023).
 pub fn valid_token() -> String {
     token_with(Alg::HS256, serde_json::json!({}), &live_claims())
