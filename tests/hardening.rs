@@ -794,48 +794,28 @@ fn keygen_writes_secrets_private_atomically_and_never_through_a_symlink() {
     let dir = temp_dir("keygen-modes");
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     let path = |n: &str| dir.join(n).to_string_lossy().into_owned();
+    let keygen = |alg: &str, outs: &[&str]| {
+        let args = [&["keygen", "--alg", alg, "--kid", "k"][..], outs].concat();
+        jwtd(&args, None)
+    };
     // An HMAC key's "public" JWKS is the secret: 0600 like the private one.
-    let out = jwtd(
-        &[
-            "keygen",
-            "--alg",
-            "HS256",
-            "--kid",
-            "k",
-            "--private-out",
-            &path("hs.jwk"),
-            "--public-out",
-            &path("hs.jwks"),
-        ],
-        None,
-    );
+    let (hs, hs_public) = (path("hs.jwk"), path("hs.jwks"));
+    let out = keygen("HS256", &["--private-out", &hs, "--public-out", &hs_public]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(mode(&dir.join("hs.jwk")), 0o600);
     assert_eq!(mode(&dir.join("hs.jwks")), 0o600);
     // An existing, world-readable file is replaced by a private one, not written in place.
     std::fs::write(dir.join("old.jwk"), b"old").unwrap();
     std::fs::set_permissions(dir.join("old.jwk"), std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = jwtd(
-        &[
-            "keygen",
-            "--alg",
-            "ES256",
-            "--kid",
-            "k",
-            "--private-out",
-            &path("old.jwk"),
-            "--public-out",
-            &path("es.jwks"),
-        ],
-        None,
+    let (old, es_public) = (path("old.jwk"), path("es.jwks"));
+    let out = keygen(
+        "ES256",
+        &["--private-out", &old, "--public-out", &es_public],
     );
     assert!(out.status.success(), "{out:?}");
     assert_eq!(mode(&dir.join("old.jwk")), 0o600);
-    assert!(
-        std::fs::read_to_string(dir.join("old.jwk"))
-            .unwrap()
-            .contains("\"d\"")
-    );
+    let written = std::fs::read_to_string(dir.join("old.jwk")).unwrap();
+    assert!(written.contains("\"d\""), "{written}");
     assert_eq!(
         mode(&dir.join("es.jwks")),
         0o644,
@@ -844,18 +824,7 @@ fn keygen_writes_secrets_private_atomically_and_never_through_a_symlink() {
     // A symlink is refused, and its target is untouched.
     std::fs::write(dir.join("target"), b"precious").unwrap();
     std::os::unix::fs::symlink(dir.join("target"), dir.join("link.jwk")).unwrap();
-    let out = jwtd(
-        &[
-            "keygen",
-            "--alg",
-            "HS256",
-            "--kid",
-            "k",
-            "--private-out",
-            &path("link.jwk"),
-        ],
-        None,
-    );
+    let out = keygen("HS256", &["--private-out", &path("link.jwk")]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("symbolic link"));
     assert_eq!(std::fs::read(dir.join("target")).unwrap(), b"precious");
