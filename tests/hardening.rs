@@ -838,6 +838,30 @@ fn keygen_writes_secrets_private_atomically_and_never_through_a_symlink() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Starts `jwtd serve` (HS256 test keys) on `dir/jwtd.sock` under a wrapper command (`setpriv …`,
+/// `prlimit …`), with its stderr piped, and waits for the socket.
+fn start_wrapped(dir: &Path, wrapper: &[&str], extra: &[&str]) -> Daemon {
+    let socket = dir.join("jwtd.sock");
+    let child = std::process::Command::new(wrapper[0])
+        .args(&wrapper[1..])
+        .arg(env!("CARGO_BIN_EXE_jwtd"))
+        .args(["serve", "--keys"])
+        .arg(data("keys/HS256.public.jwks"))
+        .arg("--socket")
+        .arg(&socket)
+        .args(extra)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let d = Daemon {
+        child,
+        socket,
+        dir: dir.to_path_buf(),
+    };
+    wait_for(&d.socket);
+    d
+}
+
 #[test]
 fn nobody_is_never_an_admin() {
     let dir = temp_dir("nobody-flag");
@@ -853,23 +877,15 @@ fn nobody_is_never_an_admin() {
     }
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let socket = dir.join("jwtd.sock");
-    let child = std::process::Command::new("/usr/bin/setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(env!("CARGO_BIN_EXE_jwtd"))
-        .args(["serve", "--socket-mode", "666", "--keys"])
-        .arg(data("keys/HS256.public.jwks"))
-        .arg("--socket")
-        .arg(&socket)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let d = Daemon {
-        child,
-        socket: socket.clone(),
-        dir: dir.clone(),
-    };
-    wait_for(&d.socket);
+    const AS_NOBODY: [&str; 5] = [
+        "/usr/bin/setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+    ];
+    let d = start_wrapped(&dir, &AS_NOBODY, &["--socket-mode", "666"]);
+    let socket = d.socket.clone();
     let as_nobody = std::process::Command::new("/usr/bin/setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(env!("CARGO_BIN_EXE_jwtd"))
@@ -893,23 +909,12 @@ fn connections_beyond_the_open_file_limit_are_told_not_left_waiting() {
     }
     use std::io::{Read, Write};
     let dir = temp_dir("nofile");
-    let socket = dir.join("jwtd.sock");
-    let child = std::process::Command::new("/usr/bin/prlimit")
-        .arg("--nofile=164:164")
-        .arg(env!("CARGO_BIN_EXE_jwtd"))
-        .args(["serve", "--max-connections", "4096", "--keys"])
-        .arg(data("keys/HS256.public.jwks"))
-        .arg("--socket")
-        .arg(&socket)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut d = Daemon {
-        child,
-        socket: socket.clone(),
-        dir: dir.clone(),
-    };
-    wait_for(&d.socket);
+    let mut d = start_wrapped(
+        &dir,
+        &["/usr/bin/prlimit", "--nofile=164:164"],
+        &["--max-connections", "4096"],
+    );
+    let socket = d.socket.clone();
     // 164 descriptors leave room for 100 connections: the 101st and later are told, not left waiting.
     let mut held = Vec::new();
     for _ in 0..100 {
