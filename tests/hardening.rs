@@ -886,8 +886,8 @@ fn nobody_is_never_an_admin() {
     ];
     let d = start_wrapped(&dir, &AS_NOBODY, &["--socket-mode", "666"]);
     let socket = d.socket.clone();
-    let as_nobody = std::process::Command::new("/usr/bin/setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+    let as_nobody = std::process::Command::new(AS_NOBODY[0])
+        .args(&AS_NOBODY[1..])
         .arg(env!("CARGO_BIN_EXE_jwtd"))
         .args(["revoke", "--list", "--socket"])
         .arg(&socket)
