@@ -421,20 +421,27 @@ mod tests {
 
     #[test]
     fn window_agrees_with_check_time_second_for_second() {
-        let mut rng = crate::loadgen::zipf::Rng::new(11);
+        // A seeded generator (the same cases every run), from proptest's deterministic RNG.
+        use proptest::prelude::Rng as _;
+        let mut rng = proptest::test_runner::TestRng::deterministic_rng(
+            proptest::test_runner::RngAlgorithm::ChaCha,
+        );
+        let below = |rng: &mut proptest::test_runner::TestRng, n: u64| {
+            ((u128::from(rng.next_u64()) * u128::from(n)) >> 64) as u64
+        };
         let mut nonempty = 0;
         for case in 0..20_000 {
             let base = 1_700_000_000.0;
-            let frac = |rng: &mut crate::loadgen::zipf::Rng| {
-                if rng.below(2) == 0 {
-                    rng.below(3) as f64 * 0.25
+            let frac = |rng: &mut proptest::test_runner::TestRng| {
+                if below(rng, 2) == 0 {
+                    below(rng, 3) as f64 * 0.25
                 } else {
                     0.0
                 }
             };
-            let opt = |rng: &mut crate::loadgen::zipf::Rng, spread: u64| {
-                (rng.below(4) != 0)
-                    .then(|| base + rng.below(spread) as f64 - (spread / 2) as f64 + frac(rng))
+            let opt = |rng: &mut proptest::test_runner::TestRng, spread: u64| {
+                (below(rng, 4) != 0)
+                    .then(|| base + below(rng, spread) as f64 - (spread / 2) as f64 + frac(rng))
             };
             let r = Registered {
                 exp: opt(&mut rng, 400),
@@ -443,12 +450,12 @@ mod tests {
                 ..Registered::default()
             };
             let p = Policy {
-                leeway: rng.below(4) * 30,
-                max_age: (rng.below(2) == 0).then(|| rng.below(300)),
-                require_exp: rng.below(2) == 0,
+                leeway: below(&mut rng, 4) * 30,
+                max_age: (below(&mut rng, 2) == 0).then(|| below(&mut rng, 300)),
+                require_exp: below(&mut rng, 2) == 0,
                 ..Policy::default()
             };
-            let now = 1_700_000_000 - 250 + rng.below(500);
+            let now = 1_700_000_000 - 250 + below(&mut rng, 500);
             let (start, until) = p.window(&r, now);
             let ok = |n: u64| p.check_time(&r, n).is_ok();
             if !ok(now) {
@@ -471,8 +478,8 @@ mod tests {
             .chain([
                 until,
                 until.saturating_add(1),
-                now + rng.below(1000),
-                now.saturating_sub(rng.below(1000)),
+                now + below(&mut rng, 1000),
+                now.saturating_sub(below(&mut rng, 1000)),
             ]);
             // (u64::MAX stands for "never ends"; times past 2^53 s are not probed.)
             for n in probes.filter(|&n| n < 1 << 53) {

@@ -35,9 +35,12 @@
 #![forbid(unsafe_code)]
 
 pub mod alg;
+#[cfg(feature = "daemon")]
 pub mod cache;
 pub mod claims;
+#[cfg(feature = "daemon")]
 pub mod client;
+#[cfg(feature = "daemon")]
 pub mod config;
 pub mod crypto;
 pub mod error;
@@ -45,9 +48,13 @@ pub mod issuers;
 pub mod json;
 pub mod jws;
 pub mod keys;
+#[cfg(feature = "bench")]
 pub mod loadgen;
+#[cfg(feature = "daemon")]
 pub mod revocation;
+#[cfg(feature = "daemon")]
 pub mod server;
+#[cfg(feature = "daemon")]
 pub mod sync;
 pub mod verify;
 

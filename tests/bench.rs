@@ -110,6 +110,19 @@ fn a_closed_loop_bench_counts_add_up_with_no_wrong_answer() {
 }
 
 #[test]
+#[cfg(not(feature = "bench-peer"))]
+fn without_the_bench_peer_feature_compare_says_how_to_get_it() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jwtd"))
+        .args(["bench", "--quiet", "--compare", "inprocess"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--features bench-peer"), "{err}");
+}
+
+#[test]
+#[cfg(feature = "bench-peer")]
 fn the_in_process_peer_runs_the_same_sequence_and_agrees_with_the_labels() {
     let r = bench("peer", &["--compare", "inprocess"]);
     check_run(&r["runs"][0]);

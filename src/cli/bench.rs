@@ -86,7 +86,8 @@ pub struct BenchArgs {
     #[arg(long = "serve-arg", value_name = "ARG", allow_hyphen_values = true)]
     serve_args: Vec<String>,
     /// Also measure a peer on the same token sequence: `inprocess` verifies it in this process with
-    /// jsonwebtoken, on as many threads as the daemon has workers, and reports jwtd's throughput over its.
+    /// jsonwebtoken, on as many threads as the daemon has workers, and reports jwtd's throughput over its
+    /// (needs a build with --features bench-peer).
     #[arg(long, value_name = "PEER", value_parser = ["inprocess"], conflicts_with = "socket")]
     compare: Option<String>,
     /// Draw the latency percentile curves (and, for a sweep, p99 against throughput) as SVG.
@@ -163,6 +164,13 @@ fn say(quiet: bool, msg: &str) {
 pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
     if args.connections == 0 || args.depth == 0 || args.duration == 0 {
         return Err("--connections, --depth and --duration must be positive".into());
+    }
+    if args.compare.is_some() && !cfg!(feature = "bench-peer") {
+        return Err(
+            "--compare inprocess needs the bench-peer feature, left out of the default build because it \
+             compiles jsonwebtoken on aws-lc-rs (C and CMake): cargo build --release --features bench-peer"
+                .into(),
+        );
     }
     let runs = if !args.sweep_rates.is_empty() {
         args.sweep_rates.len()
@@ -293,6 +301,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
             .collect();
         super::plot::draw(path, &series)?;
     }
+    #[cfg(feature = "bench-peer")]
     let peer = match args.compare.as_deref() {
         Some("inprocess") => {
             drop(daemon); // the peer gets the whole machine, as the daemon did
@@ -314,19 +323,21 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
                 p.wrong,
                 jwtd_rate / p.per_second().max(1e-9)
             );
-            Some(p)
-        }
-        _ => None,
-    };
-    if let Some(path) = &args.json {
-        let mut json = to_json(&args, &spec, &rows);
-        if let Some(p) = peer {
-            json["inprocess"] = serde_json::json!({
+            Some(serde_json::json!({
                 "peer": "jsonwebtoken 11 (aws-lc-rs)",
                 "threads": p.threads,
                 "per_second": p.per_second(),
                 "wrong": p.wrong,
-            });
+            }))
+        }
+        _ => None,
+    };
+    #[cfg(not(feature = "bench-peer"))]
+    let peer: Option<serde_json::Value> = None;
+    if let Some(path) = &args.json {
+        let mut json = to_json(&args, &spec, &rows);
+        if let Some(p) = peer {
+            json["inprocess"] = p;
         }
         std::fs::write(path, format!("{json}\n"))
             .map_err(|e| format!("{}: {e}", path.display()))?;

@@ -1,9 +1,12 @@
 //! Subcommands. Each returns the process exit code, or a usage / key-loading message (exit 2).
 
+#[cfg(feature = "bench")]
 mod bench;
 mod demo;
 mod keygen;
+#[cfg(feature = "bench-peer")]
 mod peer;
+#[cfg(feature = "bench")]
 mod plot;
 mod revoke;
 mod serve;
@@ -38,6 +41,7 @@ enum Command {
     /// Revoke tokens in a running daemon (by jti, subject or whole token), lift revocations, list them.
     Revoke(revoke::RevokeArgs),
     /// Benchmark a daemon: generated keys and token corpus, closed or open loop, every reply checked.
+    #[cfg(feature = "bench")]
     Bench(Box<bench::BenchArgs>),
     /// Serve verification on a Unix socket (line protocol and HTTP/1.1; see docs/PROTOCOL.md).
     Serve(Box<serve::ServeArgs>),
@@ -51,6 +55,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Demo(a) => demo::run(a),
         Command::Serve(a) => serve::run(*a),
         Command::Revoke(a) => revoke::run(a),
+        #[cfg(feature = "bench")]
         Command::Bench(a) => bench::run(*a),
     }
 }
