@@ -1071,8 +1071,17 @@ fn a_token_presented_again_is_answered_from_the_cache() {
 fn the_cache_can_be_turned_off() {
     let d = start("nocache", &["--cache-entries", "0"]);
     let t = valid_token();
-    assert_eq!(verify_line(&d.socket, &t), verify_line(&d.socket, &t));
-    assert!(stats(&d.socket)["cache"].is_null());
+    let first = verify_line(&d.socket, &t);
+    assert!(first.starts_with("OK "), "{first}");
+    assert_eq!(verify_line(&d.socket, &t), first);
+    let s = stats(&d.socket);
+    assert!(s["cache"].is_null(), "{s}");
+    // Both were verified in full (the STATS request counts itself), and no cache answered either.
+    assert_eq!(
+        (s["requests"].as_u64(), s["ok"].as_u64()),
+        (Some(3), Some(2)),
+        "{s}"
+    );
 }
 
 #[test]

@@ -64,7 +64,8 @@ pub fn spawn_in(dir: PathBuf, extra: &[&str]) -> Daemon {
     let child = Command::new(env!("CARGO_BIN_EXE_jwtd"))
         .args(&args)
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        // Not piped: nobody reads it, and a chatty daemon would block on a full pipe.
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     Daemon { child, socket, dir }
