@@ -66,36 +66,41 @@ pub enum Error {
 }
 
 impl Error {
-    /// The stable machine-readable code.
+    /// The stable machine-readable code: `CODES[self.index()]`, so the table below is the only list of names.
     pub fn code(&self) -> &'static str {
+        Self::CODES[self.index()]
+    }
+
+    /// This error's position in [`Error::CODES`] (for counters indexed by code, without a string search).
+    pub fn index(&self) -> usize {
         match self {
-            Error::TooLarge(_) => "too_large",
-            Error::TooDeep(_) => "too_deep",
-            Error::Malformed(_) => "malformed",
-            Error::UnsupportedJwe => "unsupported_jwe",
-            Error::UnsupportedSerialization => "unsupported_serialization",
-            Error::BadBase64(_) => "bad_base64",
-            Error::BadJson(_) => "bad_json",
-            Error::DuplicateMember(_) => "duplicate_member",
-            Error::BadHeader(_) => "bad_header",
-            Error::AlgNotAllowed(_) => "alg_not_allowed",
-            Error::AlgMismatch { .. } => "alg_mismatch",
-            Error::UnknownKey(_) => "unknown_key",
-            Error::AmbiguousKey(_) => "ambiguous_key",
-            Error::CritUnsupported => "crit_unsupported",
-            Error::UnsupportedHeader(_) => "unsupported_header",
-            Error::BadSignature => "bad_signature",
-            Error::Expired => "expired",
-            Error::NotYetValid => "not_yet_valid",
-            Error::IssuedInFuture => "issued_in_future",
-            Error::TooOld => "too_old",
-            Error::BadClaim(_) => "bad_claim",
-            Error::MissingClaim(_) => "missing_claim",
-            Error::WrongIssuer => "wrong_issuer",
-            Error::WrongAudience => "wrong_audience",
-            Error::WrongType(_) => "wrong_type",
-            Error::UnknownIssuer(_) => "unknown_issuer",
-            Error::Revoked(_) => "revoked",
+            Error::TooLarge(_) => 0,
+            Error::TooDeep(_) => 1,
+            Error::Malformed(_) => 2,
+            Error::UnsupportedJwe => 3,
+            Error::UnsupportedSerialization => 4,
+            Error::BadBase64(_) => 5,
+            Error::BadJson(_) => 6,
+            Error::DuplicateMember(_) => 7,
+            Error::BadHeader(_) => 8,
+            Error::AlgNotAllowed(_) => 9,
+            Error::AlgMismatch { .. } => 10,
+            Error::UnknownKey(_) => 11,
+            Error::AmbiguousKey(_) => 12,
+            Error::CritUnsupported => 13,
+            Error::UnsupportedHeader(_) => 14,
+            Error::BadSignature => 15,
+            Error::Expired => 16,
+            Error::NotYetValid => 17,
+            Error::IssuedInFuture => 18,
+            Error::TooOld => 19,
+            Error::BadClaim(_) => 20,
+            Error::MissingClaim(_) => 21,
+            Error::WrongIssuer => 22,
+            Error::WrongAudience => 23,
+            Error::WrongType(_) => 24,
+            Error::UnknownIssuer(_) => 25,
+            Error::Revoked(_) => 26,
         }
     }
 
@@ -258,5 +263,96 @@ mod tests {
             );
             assert!(seen.insert(c), "duplicate {c}");
         }
+    }
+
+    #[test]
+    fn every_variant_has_its_own_code() {
+        // One of each variant (a new variant that is not added here fails `exhaustive` below).
+        let all = [
+            Error::TooLarge(String::new()),
+            Error::TooDeep(1),
+            Error::Malformed(String::new()),
+            Error::UnsupportedJwe,
+            Error::UnsupportedSerialization,
+            Error::BadBase64("x"),
+            Error::BadJson(String::new()),
+            Error::DuplicateMember(String::new()),
+            Error::BadHeader(String::new()),
+            Error::AlgNotAllowed(String::new()),
+            Error::AlgMismatch {
+                token: String::new(),
+                key: String::new(),
+            },
+            Error::UnknownKey(String::new()),
+            Error::AmbiguousKey(String::new()),
+            Error::CritUnsupported,
+            Error::UnsupportedHeader("x"),
+            Error::BadSignature,
+            Error::Expired,
+            Error::NotYetValid,
+            Error::IssuedInFuture,
+            Error::TooOld,
+            Error::BadClaim(String::new()),
+            Error::MissingClaim(String::new()),
+            Error::WrongIssuer,
+            Error::WrongAudience,
+            Error::WrongType(String::new()),
+            Error::UnknownIssuer(String::new()),
+            Error::Revoked("x"),
+        ];
+        let exhaustive = |e: &Error| match e {
+            Error::TooLarge(_)
+            | Error::TooDeep(_)
+            | Error::Malformed(_)
+            | Error::UnsupportedJwe
+            | Error::UnsupportedSerialization
+            | Error::BadBase64(_)
+            | Error::BadJson(_)
+            | Error::DuplicateMember(_)
+            | Error::BadHeader(_)
+            | Error::AlgNotAllowed(_)
+            | Error::AlgMismatch { .. }
+            | Error::UnknownKey(_)
+            | Error::AmbiguousKey(_)
+            | Error::CritUnsupported
+            | Error::UnsupportedHeader(_)
+            | Error::BadSignature
+            | Error::Expired
+            | Error::NotYetValid
+            | Error::IssuedInFuture
+            | Error::TooOld
+            | Error::BadClaim(_)
+            | Error::MissingClaim(_)
+            | Error::WrongIssuer
+            | Error::WrongAudience
+            | Error::WrongType(_)
+            | Error::UnknownIssuer(_)
+            | Error::Revoked(_) => (),
+        };
+        all.iter().for_each(exhaustive);
+        let mut indexes: Vec<usize> = all.iter().map(Error::index).collect();
+        indexes.sort_unstable();
+        assert_eq!(indexes, (0..Error::CODES.len()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn docs_errors_md_lists_exactly_the_codes() {
+        let doc = include_str!("../docs/ERRORS.md");
+        // The rejection table: from its header row to the first line that is not a table row.
+        let table = doc
+            .split("| code | meaning |")
+            .nth(1)
+            .expect("ERRORS.md has a | code | meaning | table");
+        let documented: Vec<&str> = table
+            .lines()
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .filter_map(|l| l.split('`').nth(1))
+            .collect();
+        let mut want: Vec<&str> = Error::CODES.to_vec();
+        let mut got = documented.clone();
+        want.sort_unstable();
+        got.sort_unstable();
+        assert_eq!(got, want, "docs/ERRORS.md and Error::CODES differ");
     }
 }

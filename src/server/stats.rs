@@ -115,10 +115,7 @@ pub struct Batch {
 
 impl Batch {
     pub fn reject(&mut self, e: &Error) {
-        let i = Error::CODES
-            .iter()
-            .position(|c| *c == e.code())
-            .unwrap_or(0);
+        let i = e.index();
         match self.rejected.iter_mut().find(|(k, _)| *k == i) {
             Some((_, n)) => *n += 1,
             None => self.rejected.push((i, 1)),
