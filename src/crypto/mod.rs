@@ -269,8 +269,6 @@ impl PreparedKey {
     }
 }
 
-/// A short, stable name for a token in logs: the first 12 hex digits of its SHA-256. Logs never carry the
-/// token itself (a bearer token in a log is a leaked credential).
 /// SHA-256 of `bytes`.
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     let d = backend::digest::digest(&backend::digest::SHA256, bytes);
@@ -279,6 +277,8 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     out
 }
 
+/// A short, stable name for a token in logs: the first 12 hex digits of its SHA-256. Logs never carry the
+/// token itself (a bearer token in a log is a leaked credential).
 pub fn token_digest(token: &[u8]) -> String {
     let d = backend::digest::digest(&backend::digest::SHA256, token);
     d.as_ref()[..6].iter().map(|b| format!("{b:02x}")).collect()

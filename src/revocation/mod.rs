@@ -11,7 +11,7 @@
 //!   without the key (ECDSA's `s` ↔ `n − s`). Kept like a jti rule.
 //!
 //! [`Revocations`] is the in-memory set, checked on every verification: when it is empty the check is one
-//! atomic load; otherwise a Bloom filter (lock-free, about 1 byte per rule) answers "certainly not revoked"
+//! atomic load; otherwise a Bloom filter (lock-free, 12–24 bits per rule) answers "certainly not revoked"
 //! for almost every token without touching the maps, and only its positives look in a sharded map. The
 //! durable part (the log, group commit, replay, compaction) is [`log`] and [`store`].
 
@@ -127,8 +127,8 @@ struct Shard {
 /// The in-memory revocation set.
 pub struct Revocations {
     shards: Box<[RwLock<Shard>]>,
-    /// Sized to the number of rules (about 16 bits each, so that it stays in the CPU caches) and rebuilt,
-    /// larger, as rules are added; swapped whole.
+    /// Sized to the number of rules (12–24 bits each, see [`bloom_words`], so that it stays in the CPU
+    /// caches) and rebuilt, larger, as rules are added; swapped whole.
     bloom: arc_swap::ArcSwap<Bloom>,
     /// Serialises additions with Bloom rebuilds, so that a rebuilt filter misses no rule.
     grow: Mutex<()>,
