@@ -119,16 +119,22 @@ impl PreparedKey {
         Self::rsa_backend(alg, n, e)
     }
 
-    #[cfg(not(feature = "aws-lc"))]
-    fn rsa_backend(alg: Alg, n: &[u8], e: &[u8]) -> Result<PreparedKey, String> {
-        let params: &'static signature::RsaParameters = match alg {
+    /// The verification parameters of an RS*/PS* algorithm (2048 to 8192-bit moduli), the same names in both
+    /// backends.
+    fn rsa_params(alg: Alg) -> &'static signature::RsaParameters {
+        match alg {
             Alg::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
             Alg::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
             Alg::RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
             Alg::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
             Alg::PS384 => &signature::RSA_PSS_2048_8192_SHA384,
             _ => &signature::RSA_PSS_2048_8192_SHA512,
-        };
+        }
+    }
+
+    #[cfg(not(feature = "aws-lc"))]
+    fn rsa_backend(alg: Alg, n: &[u8], e: &[u8]) -> Result<PreparedKey, String> {
+        let params = Self::rsa_params(alg);
         Ok(PreparedKey {
             alg,
             inner: Inner::Rsa {
@@ -142,14 +148,7 @@ impl PreparedKey {
     #[cfg(feature = "aws-lc")]
     fn rsa_backend(alg: Alg, n: &[u8], e: &[u8]) -> Result<PreparedKey, String> {
         use backend::encoding::AsDer;
-        let v: &'static dyn signature::VerificationAlgorithm = match alg {
-            Alg::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
-            Alg::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
-            Alg::RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
-            Alg::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
-            Alg::PS384 => &signature::RSA_PSS_2048_8192_SHA384,
-            _ => &signature::RSA_PSS_2048_8192_SHA512,
-        };
+        let v: &'static dyn signature::VerificationAlgorithm = Self::rsa_params(alg);
         let der = signature::RsaPublicKeyComponents { n, e }
             .as_der()
             .map_err(|_| "RSA key rejected by aws-lc".to_string())?;
