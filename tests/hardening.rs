@@ -10,13 +10,6 @@ use common::*;
 use jwtd::Alg;
 use serde_json::json;
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 fn verify(socket: &Path, token: &str) -> String {
     ask(socket, &[format!("VERIFY {token}")]).remove(0)
 }
@@ -192,10 +185,6 @@ fn claims_that_another_reader_would_refuse_do_not_verify() {
         Some(b"x"),
     );
     assert_eq!(out.status.code(), Some(2), "a leeway over a day is refused");
-}
-
-fn http(socket: &Path, raw: &str) -> String {
-    exchange(socket, raw.as_bytes())
 }
 
 fn post_revoke(socket: &Path, body: &str) -> String {

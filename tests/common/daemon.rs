@@ -149,3 +149,85 @@ impl Daemon {
         s.write_all(b"PING\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"PONG\n"
     }
 }
+
+// Helpers of the daemon tests (line protocol, HTTP, config, cache, revocation files).
+
+/// Sends raw HTTP bytes and reads until the server closes (the last request says `Connection: close`).
+pub fn http(socket: &Path, raw: &str) -> String {
+    exchange(socket, raw.as_bytes())
+}
+
+pub fn write_config(dir: &Path, body: &str) -> PathBuf {
+    let path = dir.join("jwtd.toml");
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+pub fn start_config(tag: &str, body: &str) -> Daemon {
+    start_config_in(temp_dir(tag), body, Stdio::null())
+}
+
+/// Writes `body` as `dir/jwtd.toml` and serves it on `dir/jwtd.sock`.
+pub fn start_config_in(dir: PathBuf, body: &str, stderr: Stdio) -> Daemon {
+    let config = write_config(&dir, body);
+    let socket = dir.join("jwtd.sock");
+    let child = Command::new(env!("CARGO_BIN_EXE_jwtd"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .arg("--socket")
+        .arg(&socket)
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let d = Daemon { child, socket, dir };
+    wait_for(&d.socket);
+    d
+}
+
+/// Serves issuer `https://a.example` (audience `api`) from a config in `dir` whose key file is a copy of the
+/// HS256 test key set in `dir`, so that a test can change it and reload. Returns the daemon and that file.
+pub fn start_issuer_a_with_own_keys(dir: PathBuf, stderr: Stdio) -> (Daemon, PathBuf) {
+    let keys = dir.join("keys.jwks");
+    std::fs::copy(data("keys/HS256.public.jwks"), &keys).unwrap();
+    let body = format!(
+        "[[issuer]]\niss = \"https://a.example\"\nkeys = [\"{}\"]\naudiences = [\"api\"]\n",
+        keys.display()
+    );
+    (start_config_in(dir, &body, stderr), keys)
+}
+
+/// A token for issuer `iss`, valid at the real clock, signed with the test key of `alg`.
+pub fn issuer_token(alg: Alg, iss: &str) -> String {
+    token_with(alg, serde_json::json!({}), &issuer_claims(iss))
+}
+
+/// Claims valid at the real clock for issuer `iss`.
+pub fn issuer_claims(iss: &str) -> serde_json::Value {
+    serde_json::json!({"iss": iss, "sub": "u1", "aud": "api", "exp": 4_102_444_800u64})
+}
+
+pub fn verify_line(socket: &Path, token: &str) -> String {
+    exchange(socket, format!("VERIFY {token}\n").as_bytes())
+}
+
+pub fn stats(socket: &Path) -> serde_json::Value {
+    let out = exchange(socket, b"STATS\n");
+    serde_json::from_str(out.trim_end().strip_prefix("STATS ").unwrap()).unwrap()
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A `GET /verify` request (closing the connection), with the token as a Bearer credential if given.
+pub fn verify_request(token: Option<&str>) -> String {
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    format!("GET /verify HTTP/1.1\r\nHost: jwtd\r\n{auth}Connection: close\r\n\r\n")
+}
