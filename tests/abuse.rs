@@ -333,7 +333,8 @@ fn a_client_that_never_reads_gets_backpressure_not_memory() {
 #[test]
 fn garbage_on_both_protocols_gets_clear_errors() {
     let d = start("garbage", &[]);
-    let mut rng = jwtd::loadgen::zipf::Rng::new(42);
+    let mut rng = jwtd::loadgen::zipf::seeded(42);
+    use jwtd::loadgen::zipf::RngExt;
     let mut inputs: Vec<Vec<u8>> = vec![
         b"\0\0\0\0\0\0\0\0\0\0\n".to_vec(),
         b"\xff\xfe\xfd\n\x80\x81\n".to_vec(),
@@ -357,8 +358,8 @@ fn garbage_on_both_protocols_gets_clear_errors() {
         b"GET /../../etc/passwd HTTP/1.1\r\n\r\n".to_vec(),
     ];
     for _ in 0..30 {
-        let len = 1 + rng.below(3000) as usize;
-        inputs.push((0..len).map(|_| rng.below(256) as u8).collect());
+        let len = rng.random_range(1..=3000usize);
+        inputs.push((0..len).map(|_| rng.random::<u8>()).collect());
     }
     for input in &inputs {
         let out = exchange(&d.socket, input);

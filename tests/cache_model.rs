@@ -8,7 +8,7 @@
 use std::num::NonZeroUsize;
 
 use jwtd::cache::{Cache, Config, ENTRY_OVERHEAD, WAYS};
-use jwtd::loadgen::zipf::{Rng, Zipf};
+use jwtd::loadgen::zipf::{RngExt, Zipf, seeded};
 use proptest::prelude::*;
 
 const ALWAYS: (u64, u64) = (0, u64::MAX);
@@ -141,9 +141,9 @@ proptest! {
 #[test]
 fn a_key_just_inserted_hits_until_its_window_ends() {
     let cache: Cache<u32> = Cache::new(&Config::default());
-    let mut rng = Rng::new(3);
+    let mut rng = seeded(3);
     for i in 0..10_000u32 {
-        let key = (rng.next_u64() as u128) << 64 | rng.next_u64() as u128;
+        let key: u128 = rng.random();
         assert!(cache.insert(key, 9, (100, 200), 150, i, 0));
         assert_eq!(cache.get(key, 9, 199, |v| *v), Some(i));
         assert_eq!(cache.get(key, 9, 200, |v| *v), None);
@@ -159,7 +159,7 @@ fn zipf_hit_ratios(s: f64) -> (f64, f64) {
     });
     let mut lru = lru::LruCache::new(NonZeroUsize::new(cache.capacity()).unwrap());
     let zipf = Zipf::new(100_000, s);
-    let mut rng = Rng::new(42);
+    let mut rng = seeded(42);
     let (mut ours, mut theirs, n) = (0u32, 0u32, 400_000);
     for _ in 0..n {
         let item = zipf.sample(&mut rng) as u128;
@@ -204,10 +204,10 @@ fn many_threads_hammering_a_small_cache_keep_its_invariants() {
         for t in 0..threads {
             let cache = &cache;
             scope.spawn(move || {
-                let mut rng = Rng::new(t);
+                let mut rng = seeded(t);
                 let mut hits = 0u64;
                 for i in 0..per_thread {
-                    let k = rng.below(200) as u128 + 1;
+                    let k = rng.random_range(1..=200u128);
                     let key = k.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
                     // Values encode their key: a hit must always be for the key asked.
                     match cache.get(key, 1, 10, |v| *v) {

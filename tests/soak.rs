@@ -17,6 +17,7 @@ use common::daemon::*;
 use common::*;
 use jwtd::Alg;
 use jwtd::loadgen::corpus::{self, Spec};
+use jwtd::loadgen::zipf::RngExt;
 use jwtd::loadgen::{self, ClosedLoop};
 
 fn secs() -> u64 {
@@ -113,25 +114,25 @@ fn soak_mixed_traffic_disconnects_reloads_and_revocations() {
             let (socket, stop, valid) = (d.socket.clone(), stop.clone(), valid.clone());
             let (disconnected, wrong) = (disconnected.clone(), wrong_partial.clone());
             std::thread::spawn(move || {
-                let mut rng = jwtd::loadgen::zipf::Rng::new(100 + t);
+                let mut rng = jwtd::loadgen::zipf::seeded(100 + t);
                 while !stop.load(Ordering::Relaxed) {
                     let Ok(mut s) = UnixStream::connect(&socket) else {
                         continue;
                     };
                     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-                    let n = 1 + rng.below(64) as usize;
+                    let n = 1 + rng.random_range(0..64usize);
                     let mut batch = Vec::new();
                     for _ in 0..n {
-                        let tok = &valid[rng.below(valid.len() as u64) as usize];
+                        let tok = &valid[rng.random_range(0..valid.len() as u64) as usize];
                         batch.extend_from_slice(format!("VERIFY {tok}\n").as_bytes());
                     }
                     // Cut the batch anywhere, even mid-line.
-                    let cut = rng.below(batch.len() as u64 + 1) as usize;
+                    let cut = rng.random_range(0..batch.len() as u64 + 1) as usize;
                     let _ = s.write_all(&batch[..cut]);
-                    if rng.below(2) == 0 {
+                    if rng.random_range(0..2u8) == 0 {
                         // Read what comes for a moment; every complete reply must be OK.
                         let mut got = vec![0u8; 64 * 1024];
-                        std::thread::sleep(Duration::from_millis(rng.below(5)));
+                        std::thread::sleep(Duration::from_millis(rng.random_range(0..5u64)));
                         let _ = s.set_read_timeout(Some(Duration::from_millis(20)));
                         if let Ok(k) = s.read(&mut got) {
                             let text = String::from_utf8_lossy(&got[..k]).into_owned();

@@ -16,7 +16,7 @@ use crate::keys::private::public_jwk;
 
 use super::Want;
 use super::live::Live;
-use super::zipf::{Rng, Zipf};
+use super::zipf::{RngExt, Zipf, seeded};
 
 /// The outcome a token must get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -250,10 +250,10 @@ fn check(spec: &Spec) -> Result<(), String> {
 fn build(spec: &Spec, now: u64, keys: Vec<Key>) -> Result<Generated, String> {
     let total: u64 = spec.mix.0.iter().map(|(_, w)| u64::from(*w)).sum();
     // First every token's shape, in order, from the seed alone…
-    let mut rng = Rng::new(spec.seed);
+    let mut rng = seeded(spec.seed);
     let plan: Vec<(usize, Kind)> = (0..spec.tokens)
         .map(|_| {
-            let mut pick = rng.below(total);
+            let mut pick = rng.random_range(0..total);
             let k = spec
                 .mix
                 .0
@@ -267,9 +267,9 @@ fn build(spec: &Spec, now: u64, keys: Vec<Key>) -> Result<Generated, String> {
                     }
                 })
                 .unwrap_or(0);
-            let r = rng.next_f64();
+            let r: f64 = rng.random();
             let kind = if r < spec.invalid {
-                match rng.below(3) {
+                match rng.random_range(0..3u8) {
                     0 => Kind::Tampered,
                     1 => Kind::Expired,
                     _ => Kind::WrongAudience,
@@ -451,7 +451,7 @@ fn tamper(token: &mut String) {
 /// spread over all of them.
 pub fn sequence(tokens: usize, n: usize, s: f64, seed: u64) -> Vec<u32> {
     let zipf = Zipf::new(tokens, s);
-    let mut rng = Rng::new(seed ^ 0x5EED_5EED_5EED_5EED);
+    let mut rng = seeded(seed ^ 0x5EED_5EED_5EED_5EED);
     (0..n).map(|_| zipf.sample(&mut rng) as u32).collect()
 }
 

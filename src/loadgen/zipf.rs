@@ -1,62 +1,43 @@
-//! Reproducible request popularity: a seeded generator (SplitMix64) and a Zipf(s) sampler over `n` items
-//! (item `i` drawn with probability proportional to 1/(i+1)^s; s = 0 is uniform).
+//! Reproducible request popularity: rand's seeded `StdRng` (the same sequence for the same seed, for a given
+//! rand version) and rand_distr's Zipf(s) sampler over `n` items (item `i` drawn with probability
+//! proportional to 1/(i+1)^s; s = 0 is uniform). Well-kept crates, rather than our own generator and table.
 
-/// SplitMix64: small, fast, and the same sequence for the same seed on every machine.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
+use rand::SeedableRng;
+use rand_distr::Distribution;
 
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
+pub use rand::RngExt;
+pub use rand::rngs::StdRng as Rng;
 
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in [0, n) (n > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        ((self.next_u64() as u128 * n as u128) >> 64) as u64
-    }
+/// The generator for `seed`.
+pub fn seeded(seed: u64) -> Rng {
+    Rng::seed_from_u64(seed)
 }
 
-/// Zipf sampling by inverse CDF (binary search over a table of n cumulative weights).
+/// Zipf sampling over item indices `0..n`.
 #[derive(Debug, Clone)]
 pub struct Zipf {
-    cdf: Vec<f64>,
+    dist: rand_distr::Zipf<f64>,
+    n: usize,
 }
 
 impl Zipf {
-    /// `n` items (at least 1), exponent `s` (0 = uniform; 1.0 is the classic web-like skew).
+    /// `n` items (at least 1), exponent `s` (0 = uniform; 1.0 is the classic web-like skew; negative or NaN
+    /// is taken as 0).
     pub fn new(n: usize, s: f64) -> Zipf {
         let n = n.max(1);
-        let mut cdf = Vec::with_capacity(n);
-        let mut total = 0.0;
-        for i in 0..n {
-            total += 1.0 / ((i + 1) as f64).powf(s);
-            cdf.push(total);
-        }
-        for c in &mut cdf {
-            *c /= total;
-        }
-        Zipf { cdf }
+        let s = if s > 0.0 { s } else { 0.0 };
+        let dist = rand_distr::Zipf::new(n as f64, s)
+            .or_else(|_| rand_distr::Zipf::new(n as f64, 0.0))
+            .expect("n ≥ 1 and s = 0 are valid Zipf parameters");
+        Zipf { dist, n }
     }
 
     /// An item index in [0, n).
     pub fn sample(&self, rng: &mut Rng) -> usize {
-        let u = rng.next_f64();
-        self.cdf
-            .partition_point(|&c| c <= u)
-            .min(self.cdf.len() - 1)
+        // rand_distr draws ranks 1..=n as floats.
+        (self.dist.sample(rng) as usize)
+            .saturating_sub(1)
+            .min(self.n - 1)
     }
 }
 
@@ -66,10 +47,10 @@ mod tests {
 
     #[test]
     fn same_seed_same_sequence_and_zipf_frequencies_follow_the_law() {
-        let (mut a, mut b) = (Rng::new(7), Rng::new(7));
-        assert!((0..100).all(|_| a.next_u64() == b.next_u64()));
+        let (mut a, mut b) = (seeded(7), seeded(7));
+        assert!((0..100).all(|_| a.random::<u64>() == b.random::<u64>()));
         let z = Zipf::new(100, 1.0);
-        let mut rng = Rng::new(1);
+        let mut rng = seeded(1);
         let mut counts = [0u32; 100];
         let draws = 200_000;
         for _ in 0..draws {
@@ -87,6 +68,7 @@ mod tests {
             c[u.sample(&mut rng)] += 1;
         }
         assert!(c.iter().all(|&n| (9_000..11_000).contains(&n)), "{c:?}");
-        assert!((0..1000).all(|_| rng.below(3) < 3));
+        let one = Zipf::new(1, 1.0);
+        assert!((0..1000).all(|_| one.sample(&mut rng) == 0));
     }
 }
