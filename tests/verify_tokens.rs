@@ -40,17 +40,32 @@ fn a_flipped_bit_anywhere_is_rejected() {
     let v = verifier(&Alg::ALL, policy());
     for alg in Alg::ALL {
         let t = token(alg).into_bytes();
+        // Positive control: the untouched token verifies, so every rejection below is the flip's doing.
+        assert!(
+            v.verify(&t, NOW).is_ok(),
+            "{alg}: the unflipped token must verify"
+        );
+        let mut signature_checked = 0;
         // Every byte position, one bit each (the low bit keeps most bytes in the base64url alphabet, so the
         // signature check, not only the decoder, is exercised).
         for i in 0..t.len() {
             let mut bad = t.clone();
             bad[i] ^= 1;
+            let r = v.verify(&bad, NOW);
             assert!(
-                v.verify(&bad, NOW).is_err(),
+                r.is_err(),
                 "{alg}: flipping bit 0 of byte {i} ({:?}) was accepted",
                 bad[i] as char
             );
+            signature_checked += usize::from(r.is_err_and(|e| e.code() == "bad_signature"));
         }
+        // Most flips keep the token decodable and reach the signature check: the test exercises it, not only
+        // the decoder.
+        assert!(
+            signature_checked > t.len() / 2,
+            "{alg}: only {signature_checked} of {} flips reached the signature check",
+            t.len()
+        );
         // A few higher bits too, on a sample of positions.
         for i in (0..t.len()).step_by(7) {
             for bit in [2u8, 4, 6] {
