@@ -1,0 +1,126 @@
+//! What `/verify` is configured by (path, token header and cookie, claim headers) and the checks on each.
+
+use hyper::header::HeaderName;
+
+/// How auth subrequests are recognised and where their token is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// Path of auth subrequests, any method. `PATH/anything` matches too: Envoy ext_authz (HTTP mode) appends
+    /// the original request's path to its `path_prefix`.
+    pub verify_path: String,
+    /// Header holding the token; `None` is `Authorization: Bearer <token>`. A custom header holds the bare
+    /// token (a `Bearer ` prefix is accepted and removed).
+    pub token_header: Option<HeaderName>,
+    /// Cookie holding the token, tried when the header is absent.
+    pub token_cookie: Option<String>,
+    /// Claims copied into `/verify` response headers: (header, claim). Every one is always answered (empty
+    /// when the claim is absent), so that a proxy copying it replaces any copy the client sent.
+    pub claim_headers: Vec<(HeaderName, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            verify_path: "/verify".into(),
+            token_header: None,
+            token_cookie: None,
+            // `sub` is only an identity together with `iss` (two issuers may both have a user "42").
+            claim_headers: vec![
+                (HeaderName::from_static("x-jwt-sub"), "sub".into()),
+                (HeaderName::from_static("x-jwt-iss"), "iss".into()),
+            ],
+        }
+    }
+}
+
+impl Options {
+    pub(super) fn is_verify_path(&self, path: &str) -> bool {
+        path.strip_prefix(self.verify_path.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+}
+
+/// Checks a verify path: absolute, not `/`, and clear of the daemon's own endpoints — were `/metrics` an auth
+/// path too, a proxy would let through every request for `/metrics` that the daemon answers 200.
+pub fn parse_verify_path(s: &str) -> Result<String, String> {
+    let p = s.trim_end_matches('/');
+    if !s.starts_with('/') || p.is_empty() {
+        return Err(format!(
+            "{s:?}: expected an absolute path other than /, e.g. /verify"
+        ));
+    }
+    if p.bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b == b'?' || b == b'#')
+    {
+        return Err(format!("{s:?}: a path cannot hold whitespace, '?' or '#'"));
+    }
+    for own in ["/healthz", "/metrics", "/introspect"] {
+        if own == p || own.starts_with(&format!("{p}/")) || p.starts_with(&format!("{own}/")) {
+            return Err(format!("{s:?} overlaps the daemon's own endpoint {own}"));
+        }
+    }
+    Ok(p.to_string())
+}
+
+/// Checks a cookie name (an RFC 6265 token).
+pub fn parse_cookie_name(s: &str) -> Result<String, String> {
+    let bad = |b: u8| !b.is_ascii_graphic() || b"()<>@,;:\\\"/[]?={}".contains(&b);
+    if s.is_empty() || s.bytes().any(bad) {
+        return Err(format!("{s:?} is not a cookie name"));
+    }
+    Ok(s.to_string())
+}
+
+/// Checks a header name.
+pub fn parse_header_name(s: &str) -> Result<HeaderName, String> {
+    HeaderName::from_bytes(s.as_bytes()).map_err(|_| format!("{s:?} is not a header name"))
+}
+
+/// Parses `--claim-header X-Jwt-Sub=sub`.
+pub fn parse_claim_header(s: &str) -> Result<(HeaderName, String), String> {
+    let (name, claim) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected HEADER=claim, e.g. X-Jwt-Sub=sub"))?;
+    let name = parse_header_name(name)?;
+    if claim.is_empty() {
+        return Err(format!("{s:?}: the claim name is empty"));
+    }
+    Ok((name, claim.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_paths_match_exactly_or_as_a_prefix_segment() {
+        let o = Options {
+            verify_path: parse_verify_path("/auth/").unwrap(),
+            ..Options::default()
+        };
+        assert_eq!(o.verify_path, "/auth");
+        assert!(o.is_verify_path("/auth"));
+        assert!(o.is_verify_path("/auth/"));
+        assert!(o.is_verify_path("/auth/api/x"));
+        assert!(!o.is_verify_path("/authx"));
+        assert!(!o.is_verify_path("/"));
+        for bad in [
+            "",
+            "/",
+            "//",
+            "auth",
+            "/metrics",
+            "/introspect/",
+            "/healthz/x",
+            "/a b",
+            "/a?b",
+        ] {
+            assert!(parse_verify_path(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_verify_path("/metricsx").is_ok());
+        assert!(parse_cookie_name("session").is_ok());
+        for bad in ["", "a b", "a;b", "a=b"] {
+            assert!(parse_cookie_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}
