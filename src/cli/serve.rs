@@ -310,7 +310,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     }
     let overflow = server::overflow_uid();
     if !args.admin_uids.is_empty() {
-        server::check_admin_uids(&args.admin_uids, overflow)?;
+        server::check_admin_uids(&args.admin_uids, overflow)
+            .map_err(|e| format!("--admin-uid: {e}"))?;
         shared.admin_uids = args.admin_uids.clone();
     } else if server::own_uid() == Some(overflow) {
         tracing::warn!(

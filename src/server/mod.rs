@@ -138,12 +138,12 @@ pub fn default_admin_uids(own: Option<u32>, overflow: u32) -> Vec<u32> {
     uids
 }
 
-/// Checks an explicit admin list (`--admin-uid`): the overflow uid can never be one (see [`overflow_uid`]).
+/// Checks an explicit admin list: the overflow uid can never be one (see [`overflow_uid`]).
 pub fn check_admin_uids(uids: &[u32], overflow: u32) -> Result<(), String> {
     if uids.contains(&overflow) {
         return Err(format!(
-            "--admin-uid {overflow}: that is the overflow uid (nobody), which SO_PEERCRED also reports for every \
-             peer from a user namespace without a mapping; it can never be an admin"
+            "admin uid {overflow} is the overflow uid (nobody), which SO_PEERCRED also reports for every peer \
+             from a user namespace without a mapping; it can never be an admin"
         ));
     }
     Ok(())
