@@ -33,6 +33,8 @@
 //! ```
 
 #![forbid(unsafe_code)]
+// `pub` only for what is an API.
+#![warn(unreachable_pub)]
 
 pub mod alg;
 #[cfg(feature = "daemon")]

@@ -1,5 +1,7 @@
 //! The `jwtd` command line: argument parsing, key loading, output. Verification logic lives in the library.
 
+#![warn(unreachable_pub)]
+
 mod cli;
 
 // mimalloc: the daemon allocates one small buffer per verified token and per reply batch.

@@ -16,7 +16,7 @@ use jwtd::loadgen::live::{Issued, Live};
 use jwtd::loadgen::{self, ClosedLoop, Corpus, OpenLoop, Progress, Report};
 
 #[derive(Args, Debug)]
-pub struct BenchArgs {
+pub(super) struct BenchArgs {
     /// Distinct tokens in the corpus.
     #[arg(long, default_value_t = 100_000, value_name = "N")]
     tokens: usize,
@@ -161,7 +161,7 @@ fn say(quiet: bool, msg: &str) {
     }
 }
 
-pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
+pub(super) fn run(args: BenchArgs) -> Result<ExitCode, String> {
     if args.connections == 0 || args.depth == 0 || args.duration == 0 {
         return Err("--connections, --depth and --duration must be positive".into());
     }

@@ -12,7 +12,7 @@ use serde_json::json;
 use super::{reply_line, unix_now};
 
 #[derive(Args, Debug)]
-pub struct DemoArgs {
+pub(super) struct DemoArgs {
     /// Verifications per algorithm in the throughput run (0 skips it).
     #[arg(long, default_value_t = 20_000)]
     iterations: u32,
@@ -45,7 +45,7 @@ fn token(
         .sign_compact(h.to_string().as_bytes(), claims.to_string().as_bytes())
 }
 
-pub fn run(args: DemoArgs) -> Result<ExitCode, String> {
+pub(super) fn run(args: DemoArgs) -> Result<ExitCode, String> {
     let now = unix_now();
     let es = key(Alg::ES256, "demo-es256")?;
     let ed = key(Alg::EdDSA, "demo-eddsa")?;

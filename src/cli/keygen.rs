@@ -10,7 +10,7 @@ use jwtd::keys::private::{private_jwk, public_jwk};
 use serde_json::json;
 
 #[derive(Args, Debug)]
-pub struct KeygenArgs {
+pub(super) struct KeygenArgs {
     /// Algorithm the key is bound to.
     #[arg(long)]
     alg: Alg,
@@ -25,7 +25,7 @@ pub struct KeygenArgs {
     public_out: Option<PathBuf>,
 }
 
-pub fn run(args: KeygenArgs) -> Result<ExitCode, String> {
+pub(super) fn run(args: KeygenArgs) -> Result<ExitCode, String> {
     let (_, private) = SigningKey::generate(args.alg)?;
     let private_json = private_jwk(args.alg, Some(&args.kid), &private).to_string();
     let public_json =

@@ -18,12 +18,12 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use jwtd::keys::SourceOptions;
-pub use jwtd::server::unix_now;
+pub(crate) use jwtd::server::unix_now;
 use jwtd::{Alg, KeySet, Limits, Policy};
 
 #[derive(Parser, Debug)]
 #[command(name = "jwtd", version, about = "A strict, fast JWT verifier")]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -47,7 +47,7 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
 }
 
-pub fn run(cli: Cli) -> Result<ExitCode, String> {
+pub(crate) fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
         Command::Verify(a) => verify::run(a),
         Command::Sign(a) => sign::run(a),
@@ -62,7 +62,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
 
 /// Key sources and the claims policy, shared by `verify` (and later `serve`).
 #[derive(Args, Debug, Clone)]
-pub struct PolicyArgs {
+pub(crate) struct PolicyArgs {
     /// A JWK, JWKS or PEM file of verification keys (repeatable).
     #[arg(long = "keys", value_name = "FILE")]
     pub keys: Vec<PathBuf>,
@@ -114,7 +114,7 @@ pub struct PolicyArgs {
 
 impl PolicyArgs {
     /// Loads every key source; refused keys are reported on stderr, an unusable source is an error.
-    pub fn key_set(&self) -> Result<KeySet, String> {
+    pub(crate) fn key_set(&self) -> Result<KeySet, String> {
         let mut set = KeySet::new();
         let opts = SourceOptions {
             default_alg: self.alg,
@@ -145,7 +145,7 @@ impl PolicyArgs {
         Ok(set)
     }
 
-    pub fn policy(&self) -> Policy {
+    pub(crate) fn policy(&self) -> Policy {
         let d = Policy::default();
         Policy {
             leeway: self.leeway,
@@ -164,7 +164,7 @@ impl PolicyArgs {
         }
     }
 
-    pub fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         Limits {
             max_token_len: self.max_token_len,
             max_json_depth: self.max_json_depth,
@@ -174,7 +174,7 @@ impl PolicyArgs {
 }
 
 /// The reply line for one verification, in the format the daemon uses too.
-pub fn reply_line(result: Result<String, jwtd::Error>) -> String {
+pub(crate) fn reply_line(result: Result<String, jwtd::Error>) -> String {
     match result {
         Ok(body) => format!("OK {body}"),
         Err(e) => format!("ERR {} {e}", e.code()),

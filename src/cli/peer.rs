@@ -10,7 +10,7 @@ use jwtd::loadgen::corpus::{Generated, Spec};
 
 /// What the in-process peer did.
 #[derive(Debug, Clone, Copy)]
-pub struct PeerRun {
+pub(super) struct PeerRun {
     pub verifications: u64,
     pub elapsed: Duration,
     /// Answers that disagree with the token's label (revoked tokens count as valid: `jsonwebtoken` has no
@@ -20,7 +20,7 @@ pub struct PeerRun {
 }
 
 impl PeerRun {
-    pub fn per_second(&self) -> f64 {
+    pub(super) fn per_second(&self) -> f64 {
         self.verifications as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 }
@@ -50,7 +50,7 @@ fn keys(g: &Generated, spec: &Spec) -> Result<HashMap<String, (DecodingKey, Vali
 }
 
 /// Verifies tokens in `order` (cycling) on `threads` threads for `duration`.
-pub fn run(
+pub(super) fn run(
     g: &Generated,
     spec: &Spec,
     order: &[u32],

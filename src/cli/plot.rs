@@ -7,7 +7,7 @@ use jwtd::loadgen::Report;
 use plotters::prelude::*;
 
 /// One curve: a label and its report.
-pub struct Series<'a> {
+pub(super) struct Series<'a> {
     pub label: String,
     pub report: &'a Report,
 }
@@ -23,7 +23,7 @@ fn curve(r: &Report) -> Vec<(f64, f64)> {
         .collect()
 }
 
-pub fn draw(path: &Path, series: &[Series<'_>]) -> Result<(), String> {
+pub(super) fn draw(path: &Path, series: &[Series<'_>]) -> Result<(), String> {
     let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
     let sweep = series.len() > 1;
     let root =

@@ -10,7 +10,7 @@ use clap::{ArgGroup, Args};
 
 #[derive(Args, Debug)]
 #[command(group(ArgGroup::new("what").required(true).args(["jti", "sub", "token", "list"])))]
-pub struct RevokeArgs {
+pub(super) struct RevokeArgs {
     /// The daemon's socket.
     #[arg(long, value_name = "PATH", default_value = "jwtd.sock")]
     socket: PathBuf,
@@ -47,7 +47,7 @@ fn quoted(s: &str) -> String {
     serde_json::Value::from(s).to_string()
 }
 
-pub fn run(args: RevokeArgs) -> Result<ExitCode, String> {
+pub(super) fn run(args: RevokeArgs) -> Result<ExitCode, String> {
     let token = match args.token.as_deref() {
         Some("-") => {
             let mut t = String::new();

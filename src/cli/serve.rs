@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::PolicyArgs;
 
 #[derive(Args, Debug, Clone)]
-pub struct ServeArgs {
+pub(super) struct ServeArgs {
     /// A TOML configuration file (issuers, keys, policy, socket); replaces the key and policy flags.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["keys", "secrets"])]
     config: Option<PathBuf>,
@@ -251,7 +251,7 @@ impl Settings {
     }
 }
 
-pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
+pub(super) fn run(args: ServeArgs) -> Result<ExitCode, String> {
     // Logs go to stderr; a closed stderr must not stop the daemon, so write errors are not reported.
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -422,12 +422,12 @@ mod dev {
 
     use super::super::PolicyArgs;
 
-    pub const ISS: &str = "https://jwtd.dev";
-    pub const AUD: &str = "dev";
+    pub(super) const ISS: &str = "https://jwtd.dev";
+    pub(super) const AUD: &str = "dev";
     const KID: &str = "dev-es256";
 
     /// Makes sure the dev key set exists in `dir`, points `policy` at it, and signs a sample token (1 hour).
-    pub fn prepare(dir: &Path, policy: &mut PolicyArgs) -> Result<String, String> {
+    pub(super) fn prepare(dir: &Path, policy: &mut PolicyArgs) -> Result<String, String> {
         let private = dir.join("dev-es256.private.jwk");
         let public = dir.join("dev-jwks.json");
         if !private.exists() || !public.exists() {
@@ -453,7 +453,7 @@ mod dev {
         signer.sign_compact(header.to_string().as_bytes(), claims.to_string().as_bytes())
     }
 
-    pub fn announce(dir: &Path, socket: &Path, token: &str) {
+    pub(super) fn announce(dir: &Path, socket: &Path, token: &str) {
         let s = socket.display();
         jwtd::say!(
             "\njwtd: *** DEVELOPMENT MODE: keys in {} are for development only; never trust them in production ***\n\

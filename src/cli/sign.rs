@@ -9,7 +9,7 @@ use jwtd::keys::private::signing_key_from_file;
 use serde_json::{Map, Value, json};
 
 #[derive(Args, Debug)]
-pub struct SignArgs {
+pub(super) struct SignArgs {
     /// The private key: a JWK (as printed by `jwtd keygen`) or a PKCS#8 PEM file.
     #[arg(long, value_name = "FILE")]
     key: PathBuf,
@@ -27,7 +27,7 @@ pub struct SignArgs {
     typ: String,
 }
 
-pub fn run(args: SignArgs) -> Result<ExitCode, String> {
+pub(super) fn run(args: SignArgs) -> Result<ExitCode, String> {
     let bytes = jwtd::keys::file::read_regular(&args.key)?;
     let (key, jwk_kid) = signing_key_from_file(&bytes, args.alg)
         .map_err(|e| format!("{}: {e}", args.key.display()))?;

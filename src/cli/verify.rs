@@ -9,7 +9,7 @@ use jwtd::{Error, Verifier};
 use super::{PolicyArgs, reply_line, unix_now};
 
 #[derive(Args, Debug)]
-pub struct VerifyArgs {
+pub(super) struct VerifyArgs {
     #[command(flatten)]
     policy: PolicyArgs,
     /// Verification time as Unix seconds (default: now).
@@ -22,7 +22,7 @@ pub struct VerifyArgs {
     token: Option<String>,
 }
 
-pub fn run(args: VerifyArgs) -> Result<ExitCode, String> {
+pub(super) fn run(args: VerifyArgs) -> Result<ExitCode, String> {
     let verifier = Verifier::new(
         args.policy.key_set()?,
         args.policy.policy(),
