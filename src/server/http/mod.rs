@@ -139,29 +139,15 @@ fn verify(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             r
         }
+        // RFC 6750 §3.1 says 400 for invalid_request; a malformed credential stays 401 because nginx's
+        // auth_request passes only 401/403 through (anything else becomes a 500).
         Token::Duplicate(why) => {
             batch.protocol_errors += 1;
-            let mut r = json(
-                StatusCode::BAD_REQUEST,
-                serde_json::json!({"error": "invalid_request", "message": why}).to_string(),
-            );
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer error=\"invalid_request\""),
-            );
-            r
+            invalid_request(StatusCode::BAD_REQUEST, why)
         }
         Token::Malformed(why) => {
             batch.protocol_errors += 1;
-            let mut r = json(
-                StatusCode::UNAUTHORIZED,
-                serde_json::json!({"error": "invalid_request", "message": why}).to_string(),
-            );
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer error=\"invalid_request\""),
-            );
-            r
+            invalid_request(StatusCode::UNAUTHORIZED, why)
         }
         Token::Found(token) => match shared.verify(
             &shared.snapshot(),
@@ -186,6 +172,19 @@ fn verify(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
     };
     shared.stats.add(&batch);
     response
+}
+
+/// A credential of the wrong shape (RFC 6750 §3.1 `invalid_request`), with `status`.
+fn invalid_request(status: StatusCode, why: &str) -> Response<Full<Bytes>> {
+    let mut r = json(
+        status,
+        serde_json::json!({"error": "invalid_request", "message": why}).to_string(),
+    );
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer error=\"invalid_request\""),
+    );
+    r
 }
 
 /// 401 with RFC 6750 §3 `WWW-Authenticate` and a JSON body naming the code.
