@@ -384,7 +384,8 @@ impl Log {
         let mut aside = None;
         if let Some(offset) = replay.torn_at {
             // Evidence first: the cut bytes go to a file of their own, durably, before the log is cut.
-            let name = format!("{FILE}.torn-{offset}-{}", now_secs());
+            // The pid too: a restart within the same second (after a cut that failed) must not collide.
+            let name = format!("{FILE}.torn-{offset}-{}-{}", now_secs(), std::process::id());
             let tail = &bytes[offset as usize..];
             let path = write_new(dir, &name, tail)
                 .map_err(|e| format!("{}: {e}", dir.join(&name).display()))?;
