@@ -288,19 +288,18 @@ fn generate_rsa() -> Result<Private, String> {
         .to_pkcs1_der()
         .map_err(|e| format!("RSA encoding failed: {e}"))?;
     // RSAPrivateKey ::= SEQUENCE { version, n, e, d, p, q, dP, dQ, qInv } (RFC 8017 A.1.2)
-    use crate::keys::pem::{Der, positive_int};
-    let mut outer = Der::new(der.as_bytes());
-    let mut seq = Der::new(outer.expect(0x30)?);
-    let mut int = || -> Result<Vec<u8>, String> { Ok(positive_int(seq.expect(0x02)?)?.to_vec()) };
-    let _version = int();
+    use der::Decode as _;
+    let k = pkcs1::RsaPrivateKeyRef::from_der(der.as_bytes())
+        .map_err(|e| format!("RSA encoding failed: {e}"))?;
+    let int = |u: der::asn1::UintRef<'_>| u.as_bytes().to_vec();
     Ok(Private::Rsa {
-        n: int()?,
-        e: int()?,
-        d: int()?,
-        p: int()?,
-        q: int()?,
-        dp: int()?,
-        dq: int()?,
-        qi: int()?,
+        n: int(k.modulus),
+        e: int(k.public_exponent),
+        d: int(k.private_exponent),
+        p: int(k.prime1),
+        q: int(k.prime2),
+        dp: int(k.exponent1),
+        dq: int(k.exponent2),
+        qi: int(k.coefficient),
     })
 }

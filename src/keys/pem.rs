@@ -1,8 +1,11 @@
 //! PEM public keys: SubjectPublicKeyInfo (`PUBLIC KEY`: RSA, EC P-256/P-384/P-521, Ed25519) and PKCS#1
-//! (`RSA PUBLIC KEY`). A strict, minimal DER reader: definite lengths, minimal encodings, nothing trailing.
+//! (`RSA PUBLIC KEY`). The PEM and DER reading is RustCrypto's (`pem-rfc7468`, `der`, `spki`, `pkcs1`):
+//! RFC 7468's strict grammar, DER with definite minimal lengths and nothing trailing. This module only
+//! finds the blocks in a file and maps what they hold onto the algorithms jwtd knows.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use der::Decode as _;
+use der::asn1::ObjectIdentifier;
+use spki::SubjectPublicKeyInfoRef;
 
 /// A public key read from PEM, before it is bound to an algorithm.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,35 +22,47 @@ pub enum PublicKey {
     Ed25519(Vec<u8>),
 }
 
-/// Every PEM block in `text`, as `(label, DER)`. Text outside blocks is ignored, as OpenSSL does.
+const BEGIN: &str = "-----BEGIN ";
+
+/// Every PEM block in `text`, as `(label, DER)`. Text outside blocks is ignored, as OpenSSL does; each block
+/// is decoded by `pem-rfc7468` (any consistent line width, no headers, canonical base64).
 pub fn blocks(text: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
     let mut out = Vec::new();
     let mut rest = text;
-    while let Some(start) = rest.find("-----BEGIN ") {
-        let after = &rest[start + 11..];
+    while let Some(start) = rest.find(BEGIN) {
+        let after = &rest[start + BEGIN.len()..];
         let label_end = after.find("-----").ok_or("unterminated PEM BEGIN line")?;
         let label = &after[..label_end];
-        let body_start = &after[label_end + 5..];
         let end_marker = format!("-----END {label}-----");
-        let body_end = body_start
+        let body_end = after
             .find(&end_marker)
             .ok_or_else(|| format!("PEM block {label:?} has no END line"))?;
-        let body: String = body_start[..body_end]
-            .chars()
-            .filter(|c| !c.is_ascii_whitespace())
-            .collect();
-        if body.contains(':') {
-            return Err(format!(
-                "PEM block {label:?} has headers (encrypted?): not supported"
-            ));
-        }
-        let der = STANDARD
-            .decode(body.as_bytes())
-            .map_err(|e| format!("PEM block {label:?} is not valid base64: {e}"))?;
+        let block_end = start + BEGIN.len() + body_end + end_marker.len();
+        let block = &rest[start..block_end];
+        let der = decode_block(block).map_err(|e| format!("PEM block {label:?}: {e}"))?;
         out.push((label.to_string(), der));
-        rest = &body_start[body_end + end_marker.len()..];
+        rest = &rest[block_end..];
     }
     Ok(out)
+}
+
+fn decode_block(block: &str) -> Result<Vec<u8>, String> {
+    let why = |e: pem_rfc7468::Error| match e {
+        pem_rfc7468::Error::HeaderDisallowed => {
+            "has headers (encrypted?): not supported".to_string()
+        }
+        pem_rfc7468::Error::Base64(_) => "is not valid base64".to_string(),
+        other => format!("is not valid PEM ({other})"),
+    };
+    // The crate names headers only from `decode`/`decode_vec`, which insist on 64-column lines.
+    let why = |e| match e {
+        _ if block.lines().any(|l| l.contains(':')) => why(pem_rfc7468::Error::HeaderDisallowed),
+        e => why(e),
+    };
+    let mut decoder = pem_rfc7468::Decoder::new_detect_wrap(block.as_bytes()).map_err(why)?;
+    let mut der = Vec::new();
+    decoder.decode_to_end(&mut der).map_err(why)?;
+    Ok(der)
 }
 
 /// Parses one PEM block into a public key.
@@ -69,127 +84,65 @@ pub fn parse_block(label: &str, der: &[u8]) -> Result<PublicKey, String> {
     }
 }
 
-const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
-const OID_EC: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
-const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
-const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-const OID_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
-const OID_P521: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x23];
+const OID_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const OID_EC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+const CURVES: [(ObjectIdentifier, &str); 3] = [
+    (ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7"), "P-256"),
+    (ObjectIdentifier::new_unwrap("1.3.132.0.34"), "P-384"),
+    (ObjectIdentifier::new_unwrap("1.3.132.0.35"), "P-521"),
+];
+
+fn der_error(what: &str) -> impl Fn(der::Error) -> String + '_ {
+    move |e| format!("{what} is not valid DER: {e}")
+}
 
 fn parse_spki(der: &[u8]) -> Result<PublicKey, String> {
-    let mut outer = Der::new(der);
-    let mut spki = Der::new(outer.expect(0x30)?);
-    outer.end()?;
-    let mut algid = Der::new(spki.expect(0x30)?);
-    let bits = spki.expect(0x03)?;
-    spki.end()?;
-    let oid = algid.expect(0x06)?;
-    let key = match bits.split_first() {
-        Some((0, key)) => key,
-        _ => return Err("public key BIT STRING has unused bits".into()),
-    };
-    if oid == OID_RSA {
-        // parameters must be NULL (RFC 3279 §2.3.1)
-        if !algid.expect(0x05)?.is_empty() {
-            return Err("RSA parameters must be NULL".into());
+    let spki = SubjectPublicKeyInfoRef::from_der(der).map_err(der_error("SubjectPublicKeyInfo"))?;
+    let key = spki
+        .subject_public_key
+        .as_bytes()
+        .ok_or("public key BIT STRING has unused bits")?;
+    let params = spki.algorithm.parameters;
+    match spki.algorithm.oid {
+        OID_RSA => {
+            // parameters must be NULL (RFC 3279 §2.3.1)
+            if !params.is_some_and(|p| p.is_null()) {
+                return Err("RSA parameters must be NULL".into());
+            }
+            parse_pkcs1(key)
         }
-        algid.end()?;
-        parse_pkcs1(key)
-    } else if oid == OID_EC {
-        let curve = algid.expect(0x06)?;
-        algid.end()?;
-        let crv = if curve == OID_P256 {
-            "P-256"
-        } else if curve == OID_P384 {
-            "P-384"
-        } else if curve == OID_P521 {
-            "P-521"
-        } else {
-            return Err("unsupported EC curve (P-256, P-384 and P-521 are supported)".into());
-        };
-        if key.first() != Some(&4) {
-            return Err("EC point must be uncompressed".into());
+        OID_EC => {
+            let curve = params
+                .ok_or("EC key without a named curve")?
+                .decode_as::<ObjectIdentifier>()
+                .map_err(|_| "EC parameters must name a curve".to_string())?;
+            let crv = CURVES
+                .iter()
+                .find(|(oid, _)| *oid == curve)
+                .map(|(_, crv)| *crv)
+                .ok_or("unsupported EC curve (P-256, P-384 and P-521 are supported)")?;
+            if key.first() != Some(&4) {
+                return Err("EC point must be uncompressed".into());
+            }
+            Ok(PublicKey::Ec {
+                crv,
+                point: key.to_vec(),
+            })
         }
-        Ok(PublicKey::Ec {
-            crv,
-            point: key.to_vec(),
-        })
-    } else if oid == OID_ED25519 {
-        algid.end()?;
-        Ok(PublicKey::Ed25519(key.to_vec()))
-    } else {
-        Err("unsupported public key algorithm in SPKI".into())
+        // parameters must be absent (RFC 8410 §3)
+        OID_ED25519 if params.is_none() => Ok(PublicKey::Ed25519(key.to_vec())),
+        OID_ED25519 => Err("Ed25519 parameters must be absent".into()),
+        _ => Err("unsupported public key algorithm in SPKI".into()),
     }
 }
 
 fn parse_pkcs1(der: &[u8]) -> Result<PublicKey, String> {
-    let mut outer = Der::new(der);
-    let mut seq = Der::new(outer.expect(0x30)?);
-    outer.end()?;
-    let n = positive_int(seq.expect(0x02)?)?;
-    let e = positive_int(seq.expect(0x02)?)?;
-    seq.end()?;
+    let key = pkcs1::RsaPublicKeyRef::from_der(der).map_err(der_error("RSA public key"))?;
     Ok(PublicKey::Rsa {
-        n: n.to_vec(),
-        e: e.to_vec(),
+        n: key.modulus.as_bytes().to_vec(),
+        e: key.public_exponent.as_bytes().to_vec(),
     })
-}
-
-pub(crate) fn positive_int(v: &[u8]) -> Result<&[u8], String> {
-    match v {
-        [] => Err("empty INTEGER".into()),
-        [b, ..] if b & 0x80 != 0 => Err("negative INTEGER".into()),
-        [0, b, ..] if b & 0x80 == 0 => Err("non-minimal INTEGER".into()),
-        [0, rest @ ..] => Ok(rest),
-        _ => Ok(v),
-    }
-}
-
-/// A cursor over DER TLVs.
-pub(crate) struct Der<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Der<'a> {
-    pub(crate) fn new(bytes: &'a [u8]) -> Self {
-        Der { rest: bytes }
-    }
-
-    /// Reads one TLV with `tag`, returning its contents.
-    pub(crate) fn expect(&mut self, tag: u8) -> Result<&'a [u8], String> {
-        let [t, l0, rest @ ..] = self.rest else {
-            return Err("truncated DER".into());
-        };
-        if *t != tag {
-            return Err(format!("DER: expected tag 0x{tag:02x}, found 0x{t:02x}"));
-        }
-        let (len, rest) = match *l0 {
-            l if l < 0x80 => (usize::from(l), rest),
-            0x81 => match rest {
-                [l, r @ ..] if *l >= 0x80 => (usize::from(*l), r),
-                _ => return Err("DER: non-minimal length".into()),
-            },
-            0x82 => match rest {
-                [a, b, r @ ..] if *a != 0 => ((usize::from(*a) << 8) | usize::from(*b), r),
-                _ => return Err("DER: non-minimal length".into()),
-            },
-            _ => return Err("DER: unsupported length form".into()),
-        };
-        if rest.len() < len {
-            return Err("truncated DER".into());
-        }
-        let (v, r) = rest.split_at(len);
-        self.rest = r;
-        Ok(v)
-    }
-
-    pub(crate) fn end(&self) -> Result<(), String> {
-        if self.rest.is_empty() {
-            Ok(())
-        } else {
-            Err("DER: trailing bytes".into())
-        }
-    }
 }
 
 #[cfg(test)]
@@ -197,7 +150,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn der_rejects_truncation_and_trailing_bytes() {
+    fn der_rejects_truncation_trailing_bytes_and_non_minimal_integers() {
         assert!(parse_pkcs1(&[0x30, 0x03, 0x02, 0x01]).is_err());
         assert!(parse_pkcs1(&[0x30, 0x06, 0x02, 0x01, 0x05, 0x02, 0x01, 0x03, 0x00]).is_err());
         assert_eq!(
@@ -207,7 +160,52 @@ mod tests {
                 e: vec![3]
             }
         );
+        // 0x00 0x05: a leading zero that is not needed
         assert!(parse_pkcs1(&[0x30, 0x07, 0x02, 0x02, 0x00, 0x05, 0x02, 0x01, 0x03]).is_err());
+        // 0x85: negative
+        assert!(parse_pkcs1(&[0x30, 0x06, 0x02, 0x01, 0x85, 0x02, 0x01, 0x03]).is_err());
+        // 0x81 0x06: a long-form length where the short form fits
+        assert!(parse_pkcs1(&[0x30, 0x81, 0x06, 0x02, 0x01, 0x05, 0x02, 0x01, 0x03]).is_err());
+        // indefinite length
+        assert!(
+            parse_pkcs1(&[0x30, 0x80, 0x02, 0x01, 0x05, 0x02, 0x01, 0x03, 0x00, 0x00]).is_err()
+        );
+    }
+
+    #[test]
+    fn blocks_are_found_among_text_and_decoded_strictly() {
+        let b = |body: &str| {
+            format!("-----BEGIN RSA PUBLIC KEY-----\n{body}\n-----END RSA PUBLIC KEY-----\n")
+        };
+        let ok = b("MAYCAQUCAQM=");
+        let two = format!("comment\n{ok}between\n{ok}after");
+        let found = blocks(&two).unwrap();
+        assert_eq!(found.len(), 2);
+        assert_eq!(
+            found[0],
+            (
+                "RSA PUBLIC KEY".to_string(),
+                vec![0x30, 0x06, 0x02, 0x01, 0x05, 0x02, 0x01, 0x03]
+            )
+        );
+        for bad in [
+            "MAYCAQUCAQM",
+            "MAYCAQUCAQN=",
+            "MAYC AQUCAQM=",
+            "Proc-Type: 4,ENCRYPTED\n\nMAYCAQUCAQM=",
+        ] {
+            assert!(blocks(&b(bad)).is_err(), "{bad:?} was accepted");
+        }
+        assert!(
+            blocks("-----BEGIN PUBLIC KEY-----\nMAYCAQUCAQM=\n")
+                .unwrap_err()
+                .contains("no END line")
+        );
+        assert!(
+            blocks(&b("Proc-Type: 4,ENCRYPTED\n\nMAYCAQUCAQM="))
+                .unwrap_err()
+                .contains("headers")
+        );
     }
 
     #[test]
