@@ -11,6 +11,7 @@ use hyper::header::HeaderName;
 use jwtd::Verifier;
 use jwtd::config;
 use jwtd::issuers::Issuers;
+use jwtd::revocation::StoreError;
 use jwtd::server::{self, Shared};
 use tokio_util::sync::CancellationToken;
 
@@ -305,7 +306,13 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitCode, String> {
         shared.cache = Some(server::TokenCache::new(&config, max_token)?);
     }
     if let Some(dir) = &settings.state_dir {
-        let store = jwtd::revocation::store::Store::open(dir, Arc::new(server::unix_now))?;
+        let store =
+            jwtd::revocation::store::Store::open(dir, Arc::new(server::unix_now)).map_err(|e| {
+                match e {
+                    StoreError::InUse { .. } => format!("{e} (give each its own --state-dir)"),
+                    e => e.to_string(),
+                }
+            })?;
         shared.revocations = Some(Arc::new(store));
     }
     let overflow = server::overflow_uid();

@@ -14,6 +14,8 @@ use std::io::{Read, Seek, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use super::StoreError;
+
 /// The lock file's name in the state directory.
 pub const LOCK: &str = "lock";
 
@@ -29,18 +31,20 @@ pub struct StateDir {
 
 impl StateDir {
     /// Creates (0700) or checks `path`, then takes its lock.
-    pub fn open(path: &Path) -> Result<StateDir, String> {
+    pub fn open(path: &Path) -> Result<StateDir, StoreError> {
         let shown = path.display();
         let mut warnings = Vec::new();
         match path.symlink_metadata() {
             Ok(m) if m.file_type().is_symlink() => {
-                return Err(format!(
-                    "state directory {shown} is a symbolic link: give the real directory (a log renamed \
-                     into it by compaction must stay where the daemon reads it)"
-                ));
+                return Err(StoreError::Symlink {
+                    path: path.to_path_buf(),
+                });
             }
             Ok(m) if !m.is_dir() => {
-                return Err(format!("state directory {shown} is not a directory"));
+                return Err(StoreError::WrongKind {
+                    path: path.to_path_buf(),
+                    expected: "directory",
+                });
             }
             Ok(m) => {
                 let mode = m.permissions().mode() & 0o777;
@@ -56,9 +60,9 @@ impl StateDir {
                     .recursive(true)
                     .mode(0o700)
                     .create(path)
-                    .map_err(|e| format!("{shown}: {e}"))?;
+                    .map_err(StoreError::on(path))?;
             }
-            Err(e) => return Err(format!("{shown}: {e}")),
+            Err(e) => return Err(StoreError::io(path, e)),
         }
         let lock_path = path.join(LOCK);
         let mut lock = std::fs::OpenOptions::new()
@@ -69,26 +73,18 @@ impl StateDir {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&lock_path)
-            .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+            .map_err(StoreError::on(&lock_path))?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
                 let mut holder = String::new();
                 let _ = lock.read_to_string(&mut holder);
-                let holder = holder.trim();
-                let who = if holder.is_empty() {
-                    "another process".to_string()
-                } else {
-                    format!("another jwtd (pid {holder})")
-                };
-                return Err(format!(
-                    "state directory {shown} is in use by {who}: two daemons must not share one state \
-                     directory (give each its own --state-dir)"
-                ));
+                return Err(StoreError::InUse {
+                    path: path.to_path_buf(),
+                    holder: holder.trim().parse().ok(),
+                });
             }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(format!("{}: cannot lock: {e}", lock_path.display()));
-            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(StoreError::io(&lock_path, e)),
         }
         // Ours now: say who holds it.
         let _ = lock
@@ -139,8 +135,13 @@ mod tests {
         assert_eq!(mode, 0o700);
         let e = StateDir::open(&d.join("state")).unwrap_err();
         assert!(
-            e.contains(&format!("pid {}", std::process::id())),
-            "names the holder: {e}"
+            matches!(e, StoreError::InUse { holder: Some(pid), .. } if pid == std::process::id()),
+            "names the holder: {e:?}"
+        );
+        assert!(
+            e.to_string()
+                .contains(&format!("another jwtd (pid {})", std::process::id())),
+            "{e}"
         );
         drop(first);
         StateDir::open(&d.join("state")).expect("free again once the holder is gone");
@@ -153,7 +154,7 @@ mod tests {
         std::fs::create_dir_all(d.join("real")).unwrap();
         std::os::unix::fs::symlink(d.join("real"), d.join("link")).unwrap();
         let e = StateDir::open(&d.join("link")).unwrap_err();
-        assert!(e.contains("symbolic link"), "{e}");
+        assert!(matches!(e, StoreError::Symlink { .. }), "{e:?}");
         std::fs::set_permissions(d.join("real"), std::fs::Permissions::from_mode(0o755)).unwrap();
         let s = StateDir::open(&d.join("real")).unwrap();
         assert!(

@@ -26,6 +26,8 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use super::StoreError;
+
 use super::{Rule, Target};
 
 pub const MAGIC: &[u8; 8] = b"JWTDREV2";
@@ -63,22 +65,24 @@ fn target_of(op: &Op) -> &Target {
 /// path that writes (both protocols, every verb, compaction, migration) goes through [`encode`], which calls
 /// this: an operation replay would refuse is never written, so one acknowledged command can never stop
 /// every later start.
-pub fn validate(op: &Op) -> Result<(), String> {
+pub fn validate(op: &Op) -> Result<(), StoreError> {
     let (what, len) = match target_of(op) {
         Target::Jti(s) => ("jti", s.len()),
         Target::Sub(s) => ("sub", s.len()),
         Target::Token(_) => return Ok(()),
     };
     if len > MAX_VALUE {
-        return Err(format!(
-            "{what} of {len} bytes: a revocation record holds at most {MAX_VALUE}"
-        ));
+        return Err(StoreError::TooLong {
+            what,
+            len,
+            max: MAX_VALUE,
+        });
     }
     Ok(())
 }
 
 /// Appends the framed record for `op`, written at `at`, to `out`; refuses what replay would refuse.
-pub fn encode(op: &Op, at: u64, out: &mut Vec<u8>) -> Result<(), String> {
+pub fn encode(op: &Op, at: u64, out: &mut Vec<u8>) -> Result<(), StoreError> {
     validate(op)?;
     let (code, expires, cutoff) = match op {
         Op::Revoke(r) => (1u8, r.expires, r.cutoff),
@@ -172,8 +176,11 @@ fn all_zero(b: &[u8]) -> bool {
     b.iter().all(|&x| x == 0)
 }
 
-/// Parses a whole log. `shown` names the file in errors.
-pub fn parse(bytes: &[u8], shown: &str) -> Result<Replay, String> {
+/// Parses a whole log. `path` names the file in errors.
+pub fn parse(bytes: &[u8], path: &Path) -> Result<Replay, StoreError> {
+    let not_a_log = || StoreError::NotALog {
+        path: path.to_path_buf(),
+    };
     if bytes.len() < MAGIC.len() {
         // Created but not finished (a crash right after creation): a prefix of the magic, or nothing.
         return if MAGIC.starts_with(bytes) {
@@ -182,14 +189,14 @@ pub fn parse(bytes: &[u8], shown: &str) -> Result<Replay, String> {
                 ..Replay::default()
             })
         } else {
-            Err(format!("{shown}: not a jwtd revocation log (bad magic)"))
+            Err(not_a_log())
         };
     }
     if &bytes[..MAGIC.len()] == MAGIC_V1 {
-        return parse_v1(bytes, shown);
+        return parse_v1(bytes, path);
     }
     if &bytes[..MAGIC.len()] != MAGIC {
-        return Err(format!("{shown}: not a jwtd revocation log (bad magic)"));
+        return Err(not_a_log());
     }
     let mut entries = Vec::new();
     let mut at = MAGIC.len();
@@ -199,11 +206,7 @@ pub fn parse(bytes: &[u8], shown: &str) -> Result<Replay, String> {
         torn_at: Some(at as u64),
         v1: false,
     };
-    let damage = |at: usize, what: &str| {
-        format!(
-            "{shown}: damaged record at offset {at}: {what} (not a torn write: refusing to start)"
-        )
-    };
+    let damage = |at: usize, reason: &str| damaged(path, at, reason);
     while at < bytes.len() {
         let rest = &bytes[at..];
         if rest.len() < HEADER {
@@ -241,8 +244,7 @@ pub fn parse(bytes: &[u8], shown: &str) -> Result<Replay, String> {
             }
             return Err(damage(at, "checksum mismatch"));
         }
-        let entry =
-            decode(payload).map_err(|e| format!("{shown}: bad record at offset {at}: {e}"))?;
+        let entry = decode(payload).map_err(|e| bad_record(path, at, e))?;
         entries.push(entry);
         at = end;
     }
@@ -254,8 +256,24 @@ pub fn parse(bytes: &[u8], shown: &str) -> Result<Replay, String> {
     })
 }
 
+fn damaged(path: &Path, at: usize, reason: &str) -> StoreError {
+    StoreError::Damaged {
+        path: path.to_path_buf(),
+        offset: at as u64,
+        reason: reason.to_string(),
+    }
+}
+
+fn bad_record(path: &Path, at: usize, reason: String) -> StoreError {
+    StoreError::BadRecord {
+        path: path.to_path_buf(),
+        offset: at as u64,
+        reason,
+    }
+}
+
 /// The first format: `len:u32le crc:u32le payload`, payload `op kind expires cutoff value`.
-fn parse_v1(bytes: &[u8], shown: &str) -> Result<Replay, String> {
+fn parse_v1(bytes: &[u8], path: &Path) -> Result<Replay, StoreError> {
     const FIXED_V1: usize = 18;
     let mut entries = Vec::new();
     let mut at = MAGIC_V1.len();
@@ -276,9 +294,7 @@ fn parse_v1(bytes: &[u8], shown: &str) -> Result<Replay, String> {
             if all_zero(rest) {
                 return Ok(torn(at, entries));
             }
-            return Err(format!(
-                "{shown}: corrupt record at offset {at}: length {len} (more data follows; not a torn write)"
-            ));
+            return Err(damaged(path, at, &format!("length {len}")));
         }
         if rest.len() < 8 + len {
             return Ok(torn(at, entries));
@@ -289,14 +305,12 @@ fn parse_v1(bytes: &[u8], shown: &str) -> Result<Replay, String> {
             if end == bytes.len() {
                 return Ok(torn(at, entries));
             }
-            return Err(format!(
-                "{shown}: corrupt record at offset {at}: checksum mismatch (more data follows; not a torn write)"
-            ));
+            return Err(damaged(path, at, "checksum mismatch"));
         }
         let entry = decode_target(p[1], &p[FIXED_V1..])
             .and_then(|t| decode_op(p[0], t, u64_at(p, 2), u64_at(p, 10)))
             .map(|op| Entry { at: 0, op })
-            .map_err(|e| format!("{shown}: bad record at offset {at}: {e}"))?;
+            .map_err(|e| bad_record(path, at, e))?;
         entries.push(entry);
         at = end;
     }
@@ -353,14 +367,13 @@ impl Log {
     /// Opens (creating if needed, 0600) `dir/revocations.log`, replays it, moves a torn tail aside and cuts
     /// it off, rewrites a first-format log in the current one, and returns the log positioned for appending
     /// with what was replayed. The directory itself is checked and locked by [`super::dir::StateDir`].
-    pub fn open(dir: &Path) -> Result<(Log, Replay, Option<Aside>), String> {
+    pub fn open(dir: &Path) -> Result<(Log, Replay, Option<Aside>), StoreError> {
         let path = dir.join(FILE);
-        let shown = path.display().to_string();
-        let io = |e: io::Error| format!("{shown}: {e}");
+        let io = StoreError::on(&path);
         // A compaction interrupted before its rename leaves its temporary file: the log is still whole.
         let tmp = dir.join(COMPACT_TMP);
         if tmp.symlink_metadata().is_ok() {
-            std::fs::remove_file(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+            std::fs::remove_file(&tmp).map_err(StoreError::on(&tmp))?;
         }
         let mut file = private()
             .read(true)
@@ -368,27 +381,26 @@ impl Log {
             .create(true)
             .open(&path)
             .map_err(|e| match e.raw_os_error() {
-                Some(libc::ELOOP) => format!(
-                    "{shown} is a symbolic link: the revocation log must be a regular file in the state \
-                     directory (compaction replaces it by rename, which would leave the link's target stale)"
-                ),
+                Some(libc::ELOOP) => StoreError::Symlink { path: path.clone() },
                 _ => io(e),
             })?;
-        let meta = file.metadata().map_err(io)?;
+        let meta = file.metadata().map_err(&io)?;
         if !meta.is_file() {
-            return Err(format!("{shown}: not a regular file"));
+            return Err(StoreError::WrongKind {
+                path: path.clone(),
+                expected: "regular file",
+            });
         }
         let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(io)?;
-        let mut replay = parse(&bytes, &shown)?;
+        file.read_to_end(&mut bytes).map_err(&io)?;
+        let mut replay = parse(&bytes, &path)?;
         let mut aside = None;
         if let Some(offset) = replay.torn_at {
             // Evidence first: the cut bytes go to a file of their own, durably, before the log is cut.
             // The pid too: a restart within the same second (after a cut that failed) must not collide.
             let name = format!("{FILE}.torn-{offset}-{}-{}", now_secs(), std::process::id());
             let tail = &bytes[offset as usize..];
-            let path = write_new(dir, &name, tail)
-                .map_err(|e| format!("{}: {e}", dir.join(&name).display()))?;
+            let path = write_new(dir, &name, tail).map_err(StoreError::on(&dir.join(&name)))?;
             aside = Some(Aside {
                 path,
                 offset,
@@ -407,23 +419,24 @@ impl Log {
                 e.at = at;
             }
             let ops: Vec<&Op> = replay.entries.iter().map(|e| &e.op).collect();
-            let log = rewrite(dir, ops.into_iter(), at, |_| Ok(())).map_err(io)?;
+            let log = rewrite(dir, ops.into_iter(), at, |_| Ok(())).map_err(&io)?;
             replay.v1 = false;
             replay.valid_len = log.len;
             return Ok((log, replay, aside));
         }
         if replay.torn_at.is_some() || bytes.len() < MAGIC.len() {
             // Cut the torn tail (or the unfinished magic) and make that durable before appending.
-            file.set_len(replay.valid_len).map_err(io)?;
+            file.set_len(replay.valid_len).map_err(&io)?;
             if replay.valid_len == 0 {
-                file.write_all(MAGIC).map_err(io)?;
+                file.write_all(MAGIC).map_err(&io)?;
             }
-            file.sync_all().map_err(io)?;
+            file.sync_all().map_err(&io)?;
             if bytes.is_empty() {
-                sync_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                sync_dir(dir).map_err(StoreError::on(dir))?;
             }
         }
-        let len = file.metadata().map_err(io)?.len();
+        let len = file.metadata().map_err(&io)?.len();
+        drop(io);
         Ok((Log { file, path, len }, replay, aside))
     }
 
@@ -587,7 +600,7 @@ mod tests {
     #[test]
     fn records_round_trip() {
         let bytes = file_of(&ops());
-        let r = parse(&bytes, "log").unwrap();
+        let r = parse(&bytes, Path::new("log")).unwrap();
         assert_eq!(r.entries, entries(&ops()));
         assert_eq!(r.valid_len, bytes.len() as u64);
         assert_eq!(r.torn_at, None);
@@ -601,7 +614,7 @@ mod tests {
         let whole = file_of(&all[..3]);
         // Every prefix of the last record's bytes: a crash at any point of its write.
         for cut in whole.len()..full.len() {
-            let r = parse(&full[..cut], "log").unwrap();
+            let r = parse(&full[..cut], Path::new("log")).unwrap();
             assert_eq!(r.entries, entries(&all[..3]), "cut {cut}");
             assert_eq!(r.valid_len, whole.len() as u64, "cut {cut}");
             assert_eq!(r.torn_at.is_some(), cut > whole.len(), "cut {cut}");
@@ -610,13 +623,19 @@ mod tests {
         let mut garbled = full.clone();
         let n = garbled.len();
         garbled[n - 3] ^= 0x55;
-        assert_eq!(parse(&garbled, "log").unwrap().entries, entries(&all[..3]));
+        assert_eq!(
+            parse(&garbled, Path::new("log")).unwrap().entries,
+            entries(&all[..3])
+        );
         let mut zeros = whole.clone();
         zeros.extend_from_slice(&[0; 40]);
-        assert_eq!(parse(&zeros, "log").unwrap().entries, entries(&all[..3]));
+        assert_eq!(
+            parse(&zeros, Path::new("log")).unwrap().entries,
+            entries(&all[..3])
+        );
         // Prefixes of the magic: a crash while creating the file.
         for cut in 0..MAGIC.len() {
-            assert_eq!(parse(&MAGIC[..cut], "log").unwrap().entries, []);
+            assert_eq!(parse(&MAGIC[..cut], Path::new("log")).unwrap().entries, []);
         }
     }
 
@@ -627,22 +646,25 @@ mod tests {
         // Flip a payload byte of the first record: checksum mismatch with records after it.
         let mut bad = full.clone();
         bad[MAGIC.len() + HEADER + 4] ^= 1;
-        let e = parse(&bad, "state/revocations.log").unwrap_err();
+        let e = parse(&bad, Path::new("state/revocations.log")).unwrap_err();
         assert!(
-            e.contains("state/revocations.log") && e.contains("offset 8") && e.contains("checksum"),
-            "{e}"
+            matches!(&e, StoreError::Damaged { offset: 8, reason, .. } if reason.contains("checksum")),
+            "{e:?}"
         );
+        assert!(e.to_string().contains("state/revocations.log"), "{e}");
         // A nonsense length in the second record.
         let mut bad = full.clone();
         bad[first_end..first_end + 4].copy_from_slice(&u32::MAX.to_le_bytes());
-        let e = parse(&bad, "log").unwrap_err();
-        assert!(e.contains(&format!("offset {first_end}")), "{e}");
-        // Not a log at all.
+        let e = parse(&bad, Path::new("log")).unwrap_err();
         assert!(
-            parse(b"hello world, this is not a log", "log")
-                .unwrap_err()
-                .contains("magic")
+            matches!(e, StoreError::Damaged { offset, .. } if offset == first_end as u64),
+            "{e:?}"
         );
+        // Not a log at all.
+        assert!(matches!(
+            parse(b"hello world, this is not a log", Path::new("log")),
+            Err(StoreError::NotALog { .. })
+        ));
     }
 
     #[test]
@@ -658,8 +680,11 @@ mod tests {
             for bit in 0..32 {
                 let mut bad = full.clone();
                 bad[start + bit / 8] ^= 1 << (bit % 8);
-                match parse(&bad, "log") {
-                    Err(e) => assert!(e.contains(&format!("offset {start}")), "{e}"),
+                match parse(&bad, Path::new("log")) {
+                    Err(e) => assert!(
+                        matches!(e, StoreError::Damaged { offset, .. } if offset == start as u64),
+                        "{e:?}"
+                    ),
                     Ok(r) => panic!(
                         "record {i}, bit {bit}: accepted {} entries",
                         r.entries.len()
@@ -689,7 +714,7 @@ mod tests {
         let mut b = MAGIC.to_vec();
         encode(&Op::Unrevoke(Target::Sub(most)), 1, &mut b).unwrap();
         assert_eq!(
-            parse(&b, "log").unwrap().entries.len(),
+            parse(&b, Path::new("log")).unwrap().entries.len(),
             1,
             "the largest value replays"
         );
@@ -759,7 +784,7 @@ mod tests {
         );
         let bytes = std::fs::read(dir.join(FILE)).unwrap();
         assert_eq!(&bytes[..8], MAGIC, "rewritten in the current format");
-        let again = parse(&bytes, "log").unwrap();
+        let again = parse(&bytes, Path::new("log")).unwrap();
         assert_eq!(
             again
                 .entries

@@ -16,8 +16,11 @@
 //! durable part (the log, group commit, replay, compaction) is [`log`] and [`store`].
 
 pub mod dir;
+mod error;
 pub mod log;
 pub mod store;
+
+pub use error::StoreError;
 
 #[cfg(all(test, jwtd_loom))]
 mod loom_tests;

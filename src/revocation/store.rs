@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use super::dir::StateDir;
 use super::log::{self, Log, Op};
-use super::{Revocations, Rule};
+use super::{Revocations, Rule, StoreError};
 
 /// How far past the log's newest record (plus the time measured since the start) the wall clock is trusted
 /// for dropping rules.
@@ -40,11 +40,11 @@ pub struct StoreStats {
     pub failures: AtomicU64,
 }
 
-type Ack = tokio::sync::oneshot::Sender<Result<bool, String>>;
+type Ack = tokio::sync::oneshot::Sender<Result<bool, StoreError>>;
 
 enum Job {
     Op(Op, Ack),
-    Compact(tokio::sync::oneshot::Sender<Result<usize, String>>),
+    Compact(tokio::sync::oneshot::Sender<Result<usize, StoreError>>),
 }
 
 /// The durable revocation list.
@@ -74,7 +74,7 @@ pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 impl Store {
     /// Checks and locks the state directory `dir` (creating it, 0700), opens its log, replays it into
     /// memory — refusing to start on a damaged log, with the file and offset — and starts the writer thread.
-    pub fn open(dir: &Path, clock: Clock) -> Result<Store, String> {
+    pub fn open(dir: &Path, clock: Clock) -> Result<Store, StoreError> {
         let state = StateDir::open(dir)?;
         for w in &state.warnings {
             tracing::warn!("{w}");
@@ -119,7 +119,7 @@ impl Store {
         let writer = std::thread::Builder::new()
             .name("jwtd-revocations".into())
             .spawn(move || writer.run(rx))
-            .map_err(|e| format!("cannot start the revocation writer: {e}"))?;
+            .map_err(|e| StoreError::io(dir, e))?;
         tracing::info!(rules = set.len(), expired, dir = %dir.display(), "revocation list loaded");
         Ok(Store {
             set,
@@ -142,33 +142,32 @@ impl Store {
 
     /// Queues `op`; the receiver answers once it is durable and in force (`Ok(changed)`), or failed. An
     /// operation the log cannot hold ([`log::validate`]) is answered at once with the reason.
-    pub fn submit(&self, op: Op) -> tokio::sync::oneshot::Receiver<Result<bool, String>> {
+    pub fn submit(&self, op: Op) -> tokio::sync::oneshot::Receiver<Result<bool, StoreError>> {
         let (ack, rx) = tokio::sync::oneshot::channel();
         if let Err(e) = log::validate(&op) {
             let _ = ack.send(Err(e));
             return rx;
         }
         if let Err(crossbeam_channel::SendError(Job::Op(_, ack))) = self.tx.send(Job::Op(op, ack)) {
-            let _ = ack.send(Err("the revocation writer has stopped".into()));
+            let _ = ack.send(Err(StoreError::Stopped));
         }
         rx
     }
 
     /// Applies `op` durably, blocking this thread until it is acknowledged.
-    pub fn apply_blocking(&self, op: Op) -> Result<bool, String> {
+    pub fn apply_blocking(&self, op: Op) -> Result<bool, StoreError> {
         self.submit(op)
             .blocking_recv()
-            .unwrap_or_else(|_| Err("the revocation writer has stopped".into()))
+            .unwrap_or(Err(StoreError::Stopped))
     }
 
     /// Compacts now (drops expired rules, rewrites the log); returns the rules kept.
-    pub fn compact_blocking(&self) -> Result<usize, String> {
+    pub fn compact_blocking(&self) -> Result<usize, StoreError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         if self.tx.send(Job::Compact(tx)).is_err() {
-            return Err("the revocation writer has stopped".into());
+            return Err(StoreError::Stopped);
         }
-        rx.blocking_recv()
-            .unwrap_or_else(|_| Err("the revocation writer has stopped".into()))
+        rx.blocking_recv().unwrap_or(Err(StoreError::Stopped))
     }
 }
 
@@ -291,16 +290,16 @@ impl Writer {
             }
             Err(e) => {
                 self.stats.failures.fetch_add(1, Ordering::Relaxed);
-                let msg = format!("{}: {e}", self.log.path().display());
-                tracing::error!(error = %msg, "revocation log write failed; nothing in this batch was applied");
+                let e = StoreError::io(self.log.path(), e);
+                tracing::error!(error = %e, "revocation log write failed; nothing in this batch was applied");
                 for (_, ack) in batch.drain(..) {
-                    let _ = ack.send(Err(msg.clone()));
+                    let _ = ack.send(Err(e.clone()));
                 }
             }
         }
     }
 
-    fn compact(&mut self) -> Result<usize, String> {
+    fn compact(&mut self) -> Result<usize, StoreError> {
         let now = self.gc.now();
         let expired = self.set.expire(now);
         let live: Vec<Rule> = self.set.rules();
@@ -313,13 +312,13 @@ impl Writer {
                 Ok(live.len())
             }
             Err(e) => {
-                let msg = format!("compacting {}: {e}", self.dir.display());
-                tracing::error!(error = %msg, "revocation log compaction failed; the old log stays");
+                let e = StoreError::io(&self.dir, e);
+                tracing::error!(error = %e, "revocation log compaction failed; the old log stays");
                 // The old log is intact until the rename; reopen it for appending in case the handle moved.
                 if let Ok((log, _, _)) = Log::open(&self.dir) {
                     self.log = log;
                 }
-                Err(msg)
+                Err(e)
             }
         }
     }
@@ -364,15 +363,16 @@ mod tests {
                 s.spawn(move || {
                     for i in 0..200 {
                         let j = format!("t{t}-{i}");
-                        assert_eq!(store.apply_blocking(jti(&j, 5_000)), Ok(true));
+                        assert!(store.apply_blocking(jti(&j, 5_000)).unwrap());
                         assert!(revoked(store, &j, 1_000), "in force when acknowledged");
                     }
                 });
             }
         });
-        assert_eq!(
-            store.apply_blocking(Op::Unrevoke(Target::Jti("t0-0".into()))),
-            Ok(true)
+        assert!(
+            store
+                .apply_blocking(Op::Unrevoke(Target::Jti("t0-0".into())))
+                .unwrap()
         );
         let commits = store.stats().commits.load(Ordering::Relaxed);
         assert!(
@@ -409,7 +409,7 @@ mod tests {
         );
         // Every queued revocation was answered before the drop returned, and is durable.
         for mut ack in acks {
-            assert_eq!(ack.try_recv(), Ok(Ok(true)));
+            assert!(ack.try_recv().unwrap().unwrap());
         }
         let again = Store::open(&d, clock).unwrap();
         assert_eq!(again.revocations().len(), 300);
@@ -430,7 +430,7 @@ mod tests {
                 .unwrap();
         }
         now.store(1_500 + crate::revocation::RETAIN_SECS, Ordering::Relaxed);
-        assert_eq!(store.compact_blocking(), Ok(40));
+        assert_eq!(store.compact_blocking().unwrap(), 40);
         store.apply_blocking(jti("after", 0)).unwrap();
         let log_len = std::fs::metadata(d.join(log::FILE)).unwrap().len();
         drop(store);
@@ -456,7 +456,7 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         let e = Store::open(&d, Arc::new(|| 1)).unwrap_err();
         assert!(
-            e.contains("revocations.log") && e.contains("offset 8"),
+            matches!(&e, StoreError::Damaged { offset: 8, path, .. } if path.ends_with("revocations.log")),
             "{e}"
         );
         std::fs::remove_dir_all(&d).unwrap();
@@ -482,7 +482,11 @@ mod tests {
         assert!(t0 + 30 * 86_400 > t0 + 10 * 86_400 + RETAIN_SECS);
         let store = Store::open(&d, clock.clone()).unwrap();
         assert!(revoked(&store, "ten-days", t0 + 30 * 86_400));
-        assert_eq!(store.compact_blocking(), Ok(1), "kept through compaction");
+        assert_eq!(
+            store.compact_blocking().unwrap(),
+            1,
+            "kept through compaction"
+        );
         drop(store);
         // The clock is right again: the token would verify, and its rule is still there.
         now.store(t0 + 86_400, Ordering::Relaxed);
@@ -508,7 +512,7 @@ mod tests {
         let e = store
             .apply_blocking(Op::Unrevoke(Target::Sub(huge.clone())))
             .unwrap_err();
-        assert!(e.contains("at most"), "{e}");
+        assert!(matches!(e, StoreError::TooLong { .. }), "{e:?}");
         assert!(
             store
                 .apply_blocking(Op::Unrevoke(Target::Jti(huge)))
@@ -528,7 +532,16 @@ mod tests {
         let clock: Clock = Arc::new(|| 1_000);
         let first = Store::open(&d, clock.clone()).unwrap();
         let e = Store::open(&d, clock.clone()).unwrap_err();
-        assert!(e.contains("in use by another jwtd (pid"), "{e}");
+        assert!(
+            matches!(
+                e,
+                StoreError::InUse {
+                    holder: Some(_),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
         first.apply_blocking(jti("kept", 0)).unwrap();
         drop(first);
         let again = Store::open(&d, clock).unwrap();

@@ -7,10 +7,11 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use super::Shared;
 use super::line::{self, Frame, Request};
 use super::revoke;
 use super::stats::Batch;
+use super::{NO_STATE_DIR, Shared};
+use crate::revocation::StoreError;
 
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -172,7 +173,7 @@ where
 /// A revocation submitted to the store, awaiting its acknowledgement.
 struct Pending {
     op: crate::revocation::log::Op,
-    ack: tokio::sync::oneshot::Receiver<Result<bool, String>>,
+    ack: tokio::sync::oneshot::Receiver<Result<bool, StoreError>>,
 }
 
 /// Waits for every pending revocation, in order, and writes its answer.
@@ -182,7 +183,11 @@ async fn settle(pending: &mut Vec<Pending>, out: &mut Vec<u8>, batch: &mut Batch
             Ok(Ok(changed)) => line::ok(out, &revoke::written(&p.op, changed)),
             Ok(Err(e)) => {
                 batch.protocol_errors += 1;
-                line::protocol_err(out, "revocation_failed", &e.replace('\n', " "));
+                let code = match e {
+                    StoreError::TooLong { .. } => "bad_request",
+                    _ => "revocation_failed",
+                };
+                line::protocol_err(out, code, &e.to_string().replace('\n', " "));
             }
             Err(_) => {
                 batch.protocol_errors += 1;
@@ -218,12 +223,7 @@ async fn revocation(
     }
     let Some(store) = &shared.revocations else {
         settle(pending, out, batch).await;
-        return refuse(
-            out,
-            batch,
-            "revocation_disabled",
-            "revocation needs a state directory: start jwtd serve with --state-dir DIR",
-        );
+        return refuse(out, batch, "revocation_disabled", NO_STATE_DIR);
     };
     let command = std::str::from_utf8(args)
         .map_err(|_| "arguments must be UTF-8 (use a JSON string for other bytes)".to_string())

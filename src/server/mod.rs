@@ -341,6 +341,10 @@ fn presented<'a>(
 }
 
 /// Default for [`Shared::client_timeout`].
+/// The answer to a revocation verb when the daemon keeps no revocation list.
+pub const NO_STATE_DIR: &str =
+    "this daemon keeps no revocation list: it was started without a state directory";
+
 pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Server limits.

@@ -270,7 +270,7 @@ async fn revoke(
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "revocation_disabled",
-            "revocation needs a state directory: start jwtd serve with --state-dir DIR",
+            super::NO_STATE_DIR,
         );
     };
     let fields = match form(req, shared.client_timeout()).await {
@@ -297,7 +297,14 @@ async fn revoke(
     );
     match store.submit(op.clone()).await {
         Ok(Ok(changed)) => json(StatusCode::OK, super::revoke::written(&op, changed)),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "revocation_failed", &e),
+        Ok(Err(e @ crate::revocation::StoreError::TooLong { .. })) => {
+            error(StatusCode::BAD_REQUEST, "invalid_request", &e.to_string())
+        }
+        Ok(Err(e)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "revocation_failed",
+            &e.to_string(),
+        ),
         Err(_) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "revocation_failed",
