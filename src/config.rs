@@ -26,6 +26,43 @@ use crate::keys::{KeySet, LoadReport, SourceOptions};
 use crate::server::http;
 use crate::verify::Verifier;
 
+/// Why a configuration was refused. Every variant names the file; `Invalid` also the TOML key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read (the reason names it).
+    #[error("{0}")]
+    Read(String),
+    #[error("{file}: not UTF-8 text")]
+    NotUtf8 { file: String },
+    /// Not TOML, or not this schema (unknown key, wrong type).
+    #[error("{file}: {message}")]
+    Syntax { file: String, message: String },
+    /// A key whose value cannot be used.
+    #[error("{file}: {key}: {message}")]
+    Invalid {
+        file: String,
+        key: String,
+        message: String,
+    },
+}
+
+/// A setting's value that cannot be used, and why (for the config file and the command line alike).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{value:?}: {reason}")]
+pub struct InvalidValue {
+    pub value: String,
+    pub reason: String,
+}
+
+impl InvalidValue {
+    pub fn new(value: &str, reason: impl Into<String>) -> InvalidValue {
+        InvalidValue {
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
 /// The whole file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,35 +106,35 @@ pub struct CacheConfig {
 pub struct Size(pub usize);
 
 impl TryFrom<toml::Value> for Size {
-    type Error = String;
-    fn try_from(v: toml::Value) -> Result<Size, String> {
+    type Error = InvalidValue;
+    fn try_from(v: toml::Value) -> Result<Size, InvalidValue> {
         match v {
             toml::Value::Integer(n) => usize::try_from(n)
                 .map(Size)
-                .map_err(|_| format!("{n} is not a byte count")),
+                .map_err(|_| InvalidValue::new(&n.to_string(), "not a byte count")),
             toml::Value::String(s) => parse_size(&s).map(Size),
-            other => Err(format!("{other} is not a byte count")),
+            other => Err(InvalidValue::new(&other.to_string(), "not a byte count")),
         }
     }
 }
 
 /// Parses `4096`, `64K`, `256MiB`, `1G` (units are powers of 1024).
-pub fn parse_size(s: &str) -> Result<usize, String> {
+pub fn parse_size(s: &str) -> Result<usize, InvalidValue> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: usize = num
         .parse()
-        .map_err(|_| format!("{s:?} is not a size like 4096, 64K or 256MiB"))?;
+        .map_err(|_| InvalidValue::new(s, "not a size like 4096, 64K or 256MiB"))?;
     let shift = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 0,
         "k" | "kb" | "kib" => 10,
         "m" | "mb" | "mib" => 20,
         "g" | "gb" | "gib" => 30,
-        _ => return Err(format!("{s:?}: unknown unit (use K, M or G)")),
+        _ => return Err(InvalidValue::new(s, "unknown unit (use K, M or G)")),
     };
     n.checked_mul(1 << shift)
-        .ok_or_else(|| format!("{s:?} is too large"))
+        .ok_or_else(|| InvalidValue::new(s, "too large"))
 }
 
 /// The `[http]` table: auth subrequests.
@@ -117,24 +154,22 @@ pub struct HttpConfig {
 impl Config {
     /// The HTTP options this file asks for, on top of the defaults (`None` fields stay default). Errors name
     /// the file and key.
-    pub fn http_options(&self, shown: &str) -> Result<http::Options, String> {
+    pub fn http_options(&self, shown: &str) -> Result<http::Options, ConfigError> {
         use crate::server::http as h;
         let mut o = h::Options::default();
         let c = &self.http;
         if let Some(p) = &c.verify_path {
             o.verify_path =
-                h::parse_verify_path(p).map_err(|e| format!("{shown}: http.verify_path: {e}"))?;
+                h::parse_verify_path(p).map_err(|e| invalid(shown, "http.verify_path", e))?;
         }
         if let Some(name) = &c.token_header {
             o.token_header = Some(
-                h::parse_header_name(name)
-                    .map_err(|e| format!("{shown}: http.token_header: {e}"))?,
+                h::parse_header_name(name).map_err(|e| invalid(shown, "http.token_header", e))?,
             );
         }
         if let Some(name) = &c.token_cookie {
             o.token_cookie = Some(
-                h::parse_cookie_name(name)
-                    .map_err(|e| format!("{shown}: http.token_cookie: {e}"))?,
+                h::parse_cookie_name(name).map_err(|e| invalid(shown, "http.token_cookie", e))?,
             );
         }
         if !c.claim_headers.is_empty() {
@@ -142,7 +177,7 @@ impl Config {
             for (header, claim) in &c.claim_headers {
                 o.claim_headers.push(
                     h::parse_claim_header(&format!("{header}={claim}"))
-                        .map_err(|e| format!("{shown}: http.claim_headers.{header}: {e}"))?,
+                        .map_err(|e| invalid(shown, &format!("http.claim_headers.{header}"), e))?,
                 );
             }
         }
@@ -185,17 +220,21 @@ pub struct Loaded {
 }
 
 /// Reads and validates `path`, loading every key file. Relative key paths are relative to the config file.
-pub fn load(path: &Path) -> Result<Loaded, String> {
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     let shown = path.display().to_string();
-    let bytes = crate::keys::file::read_regular(path)?;
-    let text = String::from_utf8(bytes).map_err(|_| format!("{shown}: not UTF-8 text"))?;
+    let bytes = crate::keys::file::read_regular(path).map_err(ConfigError::Read)?;
+    let text = String::from_utf8(bytes).map_err(|_| ConfigError::NotUtf8 {
+        file: shown.clone(),
+    })?;
     parse(&text, path.parent().unwrap_or(Path::new(".")), &shown)
 }
 
 /// Validates configuration `text` (named `shown` in errors), loading key files relative to `base`.
-pub fn parse(text: &str, base: &Path, shown: &str) -> Result<Loaded, String> {
-    let config: Config =
-        toml::from_str(text).map_err(|e| format!("{shown}: {}", e.to_string().trim_end()))?;
+pub fn parse(text: &str, base: &Path, shown: &str) -> Result<Loaded, ConfigError> {
+    let config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        file: shown.to_string(),
+        message: e.to_string().trim_end().to_string(),
+    })?;
     let (issuers, warnings) = build(&config, base, shown)?;
     Ok(Loaded {
         config,
@@ -204,30 +243,46 @@ pub fn parse(text: &str, base: &Path, shown: &str) -> Result<Loaded, String> {
     })
 }
 
-fn build(config: &Config, base: &Path, shown: &str) -> Result<(Issuers, Vec<String>), String> {
+/// A `ConfigError::Invalid` for `key` of `file`.
+fn invalid(file: &str, key: &str, message: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Invalid {
+        file: file.to_string(),
+        key: key.to_string(),
+        message: message.to_string(),
+    }
+}
+
+fn build(config: &Config, base: &Path, shown: &str) -> Result<(Issuers, Vec<String>), ConfigError> {
     if config.issuers.is_empty() {
-        return Err(format!(
-            "{shown}: no [[issuer]] table: at least one issuer is required"
-        ));
+        return Err(ConfigError::Syntax {
+            file: shown.to_string(),
+            message: "no [[issuer]] table: at least one issuer is required".into(),
+        });
     }
     if let Some(mode) = &config.socket_mode {
-        parse_mode(mode).map_err(|e| format!("{shown}: socket_mode: {e}"))?;
+        parse_mode(mode).map_err(|e| invalid(shown, "socket_mode", e))?;
     }
     config.http_options(shown)?;
     if let Some(t) = config.client_timeout
         && !(t > 0.0 && t <= 86_400.0)
     {
-        return Err(format!(
-            "{shown}: client_timeout: {t} is not a number of seconds above 0 and at most 86400"
+        return Err(invalid(
+            shown,
+            "client_timeout",
+            format_args!("{t} is not a number of seconds above 0 and at most 86400"),
         ));
     }
     if let Some(d) = config.max_json_depth
         && !(1..=crate::json::MAX_DEPTH_CEILING).contains(&d)
     {
-        return Err(format!(
-            "{shown}: max_json_depth: {d} is not between 1 and {} (the claims must stay readable by every \
-             path that reads them: revocation, claim headers, introspection)",
-            crate::json::MAX_DEPTH_CEILING
+        return Err(invalid(
+            shown,
+            "max_json_depth",
+            format_args!(
+                "{d} is not between 1 and {} (the claims must stay readable by every path that reads \
+                 them: revocation, claim headers, introspection)",
+                crate::json::MAX_DEPTH_CEILING
+            ),
         ));
     }
     let limits = Limits {
@@ -242,11 +297,15 @@ fn build(config: &Config, base: &Path, shown: &str) -> Result<(Issuers, Vec<Stri
     let mut map = HashMap::new();
     let mut warnings = Vec::new();
     for (i, ic) in config.issuers.iter().enumerate() {
-        let at = |key: &str| format!("{shown}: issuer[{i}].{key}");
+        let at = |key: &str| format!("issuer[{i}].{key}");
+        let invalid = |key: &str, message: &dyn std::fmt::Display| invalid(shown, key, message);
         if map.contains_key(&ic.iss) {
-            return Err(format!("{}: {:?} is configured twice", at("iss"), ic.iss));
+            return Err(invalid(
+                &at("iss"),
+                &format_args!("{:?} is configured twice", ic.iss),
+            ));
         }
-        let alg = |s: &str, key: &str| s.parse::<Alg>().map_err(|e| format!("{}: {e}", at(key)));
+        let alg = |s: &str, key: &str| s.parse::<Alg>().map_err(|e| invalid(&at(key), &e));
         let default_alg = ic
             .default_alg
             .as_deref()
@@ -276,19 +335,16 @@ fn build(config: &Config, base: &Path, shown: &str) -> Result<(Issuers, Vec<Stri
         for (j, file) in ic.keys.iter().enumerate() {
             let full = base.join(file);
             let key = format!("{} ({})", at(&format!("keys[{j}]")), full.display());
-            let r = keys
-                .add_file(&full, &opts)
-                .map_err(|e| format!("{key}: {e}"))?;
+            let r = keys.add_file(&full, &opts).map_err(|e| invalid(&key, &e))?;
             report(r, key);
         }
         for (j, file) in ic.secrets.iter().enumerate() {
             let full = base.join(file);
             let key = format!("{} ({})", at(&format!("secrets[{j}]")), full.display());
-            let bytes =
-                crate::keys::file::read_regular(&full).map_err(|e| format!("{key}: {e}"))?;
+            let bytes = crate::keys::file::read_regular(&full).map_err(|e| invalid(&key, &e))?;
             let r = keys
                 .add_secret(&bytes, &opts)
-                .map_err(|e| format!("{key}: {e}"))?;
+                .map_err(|e| invalid(&key, &e))?;
             report(r, key);
         }
         if let Some(allowed) = &allowed {
@@ -303,20 +359,21 @@ fn build(config: &Config, base: &Path, shown: &str) -> Result<(Issuers, Vec<Stri
             }
         }
         if keys.is_empty() {
-            return Err(format!(
-                "{}: no usable verification key for {:?}",
-                at("keys"),
-                ic.iss
+            return Err(invalid(
+                &at("keys"),
+                &format_args!("no usable verification key for {:?}", ic.iss),
             ));
         }
         if let Some(l) = ic.leeway
             && l > crate::revocation::MAX_LEEWAY_SECS
         {
-            return Err(format!(
-                "{}: {l} s is more than a day of clock skew (at most {}: revocation rules are kept that long \
-                 past a token's exp)",
-                at("leeway"),
-                crate::revocation::MAX_LEEWAY_SECS
+            return Err(invalid(
+                &at("leeway"),
+                &format_args!(
+                    "{l} s is more than a day of clock skew (at most {}: revocation rules are kept that \
+                     long past a token's exp)",
+                    crate::revocation::MAX_LEEWAY_SECS
+                ),
             ));
         }
         let d = Policy::default();
@@ -337,11 +394,11 @@ fn build(config: &Config, base: &Path, shown: &str) -> Result<(Issuers, Vec<Stri
 }
 
 /// An octal file mode such as "660".
-pub fn parse_mode(s: &str) -> Result<u32, String> {
+pub fn parse_mode(s: &str) -> Result<u32, InvalidValue> {
     u32::from_str_radix(s, 8)
         .ok()
         .filter(|m| *m <= 0o777)
-        .ok_or_else(|| format!("{s:?} is not an octal file mode like 660"))
+        .ok_or_else(|| InvalidValue::new(s, "not an octal file mode like 660"))
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
                 .expect("accepted HTTP options are valid");
         }
         Err(e) => assert!(
-            e.starts_with("fuzz.toml"),
+            e.to_string().starts_with("fuzz.toml"),
             "error does not name the file: {e}"
         ),
     }

@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     } else {
         bytes.extend_from_slice(data);
     }
-    let Ok(replay) = parse(&bytes, "fuzz") else {
+    let Ok(replay) = parse(&bytes, std::path::Path::new("fuzz")) else {
         return;
     };
     let valid = replay.valid_len as usize;

@@ -112,7 +112,7 @@ impl Source {
     fn load(&self) -> Result<(Issuers, Option<config::Config>), String> {
         match &self.config {
             Some(path) => {
-                let loaded = config::load(path)?;
+                let loaded = config::load(path).map_err(|e| e.to_string())?;
                 for w in &loaded.warnings {
                     tracing::warn!("{w}");
                 }
@@ -156,7 +156,7 @@ impl Settings {
             file.and_then(|c| c.socket_mode.as_deref()),
         ) {
             (Some(m), _) => m,
-            (None, Some(m)) => config::parse_mode(m)?,
+            (None, Some(m)) => config::parse_mode(m).map_err(|e| e.to_string())?,
             (None, None) => 0o660,
         };
         let defaults = server::Config::default();
@@ -170,7 +170,9 @@ impl Settings {
             .unwrap_or(defaults.max_connections);
         // Flags override the file's [http] table, which overrides the defaults.
         let mut http = match (file, &args.config) {
-            (Some(c), Some(path)) => c.http_options(&path.display().to_string())?,
+            (Some(c), Some(path)) => c
+                .http_options(&path.display().to_string())
+                .map_err(|e| e.to_string())?,
             _ => server::http::Options::default(),
         };
         if !args.claim_headers.is_empty() {

@@ -2,6 +2,8 @@
 
 use hyper::header::HeaderName;
 
+use crate::config::InvalidValue;
+
 /// How auth subrequests are recognised and where their token is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
@@ -42,48 +44,55 @@ impl Options {
 
 /// Checks a verify path: absolute, not `/`, and clear of the daemon's own endpoints — were `/metrics` an auth
 /// path too, a proxy would let through every request for `/metrics` that the daemon answers 200.
-pub fn parse_verify_path(s: &str) -> Result<String, String> {
+pub fn parse_verify_path(s: &str) -> Result<String, InvalidValue> {
     let p = s.trim_end_matches('/');
     if !s.starts_with('/') || p.is_empty() {
-        return Err(format!(
-            "{s:?}: expected an absolute path other than /, e.g. /verify"
+        return Err(InvalidValue::new(
+            s,
+            "expected an absolute path other than /, e.g. /verify",
         ));
     }
     if p.bytes()
         .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b == b'?' || b == b'#')
     {
-        return Err(format!("{s:?}: a path cannot hold whitespace, '?' or '#'"));
+        return Err(InvalidValue::new(
+            s,
+            "a path cannot hold whitespace, '?' or '#'",
+        ));
     }
     for own in ["/healthz", "/metrics", "/introspect"] {
         if own == p || own.starts_with(&format!("{p}/")) || p.starts_with(&format!("{own}/")) {
-            return Err(format!("{s:?} overlaps the daemon's own endpoint {own}"));
+            return Err(InvalidValue::new(
+                s,
+                format!("overlaps the daemon's own endpoint {own}"),
+            ));
         }
     }
     Ok(p.to_string())
 }
 
 /// Checks a cookie name (an RFC 6265 token).
-pub fn parse_cookie_name(s: &str) -> Result<String, String> {
+pub fn parse_cookie_name(s: &str) -> Result<String, InvalidValue> {
     let bad = |b: u8| !b.is_ascii_graphic() || b"()<>@,;:\\\"/[]?={}".contains(&b);
     if s.is_empty() || s.bytes().any(bad) {
-        return Err(format!("{s:?} is not a cookie name"));
+        return Err(InvalidValue::new(s, "not a cookie name"));
     }
     Ok(s.to_string())
 }
 
 /// Checks a header name.
-pub fn parse_header_name(s: &str) -> Result<HeaderName, String> {
-    HeaderName::from_bytes(s.as_bytes()).map_err(|_| format!("{s:?} is not a header name"))
+pub fn parse_header_name(s: &str) -> Result<HeaderName, InvalidValue> {
+    HeaderName::from_bytes(s.as_bytes()).map_err(|_| InvalidValue::new(s, "not a header name"))
 }
 
 /// Parses `--claim-header X-Jwt-Sub=sub`.
-pub fn parse_claim_header(s: &str) -> Result<(HeaderName, String), String> {
+pub fn parse_claim_header(s: &str) -> Result<(HeaderName, String), InvalidValue> {
     let (name, claim) = s
         .split_once('=')
-        .ok_or_else(|| format!("{s:?}: expected HEADER=claim, e.g. X-Jwt-Sub=sub"))?;
+        .ok_or_else(|| InvalidValue::new(s, "expected HEADER=claim, e.g. X-Jwt-Sub=sub"))?;
     let name = parse_header_name(name)?;
     if claim.is_empty() {
-        return Err(format!("{s:?}: the claim name is empty"));
+        return Err(InvalidValue::new(s, "the claim name is empty"));
     }
     Ok((name, claim.to_string()))
 }
