@@ -217,7 +217,9 @@ impl fmt::Display for Sanitized<'_> {
 pub enum KeyError {
     /// The source could not be read.
     Io(String),
-    /// The source is not a JWK, JWKS or PEM document at all.
+    /// The source is not a JWK, JWKS or PEM document at all (a raw HMAC secret, perhaps).
+    NotKeys,
+    /// The source is a JWK, JWKS or PEM document, but a malformed one.
     Format(String),
     /// One key was refused; the rest of its set still loads. `kid` is `None` when the key had none.
     Refused { kid: Option<String>, why: String },
@@ -227,6 +229,10 @@ impl fmt::Display for KeyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KeyError::Io(why) => write!(f, "cannot read key source: {why}"),
+            KeyError::NotKeys => write!(
+                f,
+                "not a JWK, JWKS or PEM document (a raw HMAC secret is loaded as a secret, not as keys)"
+            ),
             KeyError::Format(why) => write!(f, "{why}"),
             KeyError::Refused {
                 kid: Some(kid),

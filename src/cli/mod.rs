@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use jwtd::error::KeyError;
 use jwtd::keys::SourceOptions;
 pub(crate) use jwtd::server::unix_now;
 use jwtd::{Alg, KeySet, Limits, Policy};
@@ -47,16 +48,19 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
 }
 
-pub(crate) fn run(cli: Cli) -> Result<ExitCode, String> {
+/// What a command failed with: a message of the CLI's own, or a library error (its `Display` is the message).
+pub(crate) type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+pub(crate) fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
-        Command::Verify(a) => verify::run(a),
-        Command::Sign(a) => sign::run(a),
-        Command::Keygen(a) => keygen::run(a),
-        Command::Demo(a) => demo::run(a),
+        Command::Verify(a) => Ok(verify::run(a)?),
+        Command::Sign(a) => Ok(sign::run(a)?),
+        Command::Keygen(a) => Ok(keygen::run(a)?),
+        Command::Demo(a) => Ok(demo::run(a)?),
         Command::Serve(a) => serve::run(*a),
-        Command::Revoke(a) => revoke::run(a),
+        Command::Revoke(a) => Ok(revoke::run(a)?),
         #[cfg(feature = "bench")]
-        Command::Bench(a) => bench::run(*a),
+        Command::Bench(a) => Ok(bench::run(*a)?),
     }
 }
 
@@ -122,7 +126,18 @@ impl PolicyArgs {
         };
         let mut reports = Vec::new();
         for path in &self.keys {
-            reports.push((path, set.add_file(path, &opts).map_err(|e| e.to_string())?));
+            reports.push((
+                path,
+                set.add_file(path, &opts).map_err(|e| match e {
+                    KeyError::NotKeys => {
+                        format!(
+                            "{}: not a JWK, JWKS or PEM document (for a raw HMAC secret use --secret)",
+                            path.display()
+                        )
+                    }
+                    e => e.to_string(),
+                })?,
+            ));
         }
         for path in &self.secrets {
             let bytes = jwtd::keys::file::read_regular(path)?;

@@ -254,7 +254,7 @@ impl Settings {
     }
 }
 
-pub(super) fn run(args: ServeArgs) -> Result<ExitCode, String> {
+pub(super) fn run(args: ServeArgs) -> Result<ExitCode, super::Failure> {
     // Logs go to stderr; a closed stderr must not stop the daemon, so write errors are not reported.
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -417,7 +417,7 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitCode, String> {
     // the runtime would wait for it forever. Shutdown waits a moment, then leaves it behind.
     rt.shutdown_timeout(Duration::from_secs(1));
     drop(socket_file);
-    result.map(|()| ExitCode::SUCCESS)
+    Ok(result.map(|()| ExitCode::SUCCESS)?)
 }
 
 mod dev {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use jwtd::Alg;
-use jwtd::keys::private::signing_key_from_file;
+use jwtd::keys::private::{PrivateKeyError, signing_key_from_file};
 use serde_json::{Map, Value, json};
 
 #[derive(Args, Debug)]
@@ -29,8 +29,10 @@ pub(super) struct SignArgs {
 
 pub(super) fn run(args: SignArgs) -> Result<ExitCode, String> {
     let bytes = jwtd::keys::file::read_regular(&args.key)?;
-    let (key, jwk_kid) = signing_key_from_file(&bytes, args.alg)
-        .map_err(|e| format!("{}: {e}", args.key.display()))?;
+    let (key, jwk_kid) = signing_key_from_file(&bytes, args.alg).map_err(|e| match e {
+        PrivateKeyError::NeedsAlg(_) => format!("{}: {e} (--alg)", args.key.display()),
+        e => format!("{}: {e}", args.key.display()),
+    })?;
     let claims: Value =
         serde_json::from_str(&args.claims).map_err(|e| format!("--claims is not JSON: {e}"))?;
     if !claims.is_object() {

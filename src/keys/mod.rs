@@ -87,8 +87,10 @@ impl KeySet {
     /// Reads a file holding a JWK, a JWKS or PEM public keys (told apart by content).
     pub fn add_file(&mut self, path: &Path, opts: &SourceOptions) -> Result<LoadReport, KeyError> {
         let bytes = file::read_regular(path).map_err(KeyError::Io)?;
-        self.add_document(&bytes, opts)
-            .map_err(|e| KeyError::Format(format!("{}: {e}", path.display())))
+        self.add_document(&bytes, opts).map_err(|e| match e {
+            KeyError::NotKeys => KeyError::NotKeys,
+            e => KeyError::Format(format!("{}: {e}", path.display())),
+        })
     }
 
     /// Adds the keys of a JWK, JWKS or PEM document.
@@ -105,9 +107,7 @@ impl KeySet {
                 .map_err(|_| KeyError::Format("PEM is not UTF-8".into()))?;
             self.add_pem(text, opts)
         } else {
-            Err(KeyError::Format(
-                "not a JWK, JWKS or PEM document (for a raw HMAC secret use --secret)".into(),
-            ))
+            Err(KeyError::NotKeys)
         }
     }
 

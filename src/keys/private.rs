@@ -7,27 +7,60 @@ use crate::alg::{Alg, Family};
 use crate::crypto::sign::{Private, SigningKey};
 use crate::jws::b64;
 
+/// Why a private key could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrivateKeyError {
+    /// Nothing in the key says which algorithm it signs with (an RSA PEM, a JWK without `alg`): the caller
+    /// must give one.
+    NeedsAlg(String),
+    /// Not a private key jwtd can sign with.
+    Invalid(String),
+}
+
+impl std::fmt::Display for PrivateKeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PrivateKeyError::NeedsAlg(why) => {
+                write!(f, "{why}: the algorithm must be given with the key")
+            }
+            PrivateKeyError::Invalid(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+impl std::error::Error for PrivateKeyError {}
+
+impl From<String> for PrivateKeyError {
+    fn from(why: String) -> PrivateKeyError {
+        PrivateKeyError::Invalid(why)
+    }
+}
+
+impl From<&str> for PrivateKeyError {
+    fn from(why: &str) -> PrivateKeyError {
+        PrivateKeyError::Invalid(why.to_string())
+    }
+}
+
 /// Reads a private key file: a private JWK, or a PKCS#8 PEM (`PRIVATE KEY`). A PEM key needs `default_alg`
 /// unless it is EC P-256/P-384 or Ed25519, which are tried in turn.
 pub fn signing_key_from_file(
     bytes: &[u8],
     default_alg: Option<Alg>,
-) -> Result<(SigningKey, Option<String>), String> {
+) -> Result<(SigningKey, Option<String>), PrivateKeyError> {
     if !bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
         return signing_key_from_jwk(bytes, default_alg);
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| "PEM is not UTF-8".to_string())?;
+    let text = std::str::from_utf8(bytes).map_err(|_| "PEM is not UTF-8")?;
     let blocks = super::pem::blocks(text)?;
     let [(label, der)] = blocks.as_slice() else {
-        return Err(format!(
-            "expected exactly one PEM block, found {}",
-            blocks.len()
-        ));
+        return Err(format!("expected exactly one PEM block, found {}", blocks.len()).into());
     };
     if label != "PRIVATE KEY" {
         return Err(format!(
             "PEM block {label:?}: a PKCS#8 \"PRIVATE KEY\" is needed (openssl pkcs8 -topk8 -nocrypt)"
-        ));
+        )
+        .into());
     }
     let candidates: Vec<Alg> = match default_alg {
         Some(a) => vec![a],
@@ -41,9 +74,11 @@ pub fn signing_key_from_file(
         }
     }
     Err(if default_alg.is_none() {
-        format!("{last} (for RSA keys pass --alg)")
+        PrivateKeyError::NeedsAlg(format!(
+            "{last} (and an RSA key does not say its algorithm)"
+        ))
     } else {
-        last
+        PrivateKeyError::Invalid(last)
     })
 }
 
@@ -51,7 +86,7 @@ pub fn signing_key_from_file(
 pub fn signing_key_from_jwk(
     bytes: &[u8],
     default_alg: Option<Alg>,
-) -> Result<(SigningKey, Option<String>), String> {
+) -> Result<(SigningKey, Option<String>), PrivateKeyError> {
     let v: Value =
         serde_json::from_slice(bytes).map_err(|e| format!("private JWK is not JSON: {e}"))?;
     let obj = v.as_object().ok_or("private JWK must be a JSON object")?;
@@ -77,7 +112,7 @@ pub fn signing_key_from_jwk(
     let alg = declared
         .or(by_curve)
         .or(default_alg)
-        .ok_or("private JWK has no alg: pass --alg")?;
+        .ok_or_else(|| PrivateKeyError::NeedsAlg("private JWK has no alg".into()))?;
     let private = match (kty, alg.family()) {
         ("oct", Family::Hmac) => Private::Hmac(get("k")?),
         ("RSA", Family::Rsa) => Private::Rsa {
@@ -99,7 +134,7 @@ pub fn signing_key_from_jwk(
             d: get("d")?,
             x: get("x")?,
         },
-        _ => return Err(format!("kty {kty:?} cannot sign with {alg}")),
+        _ => return Err(format!("kty {kty:?} cannot sign with {alg}").into()),
     };
     let kid = obj.get("kid").and_then(Value::as_str).map(str::to_owned);
     Ok((SigningKey::new(alg, &private)?, kid))

@@ -226,7 +226,11 @@ async fn revocation(
         return refuse(out, batch, "revocation_disabled", NO_STATE_DIR);
     };
     let command = std::str::from_utf8(args)
-        .map_err(|_| "arguments must be UTF-8 (use a JSON string for other bytes)".to_string())
+        .map_err(|_| {
+            revoke::BadCommand(
+                "arguments must be UTF-8 (use a JSON string for other bytes)".to_string(),
+            )
+        })
         .and_then(|a| revoke::parse(verb, a));
     match command {
         Ok(revoke::Command::Write(op)) => {
@@ -249,7 +253,7 @@ async fn revocation(
         }
         Err(e) => {
             settle(pending, out, batch).await;
-            refuse(out, batch, "bad_request", &e);
+            refuse(out, batch, "bad_request", &e.0);
         }
     }
 }
@@ -284,7 +288,7 @@ async fn reload(shared: &Shared, peer_uid: Option<u32>, out: &mut Vec<u8>, batch
         }
         Err(e) => {
             batch.protocol_errors += 1;
-            line::protocol_err(out, "reload_failed", &e.replace('\n', " "));
+            line::protocol_err(out, "reload_failed", &e.to_string().replace('\n', " "));
             tracing::warn!(error = %e, "RELOAD failed; still serving the previous configuration");
         }
     }

@@ -4,6 +4,7 @@
 //! is an injected `CancellationToken`; connections are tracked so shutdown can wait for them.
 
 pub mod conn;
+mod error;
 pub mod http;
 pub mod line;
 pub mod prefixed;
@@ -11,6 +12,8 @@ pub mod revoke;
 pub mod socket;
 pub mod stats;
 pub mod verdict;
+
+pub use error::ServerError;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,7 +35,8 @@ use stats::{Batch, Stats};
 use verdict::Verdict;
 
 /// Re-reads keys and configuration (the `RELOAD` command and SIGHUP).
-pub type Reloader = Box<dyn Fn() -> Result<Reload, String> + Send + Sync>;
+pub type Reloader =
+    Box<dyn Fn() -> Result<Reload, Box<dyn std::error::Error + Send + Sync>> + Send + Sync>;
 
 /// What a reload read: the issuers, the settings that take effect at once, and the names of changed
 /// settings that only a restart applies.
@@ -94,10 +98,13 @@ pub struct TokenCache {
 }
 
 impl TokenCache {
-    pub fn new(config: &crate::cache::Config, max_token_len: usize) -> Result<TokenCache, String> {
+    pub fn new(
+        config: &crate::cache::Config,
+        max_token_len: usize,
+    ) -> Result<TokenCache, ServerError> {
         Ok(TokenCache {
             cache: Cache::new(config),
-            keyer: Keyer::random().map_err(|e| format!("no randomness for the cache key: {e}"))?,
+            keyer: Keyer::random().map_err(ServerError::NoRandomness)?,
             max_token_len,
         })
     }
@@ -139,12 +146,9 @@ pub fn default_admin_uids(own: Option<u32>, overflow: u32) -> Vec<u32> {
 }
 
 /// Checks an explicit admin list: the overflow uid can never be one (see [`overflow_uid`]).
-pub fn check_admin_uids(uids: &[u32], overflow: u32) -> Result<(), String> {
+pub fn check_admin_uids(uids: &[u32], overflow: u32) -> Result<(), ServerError> {
     if uids.contains(&overflow) {
-        return Err(format!(
-            "admin uid {overflow} is the overflow uid (nobody), which SO_PEERCRED also reports for every peer \
-             from a user namespace without a mapping; it can never be an admin"
-        ));
+        return Err(ServerError::OverflowAdmin(overflow));
     }
     Ok(())
 }
@@ -292,12 +296,12 @@ impl Shared {
     }
 
     /// Reloads through the reloader and swaps the result in; on failure everything running stays.
-    pub fn reload_now(&self) -> Result<Reloaded, String> {
+    pub fn reload_now(&self) -> Result<Reloaded, ServerError> {
         let reloader = self
             .reloader
             .as_ref()
-            .ok_or("reloading is not configured")?;
-        let r = reloader()?;
+            .ok_or(ServerError::ReloadNotConfigured)?;
+        let r = reloader().map_err(ServerError::Reload)?;
         let keys = r.issuers.keys_loaded();
         if let Some(live) = r.live {
             self.apply_live(live);

@@ -14,6 +14,17 @@
 use crate::revocation::log::{MAX_VALUE, Op};
 use crate::revocation::{Revocations, Rule, Target};
 
+/// Why a revocation command line is not a command: the message names what is wrong or the expected form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadCommand(pub String);
+
+impl From<String> for BadCommand {
+    fn from(message: String) -> BadCommand {
+        BadCommand(message)
+    }
+}
+
 /// A parsed revocation command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -227,7 +238,7 @@ fn truncate(s: &str) -> &str {
 }
 
 /// Parses the arguments of `verb` (REVOKE, UNREVOKE or REVOCATIONS).
-pub fn parse(verb: &str, args: &str) -> Result<Command, String> {
+pub fn parse(verb: &str, args: &str) -> Result<Command, BadCommand> {
     let w = words(args)?;
     let w: Vec<&str> = w.iter().map(String::as_str).collect();
     match (verb, w.as_slice()) {
@@ -267,15 +278,20 @@ pub fn parse(verb: &str, args: &str) -> Result<Command, String> {
         ("REVOCATIONS", ["LIST", n]) => n
             .parse::<usize>()
             .map(|n| Command::List(n.min(10_000)))
-            .map_err(|_| format!("limit must be a number, got {n:.20}")),
+            .map_err(|_| format!("limit must be a number, got {n:.20}").into()),
         ("REVOKE", _) => Err(
             "expected REVOKE JTI <jti> <exp> | REVOKE SUB <sub> <before> [<until>] | REVOKE TOKEN <token>"
+                .to_string()
                 .into(),
         ),
-        ("UNREVOKE", _) => {
-            Err("expected UNREVOKE JTI <jti> | UNREVOKE SUB <sub> | UNREVOKE TOKEN <token>".into())
-        }
-        _ => Err("expected REVOCATIONS or REVOCATIONS LIST [<limit>]".into()),
+        ("UNREVOKE", _) => Err(
+            "expected UNREVOKE JTI <jti> | UNREVOKE SUB <sub> | UNREVOKE TOKEN <token>"
+                .to_string()
+                .into(),
+        ),
+        _ => Err("expected REVOCATIONS or REVOCATIONS LIST [<limit>]"
+            .to_string()
+            .into()),
     }
 }
 

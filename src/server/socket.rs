@@ -1,6 +1,7 @@
 //! The Unix socket file: bound with a large backlog and a chosen mode; a stale file left by a crash is
 //! replaced, a socket a live daemon answers on is never taken over; removed again on clean exit.
 
+use super::ServerError;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -32,27 +33,29 @@ pub fn bind(
     path: &Path,
     mode: u32,
     group: Option<u32>,
-) -> Result<(std::os::unix::net::UnixListener, SocketFile), String> {
-    let shown = path.display();
+) -> Result<(std::os::unix::net::UnixListener, SocketFile), ServerError> {
+    let fail = |step: &'static str, source: io::Error| ServerError::Socket {
+        path: path.to_path_buf(),
+        step,
+        source,
+    };
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(format!(
-                    "{shown}: another daemon is answering on this socket; stop it or choose another --socket"
-                ));
+                return Err(ServerError::SocketInUse {
+                    path: path.to_path_buf(),
+                });
             }
-            std::fs::remove_file(path)
-                .map_err(|e| format!("{shown}: cannot remove stale socket: {e}"))?;
+            std::fs::remove_file(path).map_err(|e| fail("cannot remove stale socket", e))?;
         }
         Ok(_) => {
-            return Err(format!(
-                "{shown} exists and is not a socket; refusing to replace it"
-            ));
+            return Err(ServerError::NotASocket {
+                path: path.to_path_buf(),
+            });
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("{shown}: {e}")),
+        Err(e) => return Err(fail("stat", e)),
     }
-    let fail = |what: &str, e: io::Error| format!("{shown}: {what}: {e}");
     let socket = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(|e| fail("socket", e))?;
     let addr = SockAddr::unix(path).map_err(|e| fail("address", e))?;
     socket.bind(&addr).map_err(|e| fail("bind", e))?;
@@ -76,11 +79,11 @@ pub fn bind(
 }
 
 /// A group name (looked up in /etc/group) or a numeric gid.
-pub fn resolve_group(group: &str) -> Result<u32, String> {
+pub fn resolve_group(group: &str) -> Result<u32, ServerError> {
     if let Ok(gid) = group.parse::<u32>() {
         return Ok(gid);
     }
-    let groups = std::fs::read_to_string("/etc/group").map_err(|e| format!("/etc/group: {e}"))?;
+    let groups = std::fs::read_to_string("/etc/group").map_err(ServerError::GroupFile)?;
     groups
         .lines()
         .filter_map(|l| {
@@ -91,7 +94,7 @@ pub fn resolve_group(group: &str) -> Result<u32, String> {
         })
         .find(|(name, _)| *name == group)
         .map(|(_, gid)| gid)
-        .ok_or_else(|| format!("no group named {group:?} in /etc/group"))
+        .ok_or_else(|| ServerError::UnknownGroup(group.to_string()))
 }
 
 /// Descriptors kept back from connections: listeners, the revocation log and lock, key files read by a
@@ -127,13 +130,12 @@ mod tests {
 
     #[test]
     fn groups_resolve_by_name_or_number() {
-        assert_eq!(resolve_group("root"), Ok(0));
-        assert_eq!(resolve_group("4242"), Ok(4242));
-        assert!(
-            resolve_group("no-such-group-jwtd")
-                .unwrap_err()
-                .contains("no group named")
-        );
+        assert_eq!(resolve_group("root").unwrap(), 0);
+        assert_eq!(resolve_group("4242").unwrap(), 4242);
+        assert!(matches!(
+            resolve_group("no-such-group-jwtd"),
+            Err(ServerError::UnknownGroup(name)) if name == "no-such-group-jwtd"
+        ));
     }
 
     #[test]
