@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use jwtd::loadgen::{self, ClosedLoop, Corpus};
+use jwtd::loadgen::{self, ClosedLoop, Requests};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -21,9 +21,9 @@ fn main() {
         eprintln!("{}: {e}", args[2]);
         std::process::exit(2)
     });
-    let mut corpus = Corpus::default();
+    let mut requests = Requests::default();
     for t in text.lines().map(str::trim).filter(|t| !t.is_empty()) {
-        corpus.push(t, true).expect("token");
+        requests.push(t, true).expect("token");
     }
     let arg = |i: usize, d: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
     let cfg = ClosedLoop {
@@ -36,10 +36,10 @@ fn main() {
     };
     let rate: Option<f64> = args.get(7).and_then(|s| s.parse().ok());
     let result = match rate {
-        None => loadgen::run(args[1].as_ref(), &corpus, &cfg),
+        None => loadgen::run(args[1].as_ref(), &requests, &cfg),
         Some(rate) => loadgen::run_open(
             args[1].as_ref(),
-            &corpus,
+            &requests,
             &loadgen::OpenLoop {
                 connections: cfg.connections,
                 rate,

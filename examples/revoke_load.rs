@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 
-use jwtd::loadgen::{self, ClosedLoop, Corpus};
+use jwtd::loadgen::{self, ClosedLoop, Requests};
 
 fn stats(socket: &str) -> serde_json::Value {
     let mut c = jwtd::client::Client::connect(socket).expect("connect");
@@ -46,16 +46,16 @@ fn main() {
                 max_requests: None,
                 progress: None,
             };
-            let mut corpus = Corpus::default();
+            let mut requests = Requests::default();
             for i in 0..2_000_000 {
-                corpus
+                requests
                     .push_line(&format!("REVOKE JTI {prefix}-{i} 4102444800"), true)
                     .expect("line");
             }
             let before = stats(&socket)["revocations"]["commits"]
                 .as_u64()
                 .unwrap_or(0);
-            let r = loadgen::run(socket.as_ref(), &corpus, &cfg).expect("load");
+            let r = loadgen::run(socket.as_ref(), &requests, &cfg).expect("load");
             let commits = stats(&socket)["revocations"]["commits"]
                 .as_u64()
                 .unwrap_or(0)
@@ -74,9 +74,9 @@ fn main() {
         }
         "fill" => {
             let n = num(3, 1_000_000) as u64;
-            let mut corpus = Corpus::default();
+            let mut requests = Requests::default();
             for i in 0..n {
-                corpus
+                requests
                     .push_line(&format!("REVOKE JTI {prefix}-fill-{i} 4102444800"), true)
                     .expect("line");
             }
@@ -88,7 +88,7 @@ fn main() {
                 max_requests: Some(n),
                 progress: None,
             };
-            let r = loadgen::run(socket.as_ref(), &corpus, &cfg).expect("load");
+            let r = loadgen::run(socket.as_ref(), &requests, &cfg).expect("load");
             println!(
                 "added {} revocations in {:.1} s ({:.0}/s); the daemon now holds {}",
                 r.ok,
@@ -98,11 +98,11 @@ fn main() {
             );
         }
         "verify" | "verify-many" => {
-            let mut corpus = Corpus::default();
+            let mut requests = Requests::default();
             if args[2] == "verify" {
                 let token = std::fs::read_to_string(args.get(3).unwrap_or_else(|| usage()))
                     .expect("token file");
-                corpus.push(token.trim(), true).expect("token");
+                requests.push(token.trim(), true).expect("token");
             } else {
                 let key = std::fs::read(args.get(3).unwrap_or_else(|| usage())).expect("key file");
                 let n: usize = args.get(7).and_then(|s| s.parse().ok()).unwrap_or(10_000);
@@ -117,7 +117,7 @@ fn main() {
                     let t = signer
                         .sign_compact(br#"{"alg":"HS256","typ":"JWT"}"#, claims.as_bytes())
                         .expect("sign");
-                    corpus.push(&t, true).expect("token");
+                    requests.push(&t, true).expect("token");
                 }
             }
             let cfg = ClosedLoop {
@@ -128,7 +128,7 @@ fn main() {
                 max_requests: None,
                 progress: None,
             };
-            let r = loadgen::run(socket.as_ref(), &corpus, &cfg).expect("load");
+            let r = loadgen::run(socket.as_ref(), &requests, &cfg).expect("load");
             println!(
                 "{:.0} verifications/s ({} ok, {} unexpected)",
                 r.per_second(),

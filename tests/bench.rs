@@ -182,7 +182,7 @@ fn bad_bench_arguments_are_refused_before_anything_starts() {
             &["--invalid", "0.9", "--revoked", "0.5"],
             "add up to at most 1",
         ),
-        (&["--revoke-during", "100"], "the corpus has"),
+        (&["--revoke-during", "100"], "the token set has"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_jwtd"))
             .args(["bench", "--quiet", "--tokens", "10"])

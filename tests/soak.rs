@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::daemon::*;
 use common::*;
 use jwtd::Alg;
-use jwtd::loadgen::corpus::{self, Spec};
+use jwtd::loadgen::tokens::{self, Spec};
 use jwtd::loadgen::zipf::RngExt;
 use jwtd::loadgen::{self, ClosedLoop};
 
@@ -59,18 +59,18 @@ fn soak_mixed_traffic_disconnects_reloads_and_revocations() {
         .into_iter()
         .map(|alg| (signer(alg), format!("test-{alg}")))
         .collect();
-    let generated = corpus::generate_with_keys(&spec, jwtd::server::unix_now(), keys).unwrap();
+    let generated = tokens::generate_with_keys(&spec, jwtd::server::unix_now(), keys).unwrap();
     let mut c = jwtd::client::Client::connect(&d.socket).unwrap();
     for line in &generated.revocations {
         assert!(c.request(line).unwrap().starts_with("OK"), "{line}");
     }
-    let order = corpus::sequence(spec.tokens, 1 << 16, 1.0, 7);
+    let order = tokens::sequence(spec.tokens, 1 << 16, 1.0, 7);
     let (requests, live) = generated.requests(order).unwrap();
     let valid: Vec<String> = generated
         .tokens
         .iter()
         .enumerate()
-        .filter(|(i, t)| t.expect == corpus::Expect::Ok && !generated.live.contains(i))
+        .filter(|(i, t)| t.outcome == tokens::Outcome::Ok && !generated.live.contains(i))
         .map(|(_, t)| t.text.clone())
         .take(200)
         .collect();

@@ -11,9 +11,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use jwtd::loadgen::corpus::{self, Mix, Spec};
 use jwtd::loadgen::live::{Issued, Live};
-use jwtd::loadgen::{self, ClosedLoop, Corpus, OpenLoop, Progress, Report};
+use jwtd::loadgen::tokens::{self, Mix, Spec};
+use jwtd::loadgen::{self, ClosedLoop, OpenLoop, Progress, Report, Requests};
 
 #[derive(Args, Debug)]
 pub(super) struct BenchArgs {
@@ -204,7 +204,7 @@ pub(super) fn run(args: BenchArgs) -> Result<ExitCode, String> {
     let now = jwtd::server::unix_now();
     let (generated, daemon) = match &args.socket {
         None => {
-            let g = corpus::generate(&spec, now)?;
+            let g = tokens::generate(&spec, now)?;
             let d = start_daemon(&args, &spec, &g)?;
             (g, d)
         }
@@ -217,7 +217,7 @@ pub(super) fn run(args: BenchArgs) -> Result<ExitCode, String> {
                 let kid = kid.unwrap_or_else(|| format!("bench-{}", signer.alg()));
                 keys.push((signer, kid));
             }
-            let g = corpus::generate_with_keys(&spec, now, keys)?;
+            let g = tokens::generate_with_keys(&spec, now, keys)?;
             let d = Daemon {
                 child: None,
                 socket: socket.clone(),
@@ -237,7 +237,7 @@ pub(super) fn run(args: BenchArgs) -> Result<ExitCode, String> {
         ),
     );
     revoke(&daemon.socket, &generated.revocations)?;
-    let order = corpus::sequence(spec.tokens, 1 << 20, args.zipf, args.seed);
+    let order = tokens::sequence(spec.tokens, 1 << 20, args.zipf, args.seed);
     let (requests, live) = generated
         .requests(order.clone())
         .map_err(|e| e.to_string())?;
@@ -357,7 +357,7 @@ pub(super) fn run(args: BenchArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn start_daemon(args: &BenchArgs, spec: &Spec, g: &corpus::Generated) -> Result<Daemon, String> {
+fn start_daemon(args: &BenchArgs, spec: &Spec, g: &tokens::Generated) -> Result<Daemon, String> {
     let dir = std::env::temp_dir().join(format!("jwtd-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -423,7 +423,7 @@ fn revoke(socket: &Path, lines: &[String]) -> Result<(), String> {
     if lines.is_empty() {
         return Ok(());
     }
-    let mut c = Corpus::default();
+    let mut c = Requests::default();
     for l in lines {
         c.push_line(l, true).map_err(|e| e.to_string())?;
     }
@@ -458,7 +458,7 @@ enum Load {
 fn closed(
     args: &BenchArgs,
     d: &Daemon,
-    requests: &Corpus,
+    requests: &Requests,
     connections: usize,
     secs: u64,
     progress: Option<Arc<Progress>>,
@@ -477,7 +477,7 @@ fn closed(
 fn measure(
     args: &BenchArgs,
     d: &Daemon,
-    requests: &Corpus,
+    requests: &Requests,
     load: Load,
     connections: usize,
     live: &Arc<Live>,

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
-use jwtd::loadgen::Expect;
-use jwtd::loadgen::corpus::{Generated, Spec};
+use jwtd::loadgen::Outcome;
+use jwtd::loadgen::tokens::{Generated, Spec};
 
 /// What the in-process peer did.
 #[derive(Debug, Clone, Copy)]
@@ -79,7 +79,8 @@ pub(super) fn run(
                                     jsonwebtoken::decode::<serde_json::Value>(&token.text, key, v)
                                         .is_ok()
                                 });
-                            let want = matches!(token.expect, Expect::Ok | Expect::Err("revoked"));
+                            let want =
+                                matches!(token.outcome, Outcome::Ok | Outcome::Err("revoked"));
                             wrong += u64::from(ok != want);
                             n += 1;
                         }

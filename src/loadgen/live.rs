@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::Want;
+use super::Accept;
 
 const NOT_SENT: u8 = 0;
 const SENT: u8 = 1;
@@ -46,7 +46,7 @@ pub struct Issued {
 }
 
 impl Live {
-    /// Adds a revocation command (`REVOKE JTI … …`) and returns its slot, for [`Want::Revocable`].
+    /// Adds a revocation command (`REVOKE JTI … …`) and returns its slot, for [`Accept::Revocable`].
     pub fn push(&mut self, line: &str) -> io::Result<u32> {
         if line.is_empty() || line.contains('\n') {
             return Err(io::Error::new(
@@ -82,9 +82,9 @@ impl Live {
 
     /// What a request must get, judged as it is sent: a revocable token whose revocation was already
     /// acknowledged must be refused; otherwise the verdict waits for the reply ([`Live::on_reply`]).
-    pub fn on_send(&self, want: Want) -> Want {
-        match want {
-            Want::Revocable(slot) if self.state(slot) == ACKED => Want::Code("revoked"),
+    pub fn on_send(&self, accept: Accept) -> Accept {
+        match accept {
+            Accept::Revocable(slot) if self.state(slot) == ACKED => Accept::Code("revoked"),
             other => other,
         }
     }
@@ -92,10 +92,10 @@ impl Live {
     /// What a reply must be, given what was decided when its request was sent: if the revocation had not
     /// even been sent when the reply came, the token must still be accepted; otherwise either answer is
     /// right.
-    pub fn on_reply(&self, want: Want) -> Want {
-        match want {
-            Want::Revocable(slot) if self.state(slot) == NOT_SENT => Want::Ok,
-            Want::Revocable(_) => Want::OkOr("revoked"),
+    pub fn on_reply(&self, accept: Accept) -> Accept {
+        match accept {
+            Accept::Revocable(slot) if self.state(slot) == NOT_SENT => Accept::Ok,
+            Accept::Revocable(_) => Accept::OkOr("revoked"),
             other => other,
         }
     }
@@ -167,18 +167,18 @@ mod tests {
     fn each_phase_accepts_only_its_answers() {
         let mut live = Live::default();
         let slot = live.push("REVOKE JTI a 0").unwrap();
-        let want = Want::Revocable(slot);
-        let judge = |reply: Want, line: &[u8]| {
+        let accept = Accept::Revocable(slot);
+        let judge = |reply: Accept, line: &[u8]| {
             let mut r = super::super::Report::default();
             r.reply(line, reply, Duration::from_micros(1));
             r.mismatches == 0
         };
         // Not sent at either end: only OK.
-        let r = live.on_reply(live.on_send(want));
+        let r = live.on_reply(live.on_send(accept));
         assert!(judge(r, b"OK {}"));
         assert!(!judge(r, b"ERR revoked token revoked"));
         // Sent after the request went out: either answer, but no other error.
-        let at_send = live.on_send(want);
+        let at_send = live.on_send(accept);
         live.states[0].store(SENT, Ordering::SeqCst);
         let r = live.on_reply(at_send);
         assert!(judge(r, b"OK {}"));
@@ -186,13 +186,13 @@ mod tests {
         assert!(!judge(r, b"ERR bad_signature x"));
         // Acknowledged before the request went out: only revoked.
         live.states[0].store(ACKED, Ordering::SeqCst);
-        let at_send = live.on_send(want);
-        assert_eq!(at_send, Want::Code("revoked"));
+        let at_send = live.on_send(accept);
+        assert_eq!(at_send, Accept::Code("revoked"));
         let r = live.on_reply(at_send);
         assert!(!judge(r, b"OK {}"));
         assert!(judge(r, b"ERR revoked token revoked"));
-        // Other wants pass through.
-        assert_eq!(live.on_reply(live.on_send(Want::Ok)), Want::Ok);
+        // Other accepts pass through.
+        assert_eq!(live.on_reply(live.on_send(Accept::Ok)), Accept::Ok);
         assert!(live.push("A\nB").is_err());
     }
 }

@@ -11,8 +11,8 @@
 //! or `ERR` with a given code); a benchmark that counted wrong answers as throughput would be worthless, so
 //! mismatches are counted and the first few described.
 
-pub mod corpus;
 pub mod live;
+pub mod tokens;
 pub mod zipf;
 
 use std::collections::BTreeMap;
@@ -24,11 +24,11 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-pub use corpus::Expect;
+pub use tokens::Outcome;
 
 /// What a reply must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Want {
+pub enum Accept {
     /// `OK …`
     Ok,
     /// `ERR <code> …`
@@ -44,52 +44,60 @@ pub enum Want {
     Revocable(u32),
 }
 
-impl From<Expect> for Want {
-    fn from(e: Expect) -> Want {
+impl From<Outcome> for Accept {
+    fn from(e: Outcome) -> Accept {
         match e {
-            Expect::Ok => Want::Ok,
-            Expect::Err(code) => Want::Code(code),
+            Outcome::Ok => Accept::Ok,
+            Outcome::Err(code) => Accept::Code(code),
         }
     }
 }
 
 /// Requests to send: one line each, with the reply it must get, and the order to send them in.
 #[derive(Debug, Clone, Default)]
-pub struct Corpus {
+pub struct Requests {
     lines: Vec<Box<[u8]>>,
-    want: Vec<Want>,
+    accept: Vec<Accept>,
     /// Indices into `lines`, sent in this order (cycling); empty = `lines` in order.
     order: Vec<u32>,
-    /// Revocations issued during the runs, for the requests that want [`Want::Revocable`].
+    /// Revocations issued during the runs, for the requests that accept [`Accept::Revocable`].
     live: Arc<live::Live>,
 }
 
-impl Corpus {
+impl Requests {
     /// Adds a `VERIFY` of `token`; `expect_ok` is whether the daemon must accept it.
     pub fn push(&mut self, token: &str, expect_ok: bool) -> io::Result<()> {
-        let want = if expect_ok { Want::Ok } else { Want::Rejected };
-        self.push_verify(token, want)
+        let accept = if expect_ok {
+            Accept::Ok
+        } else {
+            Accept::Rejected
+        };
+        self.push_verify(token, accept)
     }
 
-    /// Adds a `VERIFY` of `token` that must get `want`.
-    pub fn push_verify(&mut self, token: &str, want: Want) -> io::Result<()> {
+    /// Adds a `VERIFY` of `token` that must get `accept`.
+    pub fn push_verify(&mut self, token: &str, accept: Accept) -> io::Result<()> {
         if token.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "a token must be one non-empty line",
             ));
         }
-        self.push_request(&format!("VERIFY {token}"), want)
+        self.push_request(&format!("VERIFY {token}"), accept)
     }
 
     /// Adds any one-line request (`REVOKE JTI x 0`, `PING`); `expect_ok` is whether its reply must be `OK …`
     /// (a `PONG` counts as not OK).
     pub fn push_line(&mut self, line: &str, expect_ok: bool) -> io::Result<()> {
-        let want = if expect_ok { Want::Ok } else { Want::Rejected };
-        self.push_request(line, want)
+        let accept = if expect_ok {
+            Accept::Ok
+        } else {
+            Accept::Rejected
+        };
+        self.push_request(line, accept)
     }
 
-    fn push_request(&mut self, line: &str, want: Want) -> io::Result<()> {
+    fn push_request(&mut self, line: &str, accept: Accept) -> io::Result<()> {
         if line.contains('\n') || line.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -98,7 +106,7 @@ impl Corpus {
         }
         self.lines
             .push(format!("{line}\n").into_bytes().into_boxed_slice());
-        self.want.push(want);
+        self.accept.push(accept);
         Ok(())
     }
 
@@ -114,7 +122,7 @@ impl Corpus {
         Ok(())
     }
 
-    /// The revocations that [`Want::Revocable`] requests refer to (issued with [`live::Live::issue`] while a
+    /// The revocations that [`Accept::Revocable`] requests refer to (issued with [`live::Live::issue`] while a
     /// run goes on).
     pub fn set_live(&mut self, live: Arc<live::Live>) {
         self.live = live;
@@ -279,7 +287,7 @@ impl Report {
     }
 
     /// Counts one reply line against what it should be.
-    fn reply(&mut self, line: &[u8], want: Want, latency: Duration) {
+    fn reply(&mut self, line: &[u8], accept: Accept, latency: Duration) {
         self.requests += 1;
         let code: &[u8] = if line.starts_with(b"OK") {
             self.ok += 1;
@@ -300,14 +308,14 @@ impl Report {
                     .insert(String::from_utf8_lossy(code).into_owned(), 1);
             }
         }
-        let good = match want {
-            Want::Ok => code == b"ok",
-            Want::Code(c) => line.starts_with(b"ERR ") && code == c.as_bytes(),
-            Want::Rejected => line.starts_with(b"ERR "),
-            Want::Any => true,
-            Want::OkOr(c) => code == b"ok" || (line.starts_with(b"ERR ") && code == c.as_bytes()),
+        let good = match accept {
+            Accept::Ok => code == b"ok",
+            Accept::Code(c) => line.starts_with(b"ERR ") && code == c.as_bytes(),
+            Accept::Rejected => line.starts_with(b"ERR "),
+            Accept::Any => true,
+            Accept::OkOr(c) => code == b"ok" || (line.starts_with(b"ERR ") && code == c.as_bytes()),
             // Unsettled (callers settle it with `Live::on_reply` first): the permissive reading.
-            Want::Revocable(_) => {
+            Accept::Revocable(_) => {
                 code == b"ok" || (line.starts_with(b"ERR ") && code == b"revoked")
             }
         };
@@ -315,7 +323,7 @@ impl Report {
             self.mismatches += 1;
             if self.mismatch_samples.len() < MISMATCH_SAMPLES {
                 self.mismatch_samples.push(format!(
-                    "expected {want:?}, got {:.80}",
+                    "expected {accept:?}, got {:.80}",
                     String::from_utf8_lossy(line)
                 ));
             }
@@ -381,13 +389,13 @@ fn join_all(
 }
 
 /// Runs the closed loop against the daemon on `socket`.
-pub fn run(socket: &Path, corpus: &Corpus, cfg: &ClosedLoop) -> io::Result<Report> {
-    if corpus.is_empty() || cfg.connections == 0 || cfg.depth == 0 {
+pub fn run(socket: &Path, requests: &Requests, cfg: &ClosedLoop) -> io::Result<Report> {
+    if requests.is_empty() || cfg.connections == 0 || cfg.depth == 0 {
         return Err(invalid(
             "need at least one request, one connection and depth 1",
         ));
     }
-    let corpus = Arc::new(corpus.clone());
+    let requests = Arc::new(requests.clone());
     let deadline = Instant::now() + cfg.duration;
     // The request budget, if any, is shared out exactly: connection i sends ⌊(i+1)n/c⌋ − ⌊in/c⌋.
     let budget = cfg.max_requests;
@@ -396,7 +404,7 @@ pub fn run(socket: &Path, corpus: &Corpus, cfg: &ClosedLoop) -> io::Result<Repor
     spread(cfg.connections, cfg.threads, move |index| {
         closed_connection(Closed {
             socket: socket.clone(),
-            corpus: corpus.clone(),
+            requests: requests.clone(),
             index,
             connections,
             depth,
@@ -500,7 +508,7 @@ fn start_of(index: usize, connections: usize, len: usize) -> usize {
 /// One closed-loop connection's part of a run.
 struct Closed {
     socket: PathBuf,
-    corpus: Arc<Corpus>,
+    requests: Arc<Requests>,
     index: usize,
     connections: usize,
     depth: usize,
@@ -513,7 +521,7 @@ struct Closed {
 async fn closed_connection(c: Closed) -> io::Result<Report> {
     let Closed {
         socket,
-        corpus,
+        requests,
         index,
         connections,
         depth,
@@ -523,7 +531,7 @@ async fn closed_connection(c: Closed) -> io::Result<Report> {
     } = c;
     let mut stream = tokio::net::UnixStream::connect(&socket).await?;
     let mut report = Report::default();
-    let len = corpus.order_len();
+    let len = requests.order_len();
     // Connections start evenly spread over the order; with a request budget of the order's length they
     // cover it exactly once between them.
     let mut next = start_of(index, connections, len);
@@ -532,18 +540,18 @@ async fn closed_connection(c: Closed) -> io::Result<Report> {
         ((i + 1) * n as u128 / c - i * n as u128 / c) as u64
     });
     let mut request = Vec::with_capacity(depth * 512);
-    let mut wants = Vec::with_capacity(depth);
+    let mut accepts = Vec::with_capacity(depth);
     let mut replies = Replies::new(REPLY_TIMEOUT);
     let start = Instant::now();
     let mut sent = 0u64;
     while Instant::now() < deadline && budget.is_none_or(|b| sent < b) {
         request.clear();
-        wants.clear();
+        accepts.clear();
         let n = budget.map_or(depth as u64, |b| (b - sent).min(depth as u64)) as usize;
         for _ in 0..n {
-            let i = corpus.at(next);
-            request.extend_from_slice(&corpus.lines[i]);
-            wants.push(corpus.live.on_send(corpus.want[i]));
+            let i = requests.at(next);
+            request.extend_from_slice(&requests.lines[i]);
+            accepts.push(requests.live.on_send(requests.accept[i]));
             next = (next + 1) % len;
         }
         let sent_at = Instant::now();
@@ -555,7 +563,11 @@ async fn closed_connection(c: Closed) -> io::Result<Report> {
             replies
                 .read(&mut stream, |line, arrival| {
                     if got < n {
-                        report.reply(line, corpus.live.on_reply(wants[got]), arrival - sent_at);
+                        report.reply(
+                            line,
+                            requests.live.on_reply(accepts[got]),
+                            arrival - sent_at,
+                        );
                     }
                     got += 1;
                 })
@@ -581,13 +593,13 @@ async fn closed_connection(c: Closed) -> io::Result<Report> {
 /// between rounds with `std::thread::sleep`, which Linux wakes within ~0.1–0.2 ms, where tokio's timer has
 /// 1 ms ticks), and a current-thread runtime reads the replies. A request's latency runs from its intended send
 /// time, so a late send — the client's or a full socket's fault — counts against the latency, never hides it.
-pub fn run_open(socket: &Path, corpus: &Corpus, cfg: &OpenLoop) -> io::Result<Report> {
-    if corpus.is_empty() || cfg.connections == 0 || !(cfg.rate > 0.0 && cfg.rate.is_finite()) {
+pub fn run_open(socket: &Path, requests: &Requests, cfg: &OpenLoop) -> io::Result<Report> {
+    if requests.is_empty() || cfg.connections == 0 || !(cfg.rate > 0.0 && cfg.rate.is_finite()) {
         return Err(invalid(
             "need at least one request, one connection and a positive rate",
         ));
     }
-    let corpus = Arc::new(corpus.clone());
+    let requests = Arc::new(requests.clone());
     let connections = cfg.connections;
     let threads = cfg.threads.clamp(1, connections);
     // Each connection sends every `interval`, connections staggered evenly within it.
@@ -598,7 +610,7 @@ pub fn run_open(socket: &Path, corpus: &Corpus, cfg: &OpenLoop) -> io::Result<Re
     let handles: Vec<_> = (0..threads)
         .map(|t| {
             let conns: Vec<usize> = (t..connections).step_by(threads).collect();
-            let (socket, corpus) = (socket.to_path_buf(), corpus.clone());
+            let (socket, requests) = (socket.to_path_buf(), requests.clone());
             let progress = cfg.progress.clone();
             std::thread::spawn(move || -> io::Result<Report> {
                 let mut streams = Vec::new();
@@ -607,7 +619,7 @@ pub fn run_open(socket: &Path, corpus: &Corpus, cfg: &OpenLoop) -> io::Result<Re
                     // For both halves (the flag belongs to the shared open file): the sender never blocks
                     // on one full socket, the reader is driven by tokio.
                     s.set_nonblocking(true)?;
-                    let (tx, rx) = crossbeam_channel::unbounded::<(Instant, Want)>();
+                    let (tx, rx) = crossbeam_channel::unbounded::<(Instant, Accept)>();
                     let schedule = Schedule {
                         first: start + interval.mul_f64(c as f64 / connections as f64),
                         interval,
@@ -619,13 +631,13 @@ pub fn run_open(socket: &Path, corpus: &Corpus, cfg: &OpenLoop) -> io::Result<Re
                     .iter()
                     .map(|(_, s, _, rx, schedule)| Ok((s.try_clone()?, rx.clone(), schedule.count)))
                     .collect::<io::Result<_>>()?;
-                let (progress, live) = (progress.clone(), corpus.live.clone());
+                let (progress, live) = (progress.clone(), requests.live.clone());
                 // Replies come at the connection's rate: allow for two intervals on top of the timeout.
                 let stall = REPLY_TIMEOUT + interval * 2;
                 let receiving =
                     std::thread::spawn(move || receive_all(readers, live, progress, stall));
                 let sent = send_all(
-                    &corpus,
+                    &requests,
                     streams
                         .into_iter()
                         .map(|(c, s, tx, _, schedule)| (c, s, tx, schedule))
@@ -646,18 +658,18 @@ pub fn run_open(socket: &Path, corpus: &Corpus, cfg: &OpenLoop) -> io::Result<Re
 type Outgoing = (
     usize,
     std::os::unix::net::UnixStream,
-    crossbeam_channel::Sender<(Instant, Want)>,
+    crossbeam_channel::Sender<(Instant, Accept)>,
     Schedule,
 );
 
 /// Writes every connection's requests as they fall due, until all are sent.
 fn send_all(
-    corpus: &Corpus,
+    requests: &Requests,
     mut conns: Vec<Outgoing>,
     connections: usize,
 ) -> io::Result<Histogram<u64>> {
     let mut lateness = histogram();
-    let len = corpus.order_len();
+    let len = requests.order_len();
     let mut next: Vec<usize> = conns
         .iter()
         .map(|(c, ..)| start_of(*c, connections, len))
@@ -678,11 +690,11 @@ fn send_all(
             // the rest wait (and are counted late by the time they are queued).
             while sent[j] < due && out.pending() < MAX_UNWRITTEN {
                 let k = sent[j];
-                let i = corpus.at(next[j]);
-                out.bytes.extend_from_slice(&corpus.lines[i]);
+                let i = requests.at(next[j]);
+                out.bytes.extend_from_slice(&requests.lines[i]);
                 next[j] = (next[j] + 1) % len;
                 // Before the write: the reply can only come after its entry is queued.
-                let _ = tx.send((schedule.due(k), corpus.live.on_send(corpus.want[i])));
+                let _ = tx.send((schedule.due(k), requests.live.on_send(requests.accept[i])));
                 let late = now.saturating_duration_since(schedule.due(k));
                 lateness.saturating_record(u64::try_from(late.as_nanos()).unwrap_or(u64::MAX));
                 sent[j] += 1;
@@ -758,7 +770,7 @@ impl Unwritten {
 
 type Incoming = (
     std::os::unix::net::UnixStream,
-    crossbeam_channel::Receiver<(Instant, Want)>,
+    crossbeam_channel::Receiver<(Instant, Accept)>,
     u64,
 );
 
@@ -788,9 +800,9 @@ fn receive_all(
                     let mut bad = false;
                     let lines = replies
                         .read(&mut stream, |line, arrival| match rx.try_recv() {
-                            Ok((intended, want)) => report.reply(
+                            Ok((intended, accept)) => report.reply(
                                 line,
-                                live.on_reply(want),
+                                live.on_reply(accept),
                                 arrival.saturating_duration_since(intended),
                             ),
                             Err(_) => bad = true,
@@ -858,12 +870,12 @@ mod tests {
     fn replies_are_checked_against_codes_and_counted_by_outcome() {
         let mut r = Report::default();
         let ms = Duration::from_millis;
-        r.reply(b"OK {\"sub\":\"a\"}", Want::Ok, ms(1));
-        r.reply(b"ERR expired token expired", Want::Code("expired"), ms(2));
-        r.reply(b"ERR revoked x", Want::Code("expired"), ms(3));
-        r.reply(b"ERR bad_signature x", Want::Rejected, ms(4));
-        r.reply(b"PONG", Want::Any, ms(5));
-        r.reply(b"OK {}", Want::Rejected, ms(6));
+        r.reply(b"OK {\"sub\":\"a\"}", Accept::Ok, ms(1));
+        r.reply(b"ERR expired token expired", Accept::Code("expired"), ms(2));
+        r.reply(b"ERR revoked x", Accept::Code("expired"), ms(3));
+        r.reply(b"ERR bad_signature x", Accept::Rejected, ms(4));
+        r.reply(b"PONG", Accept::Any, ms(5));
+        r.reply(b"OK {}", Accept::Rejected, ms(6));
         assert_eq!((r.requests, r.ok, r.rejected, r.mismatches), (6, 2, 3, 2));
         assert_eq!(r.outcomes["ok"], 2);
         assert_eq!(r.outcomes["revoked"], 1);
@@ -980,11 +992,11 @@ mod tests {
 
     #[test]
     fn orders_must_name_existing_requests() {
-        let mut c = Corpus::default();
+        let mut c = Requests::default();
         c.push_line("PING", false).unwrap();
         assert!(c.set_order(vec![0, 0, 0]).is_ok());
         assert!(c.set_order(vec![1]).is_err());
         assert!(c.push_line("A\nB", true).is_err());
-        assert!(c.push_verify("", Want::Ok).is_err());
+        assert!(c.push_verify("", Accept::Ok).is_err());
     }
 }

@@ -1,8 +1,8 @@
-//! A labelled token corpus for benchmarks: fresh keys for an algorithm mix, N distinct tokens with claims of
+//! A labelled token set for benchmarks: fresh keys for an algorithm mix, N distinct tokens with claims of
 //! a chosen size, a fraction made invalid in known ways and a fraction to be revoked — each token labelled
 //! with the outcome the daemon must give it — and a Zipf-ordered request sequence over them.
 //!
-//! The same seed gives the same corpus *shape* (which token has which algorithm, outcome, claims and place
+//! The same seed gives the same token-set *shape* (which token has which algorithm, outcome, claims and place
 //! in the request order). Keys are fresh each run, and ECDSA/RSA-PSS signatures are randomised, so token
 //! bytes differ between runs.
 
@@ -14,24 +14,24 @@ use crate::alg::{Alg, Family};
 use crate::crypto::sign::{Private, SigningKey};
 use crate::keys::private::public_jwk;
 
-use super::Want;
+use super::Accept;
 use super::live::Live;
 use super::zipf::{RngExt, Zipf, seeded};
 
 /// The outcome a token must get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Expect {
+pub enum Outcome {
     Ok,
     /// Rejected with this code.
     Err(&'static str),
 }
 
-impl Expect {
+impl Outcome {
     /// The label in reports: `ok` or the code.
     pub fn label(&self) -> &'static str {
         match self {
-            Expect::Ok => "ok",
-            Expect::Err(code) => code,
+            Outcome::Ok => "ok",
+            Outcome::Err(code) => code,
         }
     }
 }
@@ -125,12 +125,12 @@ impl Default for Spec {
 pub struct Token {
     pub text: String,
     pub alg: Alg,
-    pub expect: Expect,
+    pub outcome: Outcome,
     pub jti: String,
     pub exp: u64,
 }
 
-/// The generated corpus.
+/// The generated token set.
 pub struct Generated {
     pub tokens: Vec<Token>,
     /// JWKS of the asymmetric keys (public only).
@@ -157,14 +157,18 @@ impl Generated {
     /// The load to send: a `VERIFY` of each token that must get its label — a token set aside for
     /// revocation during the run ([`Generated::live`]) being judged by its revocation's phase — sent in
     /// `order`; and those revocations, ready to issue with [`Live::issue`] while the load runs.
-    pub fn requests(&self, order: Vec<u32>) -> std::io::Result<(super::Corpus, Arc<Live>)> {
+    pub fn requests(&self, order: Vec<u32>) -> std::io::Result<(super::Requests, Arc<Live>)> {
         let mut live = Live::default();
-        let mut wants: Vec<Want> = self.tokens.iter().map(|t| Want::from(t.expect)).collect();
+        let mut wants: Vec<Accept> = self
+            .tokens
+            .iter()
+            .map(|t| Accept::from(t.outcome))
+            .collect();
         for &i in &self.live {
-            wants[i] = Want::Revocable(live.push(&Generated::revocation(&self.tokens[i]))?);
+            wants[i] = Accept::Revocable(live.push(&Generated::revocation(&self.tokens[i]))?);
         }
         let live = Arc::new(live);
-        let mut requests = super::Corpus::default();
+        let mut requests = super::Requests::default();
         for (t, want) in self.tokens.iter().zip(wants) {
             requests.push_verify(&t.text, want)?;
         }
@@ -182,7 +186,7 @@ impl Generated {
     pub fn outcomes(&self) -> BTreeMap<&'static str, usize> {
         let mut m = BTreeMap::new();
         for t in &self.tokens {
-            *m.entry(t.expect.label()).or_insert(0) += 1;
+            *m.entry(t.outcome.label()).or_insert(0) += 1;
         }
         m
     }
@@ -198,7 +202,7 @@ enum Kind {
     Revoked,
 }
 
-/// Generates the corpus. `now` is the daemon's clock (Unix seconds): valid tokens live a day around it.
+/// Generates the token set. `now` is the daemon's clock (Unix seconds): valid tokens live a day around it.
 pub fn generate(spec: &Spec, now: u64) -> Result<Generated, String> {
     check(spec)?;
     let mut keys: Vec<Key> = Vec::new();
@@ -209,11 +213,11 @@ pub fn generate(spec: &Spec, now: u64) -> Result<Generated, String> {
     build(spec, now, keys)
 }
 
-/// A signing key of the corpus: algorithm, kid, signer, and the private key when it was generated here.
+/// A signing key of the token set: algorithm, kid, signer, and the private key when it was generated here.
 type Key = (Alg, String, SigningKey, Option<Private>);
 
-/// Generates the corpus with the caller's signing keys (`(signer, kid)`; a daemon already running trusts
-/// their public halves): one key per algorithm of the mix. The corpus then carries no key sets.
+/// Generates the token set with the caller's signing keys (`(signer, kid)`; a daemon already running trusts
+/// their public halves): one key per algorithm of the mix. The token set then carries no key sets.
 pub fn generate_with_keys(
     spec: &Spec,
     now: u64,
@@ -236,7 +240,7 @@ pub fn generate_with_keys(
 /// Refuses a spec that cannot be generated, before any key is made.
 fn check(spec: &Spec) -> Result<(), String> {
     if spec.tokens == 0 {
-        return Err("the corpus needs at least one token".into());
+        return Err("the token set needs at least one token".into());
     }
     if !(0.0..=1.0).contains(&spec.invalid)
         || !(0.0..=1.0).contains(&spec.revoked)
@@ -313,7 +317,7 @@ fn build(spec: &Spec, now: u64, keys: Vec<Key>) -> Result<Generated, String> {
     }
     let revocations = tokens
         .iter()
-        .filter(|t| t.expect == Expect::Err("revoked"))
+        .filter(|t| t.outcome == Outcome::Err("revoked"))
         .map(Generated::revocation)
         .collect();
     let live = pick_live(&plan, spec.live_revocations)?;
@@ -349,7 +353,7 @@ fn pick_live(plan: &[(usize, Kind)], n: usize) -> Result<Vec<usize>, String> {
     let valid = plan.iter().filter(|(_, k)| *k == Kind::Valid).count();
     if n > valid {
         return Err(format!(
-            "{n} revocations during the run need as many valid tokens; the corpus has {valid}"
+            "{n} revocations during the run need as many valid tokens; the token set has {valid}"
         ));
     }
     let len = plan.len();
@@ -395,20 +399,20 @@ fn make(
     let claims = claims_json(&spec.issuer, aud, i, &jti, iat, exp, spec.claims_bytes);
     let header = format!(r#"{{"alg":"{alg}","typ":"JWT","kid":"{kid}"}}"#);
     let mut text = signer.sign_compact(header.as_bytes(), claims.as_bytes())?;
-    let expect = match kind {
-        Kind::Valid => Expect::Ok,
+    let outcome = match kind {
+        Kind::Valid => Outcome::Ok,
         Kind::Tampered => {
             tamper(&mut text);
-            Expect::Err("bad_signature")
+            Outcome::Err("bad_signature")
         }
-        Kind::Expired => Expect::Err("expired"),
-        Kind::WrongAudience => Expect::Err("wrong_audience"),
-        Kind::Revoked => Expect::Err("revoked"),
+        Kind::Expired => Outcome::Err("expired"),
+        Kind::WrongAudience => Outcome::Err("wrong_audience"),
+        Kind::Revoked => Outcome::Err("revoked"),
     };
     Ok(Token {
         text,
         alg: *alg,
-        expect,
+        outcome,
         jti,
         exp,
     })
@@ -446,7 +450,7 @@ fn tamper(token: &mut String) {
     token.replace_range(at..at + 1, &new.to_string());
 }
 
-/// The request sequence: `n` token indices, Zipf(`s`)-distributed over the corpus (`s` = 0: uniform). Token
+/// The request sequence: `n` token indices, Zipf(`s`)-distributed over the token set (`s` = 0: uniform). Token
 /// i is the i-th most popular; since algorithms and outcomes were drawn independently of i, popularity is
 /// spread over all of them.
 pub fn sequence(tokens: usize, n: usize, s: f64, seed: u64) -> Vec<u32> {
@@ -532,11 +536,11 @@ mod tests {
                         },
                         NOW,
                     )
-                    .map_or_else(|e| Expect::Err(e.code()), |()| Expect::Ok),
-                Err(e) => Expect::Err(e.code()),
+                    .map_or_else(|e| Outcome::Err(e.code()), |()| Outcome::Ok),
+                Err(e) => Outcome::Err(e.code()),
             };
-            assert_eq!(got, t.expect, "{} token {}", t.alg, t.jti);
-            seen.insert(t.expect.label());
+            assert_eq!(got, t.outcome, "{} token {}", t.alg, t.jti);
+            seen.insert(t.outcome.label());
         }
         // All five outcomes occur, in about the asked proportions.
         assert_eq!(seen.len(), 5, "{seen:?}");
@@ -547,10 +551,10 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_shape_and_sequence() {
-        let shape = |g: &Generated| -> Vec<(Alg, Expect, String, usize)> {
+        let shape = |g: &Generated| -> Vec<(Alg, Outcome, String, usize)> {
             g.tokens
                 .iter()
-                .map(|t| (t.alg, t.expect, t.jti.clone(), t.text.len()))
+                .map(|t| (t.alg, t.outcome, t.jti.clone(), t.text.len()))
                 .collect()
         };
         let a = generate(&spec(200, 3), NOW).unwrap();
@@ -604,7 +608,7 @@ mod tests {
         let p = plan(70);
         assert_eq!(pick_live(&p, 60).unwrap().len(), 60);
         assert!(pick_live(&p, 61).unwrap_err().contains("60"));
-        // The picks are labelled ok in a generated corpus.
+        // The picks are labelled ok in a generated token set.
         let g = generate(
             &Spec {
                 live_revocations: 10,
@@ -614,7 +618,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(g.live.len(), 10);
-        assert!(g.live.iter().all(|&i| g.tokens[i].expect == Expect::Ok));
+        assert!(g.live.iter().all(|&i| g.tokens[i].outcome == Outcome::Ok));
     }
 
     #[test]
