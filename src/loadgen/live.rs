@@ -112,7 +112,7 @@ impl Live {
     ) -> io::Result<Issued> {
         let mut issued = Issued {
             acknowledged: 0,
-            latency: super::histogram(),
+            latency: super::report::histogram(),
         };
         if count == 0 {
             return Ok(issued);
