@@ -2,7 +2,10 @@
 # A fuzz campaign: every target (or those named after the seconds) with AddressSanitizer for SECS seconds
 # each, JOBS at a time (default 2), then one line per target: executions, coverage and features at start
 # (after loading the corpus) and at the end, corpus size, and crashes found (saved under artifacts/<target>/).
-# New inputs go to corpus/<target>/; minimize with `cargo fuzz cmin <target>` before committing them.
+# New inputs go to corpus/<target>/; afterwards each corpus is minimised again (the smallest set of inputs that
+# reaches every edge the whole set reached: `cargo fuzz cmin … -use_counters=0`), so what is committed stays
+# small (about 3,100 files, 13 MB for the nine targets, from 13,000 files and 53 MB before the first cut).
+# MINIMIZE=0 keeps everything the run found.
 #
 #   fuzz/campaign.sh 600                        # all targets, 10 minutes each
 #   JOBS=1 fuzz/campaign.sh 60 line_protocol    # one target, one minute
@@ -46,6 +49,15 @@ for t in "${TARGETS[@]}"; do
   fi
 done
 wait || true
+
+if [ "${MINIMIZE:-1}" = 1 ]; then
+  for t in "${TARGETS[@]}"; do
+    # Edges, not hit-count buckets: with counters libFuzzer keeps one input per bucket of every edge (four
+    # times as many files) for no new code reached.
+    cargo fuzz cmin -s none "$t" "corpus/$t" -- -use_counters=0 -rss_limit_mb=2048 >"$LOGS/$t.cmin.log" 2>&1 ||
+      echo "cmin $t failed: see $LOGS/$t.cmin.log" >&2
+  done
+fi
 
 printf '%-18s %12s %9s %9s %9s %9s %7s %s\n' target execs cov0 cov ft0 ft corpus crashes
 for t in "${TARGETS[@]}"; do
