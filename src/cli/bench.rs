@@ -204,7 +204,7 @@ pub(super) fn run(args: BenchArgs) -> Result<ExitCode, String> {
     let now = jwtd::server::unix_now();
     let (generated, daemon) = match &args.socket {
         None => {
-            let g = tokens::generate(&spec, now)?;
+            let g = tokens::generate(&spec, now).map_err(|e| e.to_string())?;
             let d = start_daemon(&args, &spec, &g)?;
             (g, d)
         }
@@ -217,7 +217,7 @@ pub(super) fn run(args: BenchArgs) -> Result<ExitCode, String> {
                 let kid = kid.unwrap_or_else(|| format!("bench-{}", signer.alg()));
                 keys.push((signer, kid));
             }
-            let g = tokens::generate_with_keys(&spec, now, keys)?;
+            let g = tokens::generate_with_keys(&spec, now, keys).map_err(|e| e.to_string())?;
             let d = Daemon {
                 child: None,
                 socket: socket.clone(),

@@ -17,6 +17,7 @@ use crate::keys::private::public_jwk;
 use super::Accept;
 use super::live::Live;
 use super::zipf::{RngExt, Zipf, seeded};
+use crate::config::InvalidValue;
 
 /// The outcome a token must get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -52,27 +53,36 @@ impl Default for Mix {
 }
 
 impl std::str::FromStr for Mix {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Mix, String> {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Mix, InvalidValue> {
         let mut out: Vec<(Alg, u32)> = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (alg, w) = part
                 .split_once('=')
-                .ok_or_else(|| format!("{part:?}: expected ALG=WEIGHT, e.g. ES256=40"))?;
-            let alg: Alg = alg.trim().parse().map_err(|e| format!("{part:?}: {e}"))?;
+                .ok_or_else(|| InvalidValue::new(part, "expected ALG=WEIGHT, e.g. ES256=40"))?;
+            let alg: Alg = alg
+                .trim()
+                .parse()
+                .map_err(|e: String| InvalidValue::new(part, e))?;
             let w: u32 = w
                 .trim()
                 .parse()
-                .map_err(|_| format!("{part:?}: the weight must be a whole number"))?;
+                .map_err(|_| InvalidValue::new(part, "the weight must be a whole number"))?;
             if out.iter().any(|(a, _)| *a == alg) {
-                return Err(format!("{alg} appears twice in the mix"));
+                return Err(InvalidValue::new(
+                    s,
+                    format!("{alg} appears twice in the mix"),
+                ));
             }
             if w > 0 {
                 out.push((alg, w));
             }
         }
         if out.is_empty() {
-            return Err("the mix has no algorithm with a positive weight".into());
+            return Err(InvalidValue::new(
+                s,
+                "the mix has no algorithm with a positive weight",
+            ));
         }
         Ok(Mix(out))
     }
@@ -202,12 +212,30 @@ enum Kind {
     Revoked,
 }
 
+/// Why a token set cannot be generated.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TokensError {
+    #[error("the token set needs at least one token")]
+    NoTokens,
+    #[error("invalid and revoked fractions must be in 0..1 and add up to at most 1")]
+    Fractions,
+    #[error("the mix uses {0} but no signing key for {0} was given")]
+    NoKeyFor(Alg),
+    #[error(
+        "{wanted} revocations during the run need as many valid tokens; the token set has {valid}"
+    )]
+    TooFewValid { wanted: usize, valid: usize },
+    /// Making a key or a signature failed.
+    #[error("{0}")]
+    Signing(String),
+}
+
 /// Generates the token set. `now` is the daemon's clock (Unix seconds): valid tokens live a day around it.
-pub fn generate(spec: &Spec, now: u64) -> Result<Generated, String> {
+pub fn generate(spec: &Spec, now: u64) -> Result<Generated, TokensError> {
     check(spec)?;
     let mut keys: Vec<Key> = Vec::new();
     for (alg, _) in &spec.mix.0 {
-        let (signer, private) = SigningKey::generate(*alg)?;
+        let (signer, private) = SigningKey::generate(*alg).map_err(TokensError::Signing)?;
         keys.push((*alg, format!("bench-{alg}"), signer, Some(private)));
     }
     build(spec, now, keys)
@@ -222,7 +250,7 @@ pub fn generate_with_keys(
     spec: &Spec,
     now: u64,
     supplied: Vec<(SigningKey, String)>,
-) -> Result<Generated, String> {
+) -> Result<Generated, TokensError> {
     check(spec)?;
     let mut supplied = supplied;
     let mut keys: Vec<Key> = Vec::new();
@@ -230,7 +258,7 @@ pub fn generate_with_keys(
         let i = supplied
             .iter()
             .position(|(k, _)| k.alg() == *alg)
-            .ok_or_else(|| format!("the mix uses {alg} but no signing key for {alg} was given"))?;
+            .ok_or(TokensError::NoKeyFor(*alg))?;
         let (signer, kid) = supplied.swap_remove(i);
         keys.push((*alg, kid, signer, None));
     }
@@ -238,20 +266,20 @@ pub fn generate_with_keys(
 }
 
 /// Refuses a spec that cannot be generated, before any key is made.
-fn check(spec: &Spec) -> Result<(), String> {
+fn check(spec: &Spec) -> Result<(), TokensError> {
     if spec.tokens == 0 {
-        return Err("the token set needs at least one token".into());
+        return Err(TokensError::NoTokens);
     }
     if !(0.0..=1.0).contains(&spec.invalid)
         || !(0.0..=1.0).contains(&spec.revoked)
         || spec.invalid + spec.revoked > 1.0
     {
-        return Err("invalid and revoked fractions must be in 0..1 and add up to at most 1".into());
+        return Err(TokensError::Fractions);
     }
     Ok(())
 }
 
-fn build(spec: &Spec, now: u64, keys: Vec<Key>) -> Result<Generated, String> {
+fn build(spec: &Spec, now: u64, keys: Vec<Key>) -> Result<Generated, TokensError> {
     let total: u64 = spec.mix.0.iter().map(|(_, w)| u64::from(*w)).sum();
     // First every token's shape, in order, from the seed alone…
     let mut rng = seeded(spec.seed);
@@ -289,7 +317,7 @@ fn build(spec: &Spec, now: u64, keys: Vec<Key>) -> Result<Generated, String> {
     // …then the signatures, on every CPU (RSA signing dominates: about a millisecond each).
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = spec.tokens.div_ceil(threads);
-    let signed: Vec<Result<Vec<Token>, String>> = std::thread::scope(|scope| {
+    let signed: Vec<Result<Vec<Token>, TokensError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = plan
             .chunks(chunk)
             .enumerate()
@@ -299,15 +327,16 @@ fn build(spec: &Spec, now: u64, keys: Vec<Key>) -> Result<Generated, String> {
                     part.iter()
                         .enumerate()
                         .map(|(j, &(k, kind))| make(spec, now, c * chunk + j, &keys[k], kind))
-                        .collect::<Result<Vec<Token>, String>>()
+                        .collect::<Result<Vec<Token>, TokensError>>()
                 })
             })
             .collect();
         handles
             .into_iter()
             .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("a signing thread panicked".into()))
+                h.join().unwrap_or_else(|_| {
+                    Err(TokensError::Signing("a signing thread panicked".into()))
+                })
             })
             .collect()
     });
@@ -346,15 +375,13 @@ fn build(spec: &Spec, now: u64, keys: Vec<Key>) -> Result<Generated, String> {
 /// spread geometrically from a first rank to the last, the first rank being the lowest (doubling from 1) at
 /// which the picks carry at most 1 % of the requests under Zipf 1.0 — 256 for 100 picks out of 100,000 —
 /// and each pick takes the first valid token at or after its rank.
-fn pick_live(plan: &[(usize, Kind)], n: usize) -> Result<Vec<usize>, String> {
+fn pick_live(plan: &[(usize, Kind)], n: usize) -> Result<Vec<usize>, TokensError> {
     if n == 0 {
         return Ok(Vec::new());
     }
     let valid = plan.iter().filter(|(_, k)| *k == Kind::Valid).count();
     if n > valid {
-        return Err(format!(
-            "{n} revocations during the run need as many valid tokens; the token set has {valid}"
-        ));
+        return Err(TokensError::TooFewValid { wanted: n, valid });
     }
     let len = plan.len();
     let rank = |first: f64, k: usize| first * (len as f64 / first).powf(k as f64 / n as f64) - 1.0;
@@ -385,7 +412,7 @@ fn make(
     i: usize,
     (alg, kid, signer, _): &Key,
     kind: Kind,
-) -> Result<Token, String> {
+) -> Result<Token, TokensError> {
     let jti = format!("bench-{}-{i}", spec.seed);
     let (iat, exp) = match kind {
         Kind::Expired => (now - 7_200, now - 3_600),
@@ -398,7 +425,9 @@ fn make(
     };
     let claims = claims_json(&spec.issuer, aud, i, &jti, iat, exp, spec.claims_bytes);
     let header = format!(r#"{{"alg":"{alg}","typ":"JWT","kid":"{kid}"}}"#);
-    let mut text = signer.sign_compact(header.as_bytes(), claims.as_bytes())?;
+    let mut text = signer
+        .sign_compact(header.as_bytes(), claims.as_bytes())
+        .map_err(TokensError::Signing)?;
     let outcome = match kind {
         Kind::Valid => Outcome::Ok,
         Kind::Tampered => {
@@ -607,7 +636,13 @@ mod tests {
         // Every valid token, and one too many.
         let p = plan(70);
         assert_eq!(pick_live(&p, 60).unwrap().len(), 60);
-        assert!(pick_live(&p, 61).unwrap_err().contains("60"));
+        assert_eq!(
+            pick_live(&p, 61).unwrap_err(),
+            TokensError::TooFewValid {
+                wanted: 61,
+                valid: 60
+            }
+        );
         // The picks are labelled ok in a generated token set.
         let g = generate(
             &Spec {
