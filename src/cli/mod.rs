@@ -4,10 +4,6 @@
 mod bench;
 mod demo;
 mod keygen;
-#[cfg(feature = "bench-peer")]
-mod peer;
-#[cfg(feature = "bench")]
-mod plot;
 mod revoke;
 mod serve;
 mod sign;
