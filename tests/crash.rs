@@ -5,30 +5,16 @@
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod common;
-use common::data;
+use common::daemon::{Daemon, start_in, temp_dir};
 
-fn start(dir: &Path) -> (Child, PathBuf) {
-    let socket = dir.join("jwtd.sock");
-    let child = Command::new(env!("CARGO_BIN_EXE_jwtd"))
-        .arg("serve")
-        .arg("--keys")
-        .arg(data("keys/HS256.public.jwks"))
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .arg("--socket")
-        .arg(&socket)
-        .args(["--log-level", "warn"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    common::daemon::wait_for(&socket);
-    (child, socket)
+/// The daemon on `dir/jwtd.sock` with its state in `dir/state`.
+fn start(dir: PathBuf) -> Daemon {
+    let state = dir.join("state").to_string_lossy().into_owned();
+    start_in(dir, &["--state-dir", &state, "--log-level", "warn"])
 }
 
 /// Streams `REVOKE JTI` requests in pipelined windows until the daemon goes away; records every jti whose
@@ -72,11 +58,8 @@ fn every_acknowledged_revocation_survives_kill_9() {
     let mut seed = 0x2545_F491_4F6C_DD1Du64;
     let mut total = 0;
     for iteration in 0..12 {
-        let dir =
-            std::env::temp_dir().join(format!("jwtd-crash-{iteration}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let (mut daemon, socket) = start(&dir);
+        let daemon = start(temp_dir(&format!("crash-{iteration}")));
+        let socket = daemon.socket.clone();
         let acked = Arc::new(Mutex::new(Vec::new()));
         let clients: Vec<_> = (0..4)
             .map(|c| {
@@ -89,8 +72,7 @@ fn every_acknowledged_revocation_survives_kill_9() {
         seed ^= seed >> 7;
         seed ^= seed << 17;
         std::thread::sleep(Duration::from_millis(30 + seed % 200));
-        daemon.kill().unwrap(); // SIGKILL
-        daemon.wait().unwrap();
+        let dir = daemon.kill_9();
         for c in clients {
             c.join().unwrap();
         }
@@ -101,8 +83,8 @@ fn every_acknowledged_revocation_survives_kill_9() {
         );
         total += acked.len();
         // Restart on the same state: each acknowledged jti must be found (UNREVOKE says whether it was).
-        let (mut daemon, socket) = start(&dir);
-        let mut s = UnixStream::connect(&socket).unwrap();
+        let daemon = start(dir);
+        let mut s = UnixStream::connect(&daemon.socket).unwrap();
         let mut reader = BufReader::new(s.try_clone().unwrap());
         for chunk in acked.chunks(256) {
             let lines: String = chunk
@@ -120,9 +102,8 @@ fn every_acknowledged_revocation_survives_kill_9() {
                 );
             }
         }
-        daemon.kill().unwrap();
-        daemon.wait().unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
+        // Dropping the daemon kills it and removes its directory.
+        drop(daemon);
     }
     eprintln!("{total} acknowledged revocations checked across 12 kill -9 restarts");
 }

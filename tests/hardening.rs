@@ -89,7 +89,7 @@ fn ecdsa_twin_signatures_cannot_dodge_a_token_revocation() {
 
 #[test]
 fn revoked_tokens_stay_revoked_inside_the_leeway_and_after_a_restart() {
-    let (mut d, state) = with_state("leeway", &["--leeway", "120"]);
+    let (d, state) = with_state("leeway", &["--leeway", "120"]);
     let now = unix_now();
     // Expired 30 s ago: still valid for 90 s under the 120 s leeway.
     let mut with_jti = live_claims();
@@ -114,10 +114,7 @@ fn revoked_tokens_stay_revoked_inside_the_leeway_and_after_a_restart() {
         assert!(verify(&d.socket, t).starts_with("ERR revoked "), "{t}");
     }
     // A restart replays the log and drops nothing a token could still use.
-    d.child.kill().unwrap();
-    d.child.wait().unwrap();
-    let dir = d.dir.clone();
-    std::mem::forget(d);
+    let dir = d.kill_9();
     let es = data("keys/ES256.public.jwks")
         .to_string_lossy()
         .into_owned();
@@ -256,7 +253,7 @@ fn http_revoke_builds_a_typed_operation_and_names_a_bad_field() {
 fn an_oversized_unrevoke_is_refused_and_the_daemon_still_restarts() {
     // Long enough to pass the line cap, too long for a log record (65,519 bytes once made a record that
     // replay refused, and every later start exited 2).
-    let (mut d, state) = with_state("unrevoke-huge", &["--max-line", "200000"]);
+    let (d, state) = with_state("unrevoke-huge", &["--max-line", "200000"]);
     let huge = "s".repeat(65_519);
     let r = ask(
         &d.socket,
@@ -275,10 +272,7 @@ fn an_oversized_unrevoke_is_refused_and_the_daemon_still_restarts() {
     assert!(r[2].starts_with("OK "), "{r:?}");
     let out = post_revoke(&d.socket, &format!("sub={huge}&unrevoke=1"));
     assert!(out.starts_with("HTTP/1.1 400 "), "{}", &out[..80]);
-    d.child.kill().unwrap();
-    d.child.wait().unwrap();
-    let dir = d.dir.clone();
-    std::mem::forget(d);
+    let dir = d.kill_9();
     let d = start_in(dir, &["--state-dir", &state]);
     let r = ask(&d.socket, &["REVOCATIONS".into()]);
     assert_eq!(r[0], r#"OK {"jti":1,"sub":0,"token":0}"#);

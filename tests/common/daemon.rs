@@ -122,6 +122,15 @@ impl Daemon {
         self.child.id()
     }
 
+    /// Kills the daemon with SIGKILL (no warning, no cleanup of its own) and hands back its directory,
+    /// kept for a restart on the same state.
+    pub fn kill_9(mut self) -> PathBuf {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        // Drop then removes nothing: the directory is the caller's now.
+        std::mem::take(&mut self.dir)
+    }
+
     /// Resident memory, in KiB (`VmRSS` from `/proc/PID/status`).
     pub fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
