@@ -12,6 +12,16 @@ fn stdout(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).unwrap()
 }
 
+/// Asserts exit status 0, showing `what` and the command's stderr otherwise.
+fn succeeded(o: &Output, what: &str) {
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{what}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 fn path(rel: &str) -> String {
     data(rel).to_string_lossy().into_owned()
 }
@@ -37,12 +47,7 @@ fn verify_one_token_prints_ok_and_exits_zero() {
         ],
         None,
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out, "");
     let line = stdout(&out);
     assert!(line.starts_with("OK {"), "{line}");
     assert_eq!(line.lines().count(), 1);
@@ -145,12 +150,7 @@ fn keygen_sign_verify_for_every_algorithm() {
             ],
             None,
         );
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{alg}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        succeeded(&out, alg.name());
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(
             std::fs::metadata(&private).unwrap().permissions().mode() & 0o777,
@@ -167,12 +167,7 @@ fn keygen_sign_verify_for_every_algorithm() {
             ],
             None,
         );
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{alg}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        succeeded(&out, alg.name());
         let token = stdout(&out).trim_end().to_string();
         let out = jwtd(
             &[
@@ -205,12 +200,7 @@ fn keygen_sign_verify_for_every_algorithm() {
 #[test]
 fn demo_shows_every_outcome() {
     let out = jwtd(&["demo", "--iterations", "10"], None);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out, "");
     let text = stdout(&out);
     for expect in [
         "OK {",
