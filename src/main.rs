@@ -2,6 +2,15 @@
 
 #![warn(unreachable_pub)]
 
+/// Writes a line to standard error, ignoring failure: a daemon whose stderr was closed (a supervisor gone, a
+/// test that stopped reading) must keep serving, where `eprintln!` would panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod cli;
 
 // mimalloc: the daemon allocates one small buffer per verified token and per reply batch.

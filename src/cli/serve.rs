@@ -464,7 +464,7 @@ mod dev {
 
     pub(super) fn announce(dir: &Path, socket: &Path, token: &str) {
         let s = socket.display();
-        jwtd::say!(
+        say!(
             "\njwtd: *** DEVELOPMENT MODE: keys in {} are for development only; never trust them in production ***\n\
              jwtd: iss {ISS}, aud {AUD}. A sample token, valid for one hour:\n\n{token}\n\n\
              jwtd: try it:\n  curl --unix-socket {s} -H 'Authorization: Bearer {token}' http://jwtd/verify\n  \

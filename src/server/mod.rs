@@ -367,16 +367,6 @@ impl Default for Config {
     }
 }
 
-/// Writes a line to standard error, ignoring failure: a daemon whose stderr was closed (a supervisor gone, a
-/// test that stopped reading) must keep serving, where `eprintln!` would panic.
-#[macro_export]
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
-}
-
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()

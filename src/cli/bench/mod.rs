@@ -28,7 +28,7 @@ use output::{print_table, to_json};
 
 fn say(quiet: bool, msg: &str) {
     if !quiet {
-        jwtd::say!("{msg}");
+        say!("{msg}");
     }
 }
 
@@ -217,10 +217,10 @@ pub(super) fn run(args: BenchArgs) -> Result<ExitCode, String> {
     if wrong > 0 {
         for r in &rows {
             for s in &r.report.mismatch_samples {
-                jwtd::say!("jwtd bench: wrong answer: {s}");
+                say!("jwtd bench: wrong answer: {s}");
             }
         }
-        jwtd::say!(
+        say!(
             "jwtd bench: {wrong} replies were not the expected outcome: the figures above are invalid"
         );
         return Ok(ExitCode::from(1));
