@@ -151,7 +151,22 @@ impl PolicyArgs {
             }
         }
         if set.is_empty() {
-            return Err("no usable verification key (give --keys FILE or --secret FILE)".into());
+            let refused: Vec<String> = reports
+                .iter()
+                .flat_map(|(_, r)| r.refused.iter().map(ToString::to_string))
+                .collect();
+            return Err(if refused.is_empty() {
+                "no verification key: give --keys FILE (JWK, JWKS or PEM) or --secret FILE; for a daemon \
+                 with generated development keys, `jwtd serve --dev`; for several issuers, --config FILE"
+                    .to_string()
+            } else if self.alg.is_none() && refused.iter().any(|e| e.contains("has no alg")) {
+                "no usable verification key: the keys carry no \"alg\" (common in identity providers' JWKS): \
+                 say which algorithm they are for with --alg, e.g. --alg RS256"
+                    .to_string()
+            } else {
+                "no usable verification key: every key given was refused (see the warnings above)"
+                    .to_string()
+            });
         }
         Ok(set)
     }

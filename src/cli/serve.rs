@@ -464,12 +464,21 @@ mod dev {
 
     pub(super) fn announce(dir: &Path, socket: &Path, token: &str) {
         let s = socket.display();
+        // The binary as it was started (`cargo run` puts it under target/, not on PATH).
+        let exe = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.to_str().map(str::to_owned))
+            .filter(|p| !p.contains(char::is_whitespace))
+            .unwrap_or_else(|| "jwtd".into());
         say!(
             "\njwtd: *** DEVELOPMENT MODE: keys in {} are for development only; never trust them in production ***\n\
              jwtd: iss {ISS}, aud {AUD}. A sample token, valid for one hour:\n\n{token}\n\n\
-             jwtd: try it:\n  curl --unix-socket {s} -H 'Authorization: Bearer {token}' http://jwtd/verify\n  \
-             printf 'VERIFY {token}\\n' | nc -U {s}\n\
-             jwtd: sign more with: jwtd sign --key {}/dev-es256.private.jwk --claims '{{\"iss\":\"{ISS}\",\"aud\":\"{AUD}\",\"exp\":4102444800}}'\n",
+             jwtd: try it (curl is everywhere; nc needs -N to exit, from Debian's netcat-openbsd):\n  \
+             curl --unix-socket {s} -H 'Authorization: Bearer {token}' http://jwtd/verify\n  \
+             printf 'VERIFY {token}\\n' | nc -N -U {s}\n\
+             jwtd: sign more with:\n  \
+             {exe} sign --key {}/dev-es256.private.jwk --claims '{{\"iss\":\"{ISS}\",\"aud\":\"{AUD}\",\"exp\":4102444800}}'\n\
+             jwtd: (`cargo install --path .` puts jwtd on PATH)\n",
             dir.display(),
             dir.display()
         );
