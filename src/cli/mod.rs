@@ -19,7 +19,13 @@ pub(crate) use jwtd::server::unix_now;
 use jwtd::{Alg, KeySet, Limits, Policy};
 
 #[derive(Parser, Debug)]
-#[command(name = "jwtd", version, about = "A strict, fast JWT verifier")]
+#[command(
+    name = "jwtd",
+    version,
+    about = "A strict, fast JWT verifier",
+    after_help = "Start here: `jwtd serve --dev` runs the daemon on ./jwtd.sock with generated development keys \
+                  and prints a token and the commands to verify it."
+)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -28,6 +34,10 @@ pub(crate) struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Verify TOKEN, or every line of standard input: one `OK <claims>` / `ERR <code> <message>` line each.
+    #[command(
+        after_help = "Exit status: 0 when every token verified, 1 when any was rejected, 2 on a usage or \
+                      key-loading error."
+    )]
     Verify(verify::VerifyArgs),
     /// Sign claims with a private JWK and print the compact token.
     Sign(sign::SignArgs),

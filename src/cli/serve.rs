@@ -45,10 +45,12 @@ pub(super) struct ServeArgs {
     /// Group of the socket file (name or gid), so that a service's group can connect with mode 660.
     #[arg(long, value_name = "GROUP")]
     socket_group: Option<String>,
-    /// Longest request line, in bytes (longer lines get `ERR too_large` and the connection is closed).
+    /// Longest request line, in bytes (longer lines get `ERR too_large` and the connection is closed)
+    /// [default: 32768]
     #[arg(long, value_name = "BYTES")]
     max_line: Option<usize>,
-    /// Concurrent connections; more are answered `ERR too_many_connections` and closed.
+    /// Concurrent connections; more are answered `ERR too_many_connections` and closed [default: 4096,
+    /// lowered to fit the open-file limit]
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
     /// Seconds a client may take to finish a request it started — a line, HTTP headers or body — before it

@@ -76,8 +76,8 @@ pub(crate) struct BenchArgs {
     #[arg(long = "serve-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub(super) serve_args: Vec<String>,
     /// Also measure a peer on the same token sequence: `inprocess` verifies it in this process with
-    /// jsonwebtoken, on as many threads as the daemon has workers, and reports jwtd's throughput over its
-    /// (needs a build with --features bench-peer).
+    /// jsonwebtoken, on as many threads as the daemon has workers, and reports jwtd's throughput as a
+    /// multiple of the peer's (needs a build with --features bench-peer).
     #[arg(long, value_name = "PEER", value_parser = ["inprocess"], conflicts_with = "socket")]
     pub(super) compare: Option<String>,
     /// Draw the latency percentile curves (and, for a sweep, p99 against throughput) as SVG.
