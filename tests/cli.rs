@@ -112,7 +112,46 @@ fn usage_and_key_errors_exit_two() {
     let t = token(Alg::HS256);
     let out = jwtd(&["verify", &t], None);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no usable verification key"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no verification key: give --keys") && err.contains("serve --dev"),
+        "{err}"
+    );
+    // Keys without "alg" (as identity providers publish them): the error names the fix.
+    let dir = std::env::temp_dir().join(format!("jwtd-cli-noalg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut jwks: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data("keys/RS256.public.jwks")).unwrap())
+            .unwrap();
+    for k in jwks["keys"].as_array_mut().unwrap() {
+        k.as_object_mut().unwrap().remove("alg");
+    }
+    let noalg = dir.join("noalg.jwks");
+    std::fs::write(&noalg, jwks.to_string()).unwrap();
+    let out = jwtd(&["verify", "--keys", noalg.to_str().unwrap(), &t], None);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("carry no \"alg\"") && err.contains("--alg RS256"),
+        "{err}"
+    );
+    let out = jwtd(
+        &[
+            "verify",
+            "--keys",
+            noalg.to_str().unwrap(),
+            "--alg",
+            "RS256",
+            &t,
+        ],
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "loads with --alg (the HS256 token is then refused)"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
     let out = jwtd(&["verify", "--keys", "/nonexistent/keys.json", &t], None);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/keys.json"));

@@ -161,7 +161,8 @@ pub(super) fn run(args: DemoArgs) -> Result<ExitCode, String> {
         }
     }
     println!(
-        "\nnext: jwtd keygen --alg ES256 --kid k1 > keys.txt; see README.md for verify and sign."
+        "\nnext: jwtd keygen --alg ES256 --kid k1 --private-out k1.jwk --public-out jwks.json, then \
+         jwtd sign --key k1.jwk … and jwtd verify --keys jwks.json … (README.md, \"CLI\")."
     );
     Ok(ExitCode::SUCCESS)
 }
