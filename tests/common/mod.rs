@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod docs;
 pub mod process;
 
 use std::path::PathBuf;
