@@ -1,14 +1,18 @@
-//! A real nginx (Debian's, installed by `.ci/run`) in front of `jwtd serve` with `auth_request`, on loopback
-//! ports: a valid token reaches the upstream with its subject forwarded; an invalid or missing one gets 401.
+//! A real nginx (Debian's, installed by `.ci/run`) in front of `jwtd serve`, configured with the recipe of
+//! docs/PROTOCOL.md as written (one source: the docs cannot drift from what is tested), its workers as the
+//! stock `www-data` user and jwtd's socket group set as the recipe says: a valid token reaches the upstream
+//! with its subject forwarded; an invalid or missing one gets 401; without the socket group, 500.
 
 mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::docs::only_block;
 use common::process::*;
 use common::*;
 use jwtd::Alg;
@@ -37,12 +41,46 @@ fn get_with(port: u16, path: &str, token: Option<&str>, extra: &str) -> (u16, St
     (status, out)
 }
 
-fn nginx_conf(dir: &Path, socket: &Path, port: u16, upstream_port: u16) -> PathBuf {
+/// Replaces the one occurrence of `from` in the recipe (a recipe that no longer has it fails here, loudly,
+/// rather than running something else).
+fn substitute(recipe: &str, from: &str, to: &str) -> String {
+    assert_eq!(
+        recipe.matches(from).count(),
+        1,
+        "docs/PROTOCOL.md's nginx recipe should contain `{from}` once"
+    );
+    recipe.replace(from, to)
+}
+
+/// The nginx configuration: docs/PROTOCOL.md's recipe as written, with this test's socket, ports and backend
+/// (an nginx server that echoes the identity headers it receives), wrapped in the `http` block with temporary
+/// paths. `user` is nginx's worker user (`None`: whoever runs the test).
+fn nginx_conf(
+    dir: &Path,
+    socket: &Path,
+    port: u16,
+    backend_port: u16,
+    user: Option<&str>,
+) -> PathBuf {
+    let recipe = only_block("docs/PROTOCOL.md", "nginx");
+    let recipe = substitute(
+        &recipe.text,
+        "unix:/run/jwtd/jwtd.sock",
+        &format!("unix:{}", socket.display()),
+    );
+    let recipe = substitute(
+        &recipe,
+        "127.0.0.1:8080",
+        &format!("127.0.0.1:{backend_port}"),
+    );
+    let recipe = substitute(&recipe, "listen 80;", &format!("listen 127.0.0.1:{port};"));
     let d = dir.display();
+    let user = user.map(|u| format!("user {u};")).unwrap_or_default();
     let conf = format!(
         r#"
 daemon off;
 master_process on;
+{user}
 worker_processes 1;
 pid {d}/nginx.pid;
 error_log {d}/error.log warn;
@@ -55,39 +93,32 @@ http {{
     uwsgi_temp_path {d}/uwsgi;
     scgi_temp_path {d}/scgi;
 
-    upstream jwtd {{ server unix:{socket}; keepalive 8; }}
-
     server {{
-        listen 127.0.0.1:{upstream_port};
+        listen 127.0.0.1:{backend_port};
         location / {{ return 200 "upstream reached, user=$http_x_jwt_sub iss=$http_x_jwt_iss\n"; }}
     }}
 
-    server {{
-        listen 127.0.0.1:{port};
-        location = /_jwt {{
-            internal;
-            proxy_pass http://jwtd/verify;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-        }}
-        location /api/ {{
-            auth_request /_jwt;
-            auth_request_set $jwt_sub $upstream_http_x_jwt_sub;
-            auth_request_set $jwt_iss $upstream_http_x_jwt_iss;
-            proxy_set_header X-Jwt-Sub $jwt_sub;
-            proxy_set_header X-Jwt-Iss $jwt_iss;
-            proxy_pass http://127.0.0.1:{upstream_port};
-        }}
-    }}
+{recipe}
 }}
-"#,
-        socket = socket.display()
+"#
     );
     let path = dir.join("nginx.conf");
     std::fs::write(&path, conf).unwrap();
     path
+}
+
+/// nginx's stock worker user, when this test can run nginx's workers as it (as root, where Debian's nginx
+/// package created it).
+fn stock_worker_user() -> Option<&'static str> {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let exists = Command::new("id")
+        .arg("www-data")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    (root && exists).then_some("www-data")
 }
 
 #[test]
@@ -107,22 +138,37 @@ fn nginx_auth_request_in_front_of_jwtd() {
     let dir = std::env::temp_dir().join(format!("jwtd-nginx-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    // nginx's workers must reach the socket through this directory.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let socket = dir.join("jwtd.sock");
-    let _jwtd = Stop(
-        Command::new(env!("CARGO_BIN_EXE_jwtd"))
-            .args(["serve", "--aud", "api", "--socket-mode", "666", "--keys"])
-            .arg(data("keys/HS256.public.jwks"))
-            .arg("--socket")
-            .arg(&socket)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    // As the recipe says: the socket stays 0660 and its group is nginx's worker's.
+    let user = stock_worker_user();
+    let mut jwtd = Command::new(env!("CARGO_BIN_EXE_jwtd"));
+    jwtd.args(["serve", "--aud", "api", "--keys"])
+        .arg(data("keys/HS256.public.jwks"))
+        .arg("--socket")
+        .arg(&socket)
+        .stderr(Stdio::null());
+    match user {
+        Some(u) => jwtd.args(["--socket-group", u]),
+        None => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but this test cannot run nginx's workers as www-data (needs root and the user)"
+            );
+            eprintln!(
+                "\n*** nginx's workers run as this test's user, not www-data (not root, or no www-data user): \
+                 the socket group part of the recipe is not exercised. ***\n"
+            );
+            &mut jwtd
+        }
+    };
+    let _jwtd = Stop(jwtd.spawn().unwrap());
     wait_until("jwtd", || {
         std::os::unix::net::UnixStream::connect(&socket).is_ok()
     });
-    let (port, upstream_port) = (free_port(), free_port());
-    let conf = nginx_conf(&dir, &socket, port, upstream_port);
+    let (port, backend_port) = (free_port(), free_port());
+    let conf = nginx_conf(&dir, &socket, port, backend_port, user);
     let _nginx = Stop(
         Command::new(NGINX)
             .arg("-c")
@@ -173,6 +219,15 @@ fn nginx_auth_request_in_front_of_jwtd() {
     // Many subrequests in a row over the keepalive upstream.
     for _ in 0..50 {
         assert_eq!(get(port, "/api/orders", Some(&good)).0, 200);
+    }
+    if user.is_some() {
+        // What the recipe warns of: without the socket group, nginx's worker cannot connect and every
+        // protected request answers 500.
+        std::os::unix::fs::chown(&socket, None, Some(0)).unwrap();
+        let (status, body) = get(port, "/api/orders", Some(&good));
+        assert_eq!(status, 500, "{body}");
+        let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+        assert!(log.contains("Permission denied"), "{log}");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
