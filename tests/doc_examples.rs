@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::daemon::{temp_dir, wait_for};
+use common::daemon::{Scratch, wait_for};
 use common::docs::{Block, blocks, only_block};
 use common::process::Stop;
 
@@ -126,7 +126,7 @@ fn run(dir: &Path, path: &str, script: &str, limit: Duration) -> (Option<i32>, S
 
 #[test]
 fn the_command_examples_run_as_written() {
-    let dir = temp_dir("docs");
+    let dir = Scratch::new("docs");
     let bin = Path::new(env!("CARGO_BIN_EXE_jwtd")).parent().unwrap();
     let path = format!(
         "{}:{}",
@@ -196,7 +196,6 @@ fn the_command_examples_run_as_written() {
         "only {ran} commands ran: the blocks were not found"
     );
     drop(daemon);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// What a `sh no-run` command names that must exist, relative to the crate root: `(what, path, needle)` —
@@ -292,7 +291,7 @@ fn the_commands_not_run_name_what_exists() {
 #[test]
 fn the_config_example_loads() {
     let block = only_block("docs/CONFIG.md", "toml");
-    let dir = temp_dir("config-example");
+    let dir = Scratch::new("config-example");
     // The key files it names: an IdP's JWKS, a PEM key and an HMAC secret.
     std::fs::copy(
         common::data("keys/RS256.public.jwks"),
@@ -309,5 +308,4 @@ fn the_config_example_loads() {
         .config
         .http_options("docs/CONFIG.md")
         .unwrap_or_else(|e| panic!("docs/CONFIG.md:{}: {e}", block.line));
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -135,9 +135,7 @@ fn nginx_auth_request_in_front_of_jwtd() {
         );
         return;
     }
-    let dir = std::env::temp_dir().join(format!("jwtd-nginx-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::daemon::Scratch::new("nginx");
     // nginx's workers must reach the socket through this directory.
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let socket = dir.join("jwtd.sock");
@@ -174,7 +172,7 @@ fn nginx_auth_request_in_front_of_jwtd() {
             .arg("-c")
             .arg(&conf)
             .arg("-p")
-            .arg(&dir)
+            .arg(&*dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -229,5 +227,4 @@ fn nginx_auth_request_in_front_of_jwtd() {
         let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
         assert!(log.contains("Permission denied"), "{log}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

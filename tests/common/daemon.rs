@@ -32,6 +32,30 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
+/// A temporary directory removed on drop, also when the test fails.
+pub struct Scratch(pub PathBuf);
+impl Scratch {
+    pub fn new(tag: &str) -> Scratch {
+        Scratch(temp_dir(tag))
+    }
+}
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
 /// Sends `signal` (e.g. "TERM", "HUP") to process `pid` with kill(1); asserts it was delivered.
 pub fn signal(pid: u32, signal: &str) {
     let status = Command::new("kill")
