@@ -5,7 +5,8 @@
 //!   followed by a `# → TEXT` comment must print TEXT;
 //! - ```sh no-run blocks (cargo commands: builds, benches, fuzzing — what CI runs in its own steps) are not run,
 //!   but every bench, example, test, feature, fuzz target and file they name must exist;
-//! - the ```toml example of docs/CONFIG.md must load as a configuration file.
+//! - the ```toml example of docs/CONFIG.md must load as a configuration file;
+//! - the README's ```rust block must be the code of examples/library.rs, which runs on the CLI example's key.
 //!
 //! The nginx recipe of docs/PROTOCOL.md is run by tests/nginx.rs. An example that breaks, hangs or prints
 //! something else fails this test, naming its file and line.
@@ -308,4 +309,65 @@ fn the_config_example_loads() {
         .config
         .http_options("docs/CONFIG.md")
         .unwrap_or_else(|e| panic!("docs/CONFIG.md:{}: {e}", block.line));
+}
+
+/// The README's library example is examples/library.rs (its `use` lines and the lines between its markers)
+/// and verifies the token of the README's CLI example.
+#[test]
+fn the_library_example_is_a_program_that_runs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let program = std::fs::read_to_string(root.join("examples/library.rs")).unwrap();
+    let uses: Vec<&str> = program.lines().filter(|l| l.starts_with("use ")).collect();
+    let body = program
+        .split_once("    // README begin\n")
+        .and_then(|(_, rest)| rest.split_once("    // README end"))
+        .expect("examples/library.rs has its README markers")
+        .0;
+    let body: Vec<&str> = body
+        .lines()
+        .map(|l| l.strip_prefix("    ").unwrap_or(l))
+        .collect();
+    let shown = format!("{}\n\n{}\n", uses.join("\n"), body.join("\n"));
+    let block = only_block("README.md", "rust");
+    assert_eq!(
+        block.text, shown,
+        "README.md:{}: the library example differs from examples/library.rs",
+        block.line
+    );
+
+    // Run it as the README says, on the CLI example's key and token.
+    let bin = Path::new(env!("CARGO_BIN_EXE_jwtd"));
+    let example = bin.parent().unwrap().join("examples/library");
+    // Built now, in this test's profile: `cargo test --test doc_examples` alone leaves examples as they were.
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = Command::new(cargo);
+    build.args(["build", "--quiet", "--example", "library"]);
+    if bin.parent().unwrap().ends_with("release") {
+        build.arg("--release");
+    }
+    assert!(build.current_dir(root).status().unwrap().success());
+    let dir = Scratch::new("library");
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let script = format!(
+        "set -euo pipefail\n\
+         jwtd keygen --alg ES256 --kid k1 --private-out k1.jwk --public-out jwks.json\n\
+         {} jwks.json \"$(jwtd sign --key k1.jwk --claims '{{\"sub\":\"alice\",\"aud\":\"api\",\"exp\":4102444800}}')\"\n\
+         ! {} jwks.json \"$(jwtd sign --key k1.jwk --claims '{{\"sub\":\"alice\",\"aud\":\"other\",\"exp\":4102444800}}')\"\n",
+        example.display(),
+        example.display()
+    );
+    let (status, out) = run(&dir, &path, &script, Duration::from_secs(60));
+    assert_eq!(status, Some(0), "{out}");
+    assert!(
+        out.starts_with("alice {\"sub\":\"alice\",\"aud\":\"api\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("audience"),
+        "the wrong audience must be refused: {out}"
+    );
 }
