@@ -6,7 +6,8 @@
 //! - ```sh no-run blocks (cargo commands: builds, benches, fuzzing — what CI runs in its own steps) are not run,
 //!   but every bench, example, test, feature, fuzz target and file they name must exist;
 //! - the ```toml example of docs/CONFIG.md must load as a configuration file;
-//! - the README's ```rust block must be the code of examples/library.rs, which runs on the CLI example's key.
+//! - the README's ```rust block must be the code of examples/library.rs, which runs on the CLI example's key;
+//! - the commands the `serve --dev` banner prints run as printed, without `jwtd` on PATH.
 //!
 //! The nginx recipe of docs/PROTOCOL.md is run by tests/nginx.rs. An example that breaks, hangs or prints
 //! something else fails this test, naming its file and line.
@@ -370,4 +371,68 @@ fn the_library_example_is_a_program_that_runs() {
         out.contains("audience"),
         "the wrong audience must be refused: {out}"
     );
+}
+
+/// The commands `jwtd serve --dev` prints (its banner, on stderr) work as printed, pasted into a shell where
+/// `jwtd` is not on PATH (as after `cargo run`): every one exits 0 within its limit, the verify commands
+/// accept the sample token and the sign command makes a token the daemon accepts.
+#[test]
+fn the_dev_banner_commands_run_as_printed() {
+    let dir = Scratch::new("banner");
+    let log = std::fs::File::create(dir.join("stderr.txt")).unwrap();
+    let daemon = Stop(
+        Command::new(env!("CARGO_BIN_EXE_jwtd"))
+            .args(["serve", "--dev"])
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(&dir.join("jwtd.sock"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let banner = loop {
+        let text = std::fs::read_to_string(dir.join("stderr.txt")).unwrap();
+        if text.contains("cargo install") {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no whole banner:\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let commands: Vec<&str> = banner
+        .lines()
+        .filter_map(|l| l.strip_prefix("  "))
+        .collect();
+    assert!(
+        commands.len() >= 3,
+        "the banner should show curl, nc and sign commands:\n{banner}"
+    );
+    let nc = have("nc");
+    let path = std::env::var("PATH").unwrap_or_default();
+    let mut signed = 0;
+    for command in commands {
+        if !nc && command.contains("| nc ") {
+            assert!(std::env::var_os("CI").is_none(), "nc is missing under CI");
+            continue;
+        }
+        let (status, out) = run(&dir, &path, command, Duration::from_secs(20));
+        assert_eq!(
+            status,
+            Some(0),
+            "banner command `{command}` failed or hung:\n{out}\nbanner:\n{banner}"
+        );
+        if command.contains(" sign ") {
+            let token = out.trim();
+            let answer = common::daemon::verify_line(&dir.join("jwtd.sock"), token);
+            assert!(answer.starts_with("OK "), "{answer}");
+            signed += 1;
+        } else {
+            assert!(
+                out.contains(r#""iss":"https://jwtd.dev""#),
+                "`{command}`: {out}"
+            );
+        }
+    }
+    assert_eq!(signed, 1, "the banner shows one sign command:\n{banner}");
+    drop(daemon);
 }
