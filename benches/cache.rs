@@ -158,7 +158,14 @@ fn report_memory() {
             .unwrap()
             .sign_compact(br#"{"alg":"HS256"}"#, claims.as_bytes())
             .unwrap();
-        Verdict::new(&v.verify(t.as_bytes(), 1_700_000_100).unwrap()).unwrap()
+        Verdict::new(
+            &v.verify(t.as_bytes(), 1_700_000_100).unwrap(),
+            jwtd::issuers::Stamp {
+                issuer: 0,
+                epoch: 0,
+            },
+        )
+        .unwrap()
     };
     let before = rss_bytes();
     let cache: Cache<Verdict> = Cache::new(&Config {
@@ -319,7 +326,7 @@ fn bench_e2e(c: &mut Criterion) {
     let now = 1_700_000_100;
     let verifier = jwtd::Verifier::new(keys, policy, jwtd::Limits::default());
     let mut shared = Shared::new(
-        Issuers::Single(verifier),
+        Issuers::single(verifier),
         1 << 15,
         jwtd::server::http::Options::default(),
     );

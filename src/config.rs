@@ -13,8 +13,8 @@
 //! audiences = ["api"]
 //! ```
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -84,8 +84,31 @@ pub struct Config {
     pub http: HttpConfig,
     #[serde(default)]
     pub cache: CacheConfig,
+    #[serde(default)]
+    pub jwks: JwksConfig,
     #[serde(rename = "issuer", default)]
     pub issuers: Vec<IssuerConfig>,
+}
+
+/// The `[jwks]` table: how keys are fetched from identity providers (issuers with `jwks_url` or `discover`).
+#[derive(Debug, Default, Deserialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JwksConfig {
+    /// Extra trust anchors (PEM), relative to the config file.
+    pub ca_file: Option<PathBuf>,
+    /// Seconds for connecting, and for a whole fetch. Default 5.
+    pub timeout: Option<f64>,
+    /// Seconds between two fetches caused by unknown kids, per issuer. Default 10.
+    pub cooldown: Option<f64>,
+    /// Seconds a last good set is used while its source fails. Default 86400.
+    pub max_stale: Option<u64>,
+    /// Bounds on `Cache-Control: max-age`, and the refresh interval when there is none (seconds).
+    pub min_refresh: Option<u64>,
+    pub max_refresh: Option<u64>,
+    pub default_refresh: Option<u64>,
+    /// Allow `http://` URLs on loopback addresses (never elsewhere). Default false.
+    #[serde(default)]
+    pub allow_http: bool,
 }
 
 /// The `[cache]` table: the verified-token cache.
@@ -209,13 +232,21 @@ pub struct IssuerConfig {
     pub types: Option<Vec<String>>,
     #[serde(default)]
     pub require_typ: bool,
+    /// This issuer's JWKS URL (fetched, refreshed; combined with `keys`/`secrets`).
+    pub jwks_url: Option<String>,
+    /// Find the JWKS URL in `{iss}/.well-known/openid-configuration` (whose `issuer` must equal `iss`).
+    #[serde(default)]
+    pub discover: bool,
 }
 
 /// A loaded configuration: the issuers, ready to serve, and notes about refused keys.
 #[derive(Debug)]
 pub struct Loaded {
     pub config: Config,
+    /// The issuers with their file keys (remote keys are added by [`crate::remote::Remote`]).
     pub issuers: Issuers,
+    /// Where issuers' remote keys come from.
+    pub sources: Vec<crate::remote::SourceConfig>,
     pub warnings: Vec<String>,
 }
 
@@ -235,11 +266,56 @@ pub fn parse(text: &str, base: &Path, shown: &str) -> Result<Loaded, ConfigError
         file: shown.to_string(),
         message: e.to_string().trim_end().to_string(),
     })?;
-    let (issuers, warnings) = build(&config, base, shown)?;
+    let (issuers, sources, warnings) = build(&config, base, shown)?;
     Ok(Loaded {
         config,
         issuers,
+        sources,
         warnings,
+    })
+}
+
+/// The `[jwks]` settings as a template source (its `iss` and `location` are the issuer's).
+fn remote_settings(
+    j: &JwksConfig,
+    shown: &str,
+) -> Result<crate::remote::SourceConfig, ConfigError> {
+    use crate::remote::{self as r, schedule::Bounds};
+    let d = Bounds::default();
+    let secs = |v: Option<f64>, key: &str, default: Duration| -> Result<Duration, ConfigError> {
+        match v {
+            None => Ok(default),
+            Some(s) if s.is_finite() && s > 0.0 && s <= 86400.0 => Ok(Duration::from_secs_f64(s)),
+            Some(s) => Err(invalid(
+                shown,
+                key,
+                format_args!("{s}: give seconds in (0, 86400]"),
+            )),
+        }
+    };
+    let bounds = Bounds {
+        min: j.min_refresh.map_or(d.min, Duration::from_secs),
+        max: j.max_refresh.map_or(d.max, Duration::from_secs),
+        default: j.default_refresh.map_or(d.default, Duration::from_secs),
+    };
+    if bounds.min.is_zero() || bounds.min > bounds.max {
+        return Err(invalid(
+            shown,
+            "jwks.min_refresh",
+            "must be at least 1 and at most jwks.max_refresh",
+        ));
+    }
+    Ok(r::SourceConfig {
+        iss: String::new(),
+        location: r::Location::Discover,
+        key_options: SourceOptions::default(),
+        algorithms: None,
+        bounds,
+        cooldown: secs(j.cooldown, "jwks.cooldown", r::DEFAULT_COOLDOWN)?,
+        max_stale: j
+            .max_stale
+            .map_or(r::DEFAULT_MAX_STALE, Duration::from_secs),
+        retry_base: r::DEFAULT_RETRY_BASE,
     })
 }
 
@@ -252,7 +328,9 @@ fn invalid(file: &str, key: &str, message: impl std::fmt::Display) -> ConfigErro
     }
 }
 
-fn build(config: &Config, base: &Path, shown: &str) -> Result<(Issuers, Vec<String>), ConfigError> {
+type Built = (Issuers, Vec<crate::remote::SourceConfig>, Vec<String>);
+
+fn build(config: &Config, base: &Path, shown: &str) -> Result<Built, ConfigError> {
     if config.issuers.is_empty() {
         return Err(ConfigError::Syntax {
             file: shown.to_string(),
@@ -294,12 +372,14 @@ fn build(config: &Config, base: &Path, shown: &str) -> Result<(Issuers, Vec<Stri
             .unwrap_or(Limits::default().max_json_depth),
         ..Limits::default()
     };
-    let mut map = HashMap::new();
+    let mut list: Vec<(String, Verifier)> = Vec::new();
+    let mut sources = Vec::new();
     let mut warnings = Vec::new();
+    let remote = remote_settings(&config.jwks, shown)?;
     for (i, ic) in config.issuers.iter().enumerate() {
         let at = |key: &str| format!("issuer[{i}].{key}");
         let invalid = |key: &str, message: &dyn std::fmt::Display| invalid(shown, key, message);
-        if map.contains_key(&ic.iss) {
+        if list.iter().any(|(iss, _)| *iss == ic.iss) {
             return Err(invalid(
                 &at("iss"),
                 &format_args!("{:?} is configured twice", ic.iss),
@@ -358,11 +438,34 @@ fn build(config: &Config, base: &Path, shown: &str) -> Result<(Issuers, Vec<Stri
                 ));
             }
         }
-        if keys.is_empty() {
+        let location = match (&ic.jwks_url, ic.discover) {
+            (Some(_), true) => {
+                return Err(invalid(
+                    &at("discover"),
+                    &"give jwks_url or discover = true, not both",
+                ));
+            }
+            (Some(url), false) => Some(crate::remote::Location::Jwks(url.clone())),
+            (None, true) => Some(crate::remote::Location::Discover),
+            (None, false) => None,
+        };
+        if keys.is_empty() && location.is_none() {
             return Err(invalid(
                 &at("keys"),
-                &format_args!("no usable verification key for {:?}", ic.iss),
+                &format_args!(
+                    "no usable verification key for {:?} (give keys, secrets, jwks_url or discover = true)",
+                    ic.iss
+                ),
             ));
+        }
+        if let Some(location) = location {
+            sources.push(crate::remote::SourceConfig {
+                iss: ic.iss.clone(),
+                location,
+                key_options: opts.clone(),
+                algorithms: allowed.clone(),
+                ..remote.clone()
+            });
         }
         if let Some(l) = ic.leeway
             && l > crate::revocation::MAX_LEEWAY_SECS
@@ -388,9 +491,9 @@ fn build(config: &Config, base: &Path, shown: &str) -> Result<(Issuers, Vec<Stri
             types: ic.types.clone().unwrap_or(d.types),
             allow_missing_typ: !ic.require_typ,
         };
-        map.insert(ic.iss.clone(), Verifier::new(keys, policy, limits.clone()));
+        list.push((ic.iss.clone(), Verifier::new(keys, policy, limits.clone())));
     }
-    Ok((Issuers::ByIss(map), warnings))
+    Ok((Issuers::by_iss(list), sources, warnings))
 }
 
 /// An octal file mode such as "660".

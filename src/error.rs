@@ -63,6 +63,9 @@ pub enum Error {
     UnknownIssuer(String),
     /// The token is valid but was revoked (by `jti`, by subject, or as a whole token).
     Revoked(&'static str),
+    /// The token's issuer publishes its keys remotely and no usable set is at hand: never fetched yet, or
+    /// the last good one is older than the allowed staleness (fail closed). The reason says which.
+    KeysUnavailable(String),
 }
 
 impl Error {
@@ -101,6 +104,7 @@ impl Error {
             Error::WrongType(_) => 24,
             Error::UnknownIssuer(_) => 25,
             Error::Revoked(_) => 26,
+            Error::KeysUnavailable(_) => 27,
         }
     }
 
@@ -133,6 +137,7 @@ impl Error {
         "wrong_type",
         "unknown_issuer",
         "revoked",
+        "keys_unavailable",
     ];
 }
 
@@ -183,6 +188,18 @@ impl fmt::Display for Error {
                 write!(f, "no issuer configured for iss {}", Sanitized(iss))
             }
             Error::Revoked(how) => write!(f, "the token was revoked ({how})"),
+            Error::KeysUnavailable(why) => {
+                // Our own sentence (with the provider's URL and what failed): shown whole, one line.
+                f.write_str("no usable key set for this issuer: ")?;
+                for c in why.chars().take(512) {
+                    if c.is_control() {
+                        write!(f, "{}", c.escape_default())?;
+                    } else {
+                        write!(f, "{c}")?;
+                    }
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -305,6 +322,7 @@ mod tests {
             Error::WrongType(String::new()),
             Error::UnknownIssuer(String::new()),
             Error::Revoked("x"),
+            Error::KeysUnavailable(String::new()),
         ];
         let exhaustive = |e: &Error| match e {
             Error::TooLarge(_)
@@ -333,7 +351,8 @@ mod tests {
             | Error::WrongAudience
             | Error::WrongType(_)
             | Error::UnknownIssuer(_)
-            | Error::Revoked(_) => (),
+            | Error::Revoked(_)
+            | Error::KeysUnavailable(_) => (),
         };
         all.iter().for_each(exhaustive);
         let mut indexes: Vec<usize> = all.iter().map(Error::index).collect();

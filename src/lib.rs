@@ -53,6 +53,8 @@ pub mod keys;
 #[cfg(feature = "bench")]
 pub mod loadgen;
 #[cfg(feature = "daemon")]
+pub mod remote;
+#[cfg(feature = "daemon")]
 pub mod revocation;
 #[cfg(feature = "daemon")]
 pub mod server;

@@ -38,7 +38,7 @@ pub fn shared() -> Arc<Shared> {
         audiences: Some(vec!["api".into()]),
         ..Policy::default()
     };
-    let issuers = jwtd::issuers::Issuers::Single(Verifier::new(keys, policy, Limits::default()));
+    let issuers = jwtd::issuers::Issuers::single(Verifier::new(keys, policy, Limits::default()));
     let mut shared = Shared::new(issuers, MAX_LINE, http::Options::default());
     shared.cache = Some(
         TokenCache::new(

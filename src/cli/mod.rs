@@ -4,6 +4,7 @@
 mod bench;
 mod demo;
 mod keygen;
+mod remote;
 mod revoke;
 mod serve;
 mod sign;
@@ -38,7 +39,7 @@ enum Command {
         after_help = "Exit status: 0 when every token verified, 1 when any was rejected, 2 on a usage or \
                       key-loading error."
     )]
-    Verify(verify::VerifyArgs),
+    Verify(Box<verify::VerifyArgs>),
     /// Sign claims with a private JWK and print the compact token.
     Sign(sign::SignArgs),
     /// Generate a key: prints the private JWK, then the public JWKS (one line each).
@@ -59,7 +60,7 @@ pub(crate) type Failure = Box<dyn std::error::Error + Send + Sync>;
 
 pub(crate) fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
-        Command::Verify(a) => Ok(verify::run(a)?),
+        Command::Verify(a) => Ok(verify::run(*a)?),
         Command::Sign(a) => Ok(sign::run(a)?),
         Command::Keygen(a) => Ok(keygen::run(a)?),
         Command::Demo(a) => Ok(demo::run(a)?),
@@ -116,6 +117,8 @@ pub(crate) struct PolicyArgs {
     /// Maximum token size in bytes.
     #[arg(long, default_value_t = 16 * 1024, value_name = "BYTES")]
     pub max_token_len: usize,
+    #[command(flatten)]
+    pub remote: remote::RemoteArgs,
     /// Maximum JSON nesting depth in header and claims (1 to 128).
     #[arg(long, default_value_t = 32, value_name = "LEVELS",
           value_parser = parse_json_depth)]
@@ -160,7 +163,7 @@ impl PolicyArgs {
                 eprintln!("jwtd: warning: {}: {w}", path.display());
             }
         }
-        if set.is_empty() {
+        if set.is_empty() && !self.remote.any() {
             let refused: Vec<String> = reports
                 .iter()
                 .flat_map(|(_, r)| r.refused.iter().map(ToString::to_string))
@@ -187,7 +190,11 @@ impl PolicyArgs {
             leeway: self.leeway,
             require_exp: !self.allow_no_exp,
             max_age: self.max_age,
-            issuers: (!self.issuers.is_empty()).then(|| self.issuers.clone()),
+            issuers: match (&self.remote.oidc_issuer, self.issuers.is_empty()) {
+                (Some(oidc), true) => Some(vec![oidc.clone()]),
+                (_, true) => None,
+                (_, false) => Some(self.issuers.clone()),
+            },
             audiences: (!self.audiences.is_empty()).then(|| self.audiences.clone()),
             require_sub: self.require_sub,
             required_claims: self.required.clone(),

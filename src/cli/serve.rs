@@ -20,11 +20,11 @@ use super::PolicyArgs;
 #[derive(Args, Debug, Clone)]
 pub(super) struct ServeArgs {
     /// A TOML configuration file (issuers, keys, policy, socket); replaces the key and policy flags.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["keys", "secrets"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["keys", "secrets", "jwks_url", "oidc_issuer"])]
     config: Option<PathBuf>,
     /// Development mode, no configuration needed: generates (once) an ES256 key set in --data-dir, serves it,
     /// and prints a sample token with the command that verifies it. Never use dev keys in production.
-    #[arg(long, conflicts_with_all = ["config", "keys", "secrets"])]
+    #[arg(long, conflicts_with_all = ["config", "keys", "secrets", "jwks_url", "oidc_issuer"])]
     dev: bool,
     /// Where --dev keeps its generated keys.
     #[arg(
@@ -110,15 +110,26 @@ struct Source {
     policy: PolicyArgs,
 }
 
+/// What a load read: the issuers with their file keys, the remote sources, and the file (if any).
+struct Load {
+    issuers: Issuers,
+    sources: Vec<jwtd::remote::SourceConfig>,
+    file: Option<config::Config>,
+}
+
 impl Source {
-    fn load(&self) -> Result<(Issuers, Option<config::Config>), String> {
+    fn load(&self) -> Result<Load, String> {
         match &self.config {
             Some(path) => {
                 let loaded = config::load(path).map_err(|e| e.to_string())?;
                 for w in &loaded.warnings {
                     tracing::warn!("{w}");
                 }
-                Ok((loaded.issuers, Some(loaded.config)))
+                Ok(Load {
+                    issuers: loaded.issuers,
+                    sources: loaded.sources,
+                    file: Some(loaded.config),
+                })
             }
             None => {
                 let v = Verifier::new(
@@ -126,9 +137,31 @@ impl Source {
                     self.policy.policy(),
                     self.policy.limits(),
                 );
-                Ok((Issuers::Single(v), None))
+                let iss = self.policy.issuers.first().map(String::as_str);
+                let sources = self
+                    .policy
+                    .remote
+                    .source(iss, self.policy.alg)?
+                    .into_iter()
+                    .collect();
+                Ok(Load {
+                    issuers: Issuers::single(v),
+                    sources,
+                    file: None,
+                })
             }
         }
+    }
+
+    /// The client that fetches remote keys: flags over the file's `[jwks]`.
+    fn client(&self, file: Option<&config::Config>) -> Result<jwtd::remote::fetch::Client, String> {
+        let dir = self.config.as_ref().map(|p| {
+            p.parent()
+                .unwrap_or(std::path::Path::new("."))
+                .to_path_buf()
+        });
+        let file = file.zip(dir.as_deref()).map(|(c, d)| (&c.jwks, d));
+        self.policy.remote.client(file)
     }
 }
 
@@ -277,7 +310,11 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitCode, super::Failure> {
         policy,
     };
     // An invalid configuration stops the start: never serve half-configured.
-    let (issuers, file) = source.load()?;
+    let Load {
+        issuers,
+        sources,
+        file,
+    } = source.load()?;
     let settings = Settings::new(&args, file.as_ref())?;
     let socket = settings.socket.clone();
     let mode = settings.socket_mode;
@@ -298,8 +335,30 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitCode, super::Failure> {
         max_line: settings.live.max_line,
         max_connections,
     };
+    let remote = if sources.is_empty() {
+        None
+    } else {
+        let client = source.client(file.as_ref())?;
+        if settings.state_dir.is_none() {
+            tracing::warn!(
+                "keys are fetched from identity providers but there is no state directory (--state-dir): a restart \
+                 while a provider is down starts without its keys"
+            );
+        }
+        Some(Arc::new(jwtd::remote::Remote::new(
+            client,
+            sources.clone(),
+            settings.state_dir.clone(),
+            issuers.clone(),
+        )))
+    };
+    let issuers = match &remote {
+        Some(r) => r.compose(),
+        None => issuers,
+    };
     let source = Arc::new(source);
     let mut shared = Shared::new(issuers, limits.max_line, settings.live.http.clone());
+    shared.remote = remote.clone();
     shared.apply_live(settings.live.clone());
     let (cache_entries, max_bytes, max_token) = settings.cache;
     if cache_entries > 0 {
@@ -336,11 +395,19 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitCode, super::Failure> {
     let reload_args = args.clone();
     // What runs now: live settings move with each reload, the others only with a restart.
     let running = std::sync::Mutex::new(settings.clone());
+    let running_sources = sources;
     shared.reloader = Some(Box::new(move || {
-        let (issuers, file) = reload_source.load()?;
+        let Load {
+            issuers,
+            sources,
+            file,
+        } = reload_source.load()?;
         let new = Settings::new(&reload_args, file.as_ref())?;
         let mut running = running.lock().unwrap_or_else(|p| p.into_inner());
-        let restart_needed = new.restart_needed(&running);
+        let mut restart_needed = new.restart_needed(&running);
+        if sources != running_sources {
+            restart_needed.push("issuer key URLs (jwks_url, discover, [jwks])".to_string());
+        }
         let live = (new.live != running.live).then(|| new.live.clone());
         running.live = new.live;
         Ok(server::Reload {
@@ -396,6 +463,10 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitCode, super::Failure> {
             }
         };
         let listener = server::Listeners { unix, tcp };
+        if let Some(r) = &remote {
+            // Fetches start now, in the background: the daemon listens whether or not providers answer.
+            r.start(&shared, shutdown.clone());
+        }
         tracing::info!(
             socket = %socket.display(),
             keys = shared.issuers.load().keys_loaded(),

@@ -23,11 +23,11 @@ pub(super) struct VerifyArgs {
 }
 
 pub(super) fn run(args: VerifyArgs) -> Result<ExitCode, String> {
-    let verifier = Verifier::new(
-        args.policy.key_set()?,
-        args.policy.policy(),
-        args.policy.limits(),
-    );
+    let mut keys = args.policy.key_set()?;
+    if let Some(fetched) = fetch_remote(&args.policy)? {
+        keys.extend(&fetched);
+    }
+    let verifier = Verifier::new(keys, args.policy.policy(), args.policy.limits());
     let now = args.now.unwrap_or_else(unix_now);
     let check = |token: &[u8]| -> Result<String, Error> {
         if args.jws {
@@ -77,6 +77,27 @@ pub(super) fn run(args: VerifyArgs) -> Result<ExitCode, String> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `--jwks-url` / `--oidc-issuer`: fetches the provider's keys once.
+fn fetch_remote(policy: &PolicyArgs) -> Result<Option<jwtd::KeySet>, String> {
+    let iss = policy.issuers.first().map(String::as_str);
+    let Some(config) = policy.remote.source(iss, policy.alg)? else {
+        return Ok(None);
+    };
+    let client = policy.remote.client(None)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let source = jwtd::remote::source::Source::new(config);
+    source.begin();
+    let (_, error) = rt.block_on(source.fetch(&client, None));
+    if let Some(e) = error {
+        return Err(format!("cannot fetch the keys: {e}"));
+    }
+    let keys = source.lock().keys.clone().unwrap_or_default();
+    Ok(Some((*keys).clone()))
 }
 
 enum LineRead {

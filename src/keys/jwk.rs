@@ -30,7 +30,7 @@ pub fn load(obj: &Map<String, Value>, default_alg: Option<Alg>) -> Result<Key, K
     let key = prepare(obj, default_alg).map_err(refuse)?;
     Ok(Key {
         kid: kid.map(Arc::from),
-        key,
+        key: Arc::new(key),
     })
 }
 

@@ -19,10 +19,11 @@ use crate::error::{Error, KeyError};
 use crate::json;
 
 /// One verification key and the `kid` it answers to (`None`: answers to tokens whose `kid` names no key).
-#[derive(Debug)]
+/// Cheap to clone: the prepared key is shared (a key set built from file keys plus fetched keys reuses both).
+#[derive(Debug, Clone)]
 pub struct Key {
     pub kid: Option<Arc<str>>,
-    pub key: PreparedKey,
+    pub key: Arc<PreparedKey>,
 }
 
 impl Key {
@@ -32,7 +33,7 @@ impl Key {
 }
 
 /// The keys a verifier trusts.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct KeySet {
     keys: Vec<Key>,
     /// kids that also named a refused key in the same document: which key the issuer meant is unknowable,
@@ -49,7 +50,7 @@ pub struct LoadReport {
 }
 
 /// Where a key set's keys come from and how keys without `alg` are bound.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SourceOptions {
     /// Binds keys that carry no `alg` (JWKS keys without `alg`, PEM RSA keys, raw HMAC secrets).
     pub default_alg: Option<Alg>,
@@ -82,6 +83,12 @@ impl KeySet {
     /// Adds one prepared key.
     pub fn push(&mut self, key: Key) {
         self.keys.push(key);
+    }
+
+    /// Adds every key of `other` (shared, not copied), and its ambiguous kids.
+    pub fn extend(&mut self, other: &KeySet) {
+        self.keys.extend(other.keys.iter().cloned());
+        self.shadowed.extend(other.shadowed.iter().cloned());
     }
 
     /// Reads a file holding a JWK, a JWKS or PEM public keys (told apart by content).
@@ -129,7 +136,7 @@ impl KeySet {
         })?;
         self.keys.push(Key {
             kid: opts.kid.as_deref().map(Arc::from),
-            key,
+            key: Arc::new(key),
         });
         Ok(LoadReport {
             loaded: 1,
@@ -249,7 +256,7 @@ impl KeySet {
                 Ok(key) => {
                     let key = Key {
                         kid: opts.kid.as_deref().map(Arc::from),
-                        key,
+                        key: Arc::new(key),
                     };
                     self.note_duplicate(&key, &mut report);
                     self.keys.push(key);

@@ -541,7 +541,7 @@ mod tests {
             audiences: Some(vec![Spec::default().audience]),
             ..Policy::default()
         };
-        let issuers = Issuers::Single(Verifier::new(keys, policy, Limits::default()));
+        let issuers = Issuers::single(Verifier::new(keys, policy, Limits::default()));
         let revocations = Revocations::new();
         for line in &g.revocations {
             let mut w = line.split(' ').skip(2);

@@ -125,8 +125,20 @@ where
                         reload(shared, peer_uid, &mut out, &mut batch).await;
                         // Requests after RELOAD in the same batch see the new configuration.
                         snap = shared.snapshot();
-                    } else {
-                        answer(line, shared, &snap, now, &mut out, &mut batch);
+                    } else if let Some(issuer) =
+                        answer(line, shared, &snap, now, &mut out, &mut batch, true)
+                    {
+                        // A kid the issuer's fetched set lacks: wait for a fetch (once per cooldown),
+                        // then answer with what it brought. Later requests of this connection wait
+                        // behind it (replies stay in order); other connections do not.
+                        let remote = shared.remote.clone();
+                        if let Some(remote) = remote
+                            && remote.refetch_for_unknown_kid(&snap.issuers, issuer).await
+                        {
+                            snap = shared.snapshot();
+                            now = super::unix_now();
+                        }
+                        answer(line, shared, &snap, now, &mut out, &mut batch, false);
                     }
                     start += consumed;
                 }
@@ -294,6 +306,8 @@ async fn reload(shared: &Shared, peer_uid: Option<u32>, out: &mut Vec<u8>, batch
     }
 }
 
+/// Answers one request into `out`; or, when `may_wait` and the token's issuer should fetch keys first,
+/// answers nothing and returns that issuer (call again with `may_wait` false after the fetch).
 fn answer(
     line: &[u8],
     shared: &Shared,
@@ -301,20 +315,30 @@ fn answer(
     now: u64,
     out: &mut Vec<u8>,
     batch: &mut Batch,
-) {
-    batch.requests += 1;
+    may_wait: bool,
+) -> Option<usize> {
     match line::parse(line) {
         Request::Verify(token) => {
-            match shared.verify(snap, token, now, batch, |claims| line::ok(out, claims)) {
-                Ok(()) => {}
-                Err(e) => {
-                    tracing::debug!(token = %crate::crypto::token_digest(token), code = e.code(), "rejected");
-                    line::err(out, &e);
+            let result = if may_wait {
+                match shared.try_verify(snap, token, now, batch, |claims| line::ok(out, claims)) {
+                    super::Attempt::Done(r) => r,
+                    super::Attempt::NeedKeys(issuer) => return Some(issuer),
                 }
+            } else {
+                shared.verify(snap, token, now, batch, |claims| line::ok(out, claims))
+            };
+            batch.requests += 1;
+            if let Err(e) = result {
+                tracing::debug!(token = %crate::crypto::token_digest(token), code = e.code(), "rejected");
+                line::err(out, &e);
             }
         }
-        Request::Ping => out.extend_from_slice(b"PONG\n"),
+        Request::Ping => {
+            batch.requests += 1;
+            out.extend_from_slice(b"PONG\n");
+        }
         Request::Stats => {
+            batch.requests += 1;
             // Count what this batch answered so far, so STATS after pipelined requests includes them.
             shared.stats.add(batch);
             *batch = Batch::default();
@@ -330,6 +354,7 @@ fn answer(
         // Handled before `answer` is called.
         Request::Reload | Request::Revocation { .. } => {}
         Request::Unknown(_) => {
+            batch.requests += 1;
             batch.protocol_errors += 1;
             line::protocol_err(
                 out,
@@ -338,4 +363,5 @@ fn answer(
             );
         }
     }
+    None
 }

@@ -84,6 +84,8 @@ pub struct Shared {
     pub cache: Option<TokenCache>,
     /// The durable revocation list, when a state directory is configured.
     pub revocations: Option<Arc<Store>>,
+    /// Keys fetched from identity providers, when an issuer has a JWKS URL.
+    pub remote: Option<Arc<crate::remote::Remote>>,
     /// Identifies the current `issuers`: bumped after every swap, so that cache entries verified under
     /// replaced keys never hit. Read it *before* loading `issuers` (see [`Shared::snapshot`]).
     generation: std::sync::atomic::AtomicU32,
@@ -108,6 +110,13 @@ impl TokenCache {
             max_token_len,
         })
     }
+}
+
+/// The outcome of [`Shared::try_verify`].
+pub enum Attempt<R> {
+    Done(Result<R, Error>),
+    /// Fetch keys for this issuer, then verify again.
+    NeedKeys(usize),
 }
 
 /// What a batch of requests verifies with: the issuers, and the generation that names them for the cache.
@@ -173,6 +182,7 @@ impl Shared {
             reloader: None,
             cache: None,
             revocations: None,
+            remote: None,
             generation: std::sync::atomic::AtomicU32::new(0),
         }
     }
@@ -204,6 +214,10 @@ impl Shared {
         use std::sync::atomic::Ordering::Relaxed;
         stats::Extras {
             keys_loaded: issuers.keys_loaded(),
+            remote: self
+                .remote
+                .as_ref()
+                .map(|r| (r.stats_json(), r.prometheus())),
             cache: self.cache.as_ref().map(|c| stats::CacheView {
                 stats: c.cache.stats(),
                 capacity: c.cache.capacity(),
@@ -246,6 +260,53 @@ impl Shared {
         result
     }
 
+    /// Like [`Shared::verify`], except that a token whose issuer has remote keys and whose kid was not found
+    /// (or whose issuer has no usable keys yet) is neither answered nor counted: `NeedKeys(issuer)` says
+    /// to fetch (see [`crate::remote::Remote::refetch_for_unknown_kid`]) and then verify again.
+    pub fn try_verify<R>(
+        &self,
+        snap: &Snapshot,
+        token: &[u8],
+        now: u64,
+        batch: &mut Batch,
+        mut ok: impl FnMut(&str) -> R,
+    ) -> Attempt<R> {
+        let result = self.verify_inner(snap, token, now, batch, &mut ok);
+        if let (Err(Error::UnknownKey(_) | Error::KeysUnavailable(_)), Some(remote)) =
+            (&result, &self.remote)
+            && let Some(i) = snap.issuers.route(token)
+            && remote.serves(&snap.issuers, i)
+        {
+            return Attempt::NeedKeys(i);
+        }
+        match &result {
+            Ok(_) => batch.ok += 1,
+            Err(e) => batch.reject(e),
+        }
+        Attempt::Done(result)
+    }
+
+    /// Verifies `token` now, waiting for a key fetch when its issuer's fetched set lacks its kid (see
+    /// [`Shared::try_verify`]). Counts the outcome in `batch`.
+    pub async fn verify_waiting<R>(
+        &self,
+        token: &[u8],
+        batch: &mut Batch,
+        mut ok: impl FnMut(&str) -> R,
+    ) -> Result<R, Error> {
+        let snap = self.snapshot();
+        match self.try_verify(&snap, token, unix_now(), batch, &mut ok) {
+            Attempt::Done(r) => r,
+            Attempt::NeedKeys(issuer) => {
+                if let Some(remote) = &self.remote {
+                    remote.refetch_for_unknown_kid(&snap.issuers, issuer).await;
+                }
+                drop(snap);
+                self.verify(&self.snapshot(), token, unix_now(), batch, ok)
+            }
+        }
+    }
+
     fn verify_inner<R>(
         &self,
         snap: &Snapshot,
@@ -264,28 +325,34 @@ impl Shared {
             // A hit is checked against the revocation list like a miss: revocations made after it was cached
             // count.
             let hit = tc.cache.get(key, snap.generation, now, |v| {
+                if !snap.issuers.is_current(v.stamp()) {
+                    // Its issuer withdrew keys since: verify again (below).
+                    return None;
+                }
                 if let Some(r) = revocations.filter(|r| !r.is_empty()) {
                     // Found clean at this epoch already: no rule has been added since.
                     let epoch = r.epoch();
                     if !v.clean_at(epoch) {
-                        r.check(&presented(v.jti(), v.sub(), v.iat(), token), now)?;
+                        if let Err(e) = r.check(&presented(v.jti(), v.sub(), v.iat(), token), now) {
+                            return Some(Err(e));
+                        }
                         v.mark_clean(epoch);
                     }
                 }
-                Ok(ok(v.claims()))
+                Some(Ok(ok(v.claims())))
             });
-            if let Some(r) = hit {
+            if let Some(Some(r)) = hit {
                 batch.cache_hits += 1;
                 return r;
             }
             batch.cache_misses += 1;
         }
-        let v = snap.issuers.verify(token, now)?;
+        let (v, stamp) = snap.issuers.verify_stamped(token, now)?;
         if let Some(r) = revocations {
             r.check(&presented(v.jti(), v.sub(), v.iat(), token), now)?;
         }
         if let (Some(tc), Some(key)) = (cached, key)
-            && let Some(verdict) = Verdict::new(&v)
+            && let Some(verdict) = Verdict::new(&v, stamp)
         {
             let size = verdict.heap_size();
             let window = snap.issuers.window(&v, now);
@@ -319,13 +386,25 @@ impl Shared {
         })
     }
 
-    /// Swaps in a new set of issuers. Requests already holding the old set finish with it.
+    /// Swaps in a new set of issuers (as configured: the remote keys are added here). Requests already
+    /// holding the old set finish with it.
     pub fn reload(&self, issuers: Issuers) {
-        self.issuers.store(Arc::new(issuers));
+        match &self.remote {
+            Some(r) => r.rebase(issuers, self),
+            None => self.issuers.store(Arc::new(issuers)),
+        }
         // After the store: see `snapshot`.
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.stats.reloaded();
+    }
+}
+
+impl Shared {
+    /// Swaps in issuers whose remote keys changed. The generation stays: verdicts of issuers whose keys did
+    /// not lose a key stay valid, and those of an issuer that did are refused by their stamp's epoch.
+    pub fn publish_keys(&self, issuers: Issuers) {
+        self.issuers.store(Arc::new(issuers));
     }
 }
 

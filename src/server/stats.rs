@@ -95,9 +95,11 @@ pub struct RevocationView {
 }
 
 /// Figures kept outside [`Stats`] that the reports include.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Extras {
     pub keys_loaded: usize,
+    /// Remote key sources: STATS's `jwks` array and /metrics's `jwtd_jwks_*` families.
+    pub remote: Option<(serde_json::Value, String)>,
     pub cache: Option<CacheView>,
     pub revocations: Option<RevocationView>,
 }
@@ -179,6 +181,7 @@ impl Stats {
     pub fn to_prometheus(&self, extras: &Extras) -> String {
         let (keys_loaded, cache) = (extras.keys_loaded, extras.cache);
         use std::fmt::Write as _;
+        let remote = extras.remote.as_ref().map(|r| r.1.as_str());
         let mut out = String::with_capacity(2048);
         let mut metric = |name: &str, kind: &str, help: &str, lines: &[(String, u64)]| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -350,6 +353,7 @@ impl Stats {
             l.sum_ns.load(Relaxed) as f64 / 1e9,
             l.count.load(Relaxed)
         );
+        out.push_str(remote.unwrap_or(""));
         out
     }
 
@@ -395,6 +399,7 @@ impl Stats {
             "connections_total": self.connections_total.load(Relaxed),
             "connections_refused": self.connections_refused.load(Relaxed),
             "keys_loaded": keys_loaded,
+            "jwks": extras.remote.as_ref().map(|r| &r.0),
             "reloads": self.reloads.load(Relaxed),
             "yields": self.yields.load(Relaxed),
             // Bucket upper bounds (the histogram of /metrics), in microseconds; null when unknown.

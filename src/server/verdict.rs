@@ -1,8 +1,10 @@
 //! What the cache keeps for a verified token: the reply's claims, and what a revocation check on a hit
-//! needs (`jti`, `sub`, `iat`) without parsing the claims again. 32 bytes plus the claims.
+//! needs (`jti`, `sub`, `iat`) without parsing the claims again, and which issuer's keys (at which epoch)
+//! accepted it. 40 bytes plus the claims.
 
 use crate::Verified;
 use crate::claims::Text;
+use crate::issuers::Stamp;
 
 /// A cached verification result.
 #[derive(Debug)]
@@ -16,6 +18,8 @@ pub struct Verdict {
     /// Spans of `claims` (start, len); `NONE` when absent.
     jti: (u16, u16),
     sub: (u16, u16),
+    /// The issuer and key epoch that accepted the token: a hit holds only while that epoch is current.
+    stamp: Stamp,
 }
 
 impl Clone for Verdict {
@@ -26,6 +30,7 @@ impl Clone for Verdict {
             clean_at: std::sync::atomic::AtomicU32::new(0),
             jti: self.jti,
             sub: self.sub,
+            stamp: self.stamp,
         }
     }
 }
@@ -35,7 +40,7 @@ const NONE: (u16, u16) = (u16::MAX, u16::MAX);
 impl Verdict {
     /// The cacheable form of `v`; `None` when its claims are over 64 KiB or its `jti`/`sub` contain JSON
     /// escapes (rare; such tokens are simply verified every time).
-    pub fn new(v: &Verified) -> Option<Verdict> {
+    pub fn new(v: &Verified, stamp: Stamp) -> Option<Verdict> {
         let claims = v.claims_json();
         if claims.len() >= usize::from(u16::MAX) {
             return None;
@@ -60,6 +65,7 @@ impl Verdict {
             clean_at: std::sync::atomic::AtomicU32::new(0),
             jti: span(&r.jti)?,
             sub: span(&r.sub)?,
+            stamp,
         })
     }
 
@@ -79,6 +85,11 @@ impl Verdict {
     /// `iat`, rounded down to the second (what revocation cutoffs compare).
     pub fn iat(&self) -> Option<f64> {
         (self.iat != 0).then(|| f64::from(self.iat) - 1.0)
+    }
+
+    /// Which issuer and key epoch accepted the token.
+    pub fn stamp(&self) -> Stamp {
+        self.stamp
     }
 
     /// Whether this token was found not revoked at revocation epoch `epoch`.
@@ -113,6 +124,11 @@ mod tests {
     use crate::keys::SourceOptions;
     use crate::{Alg, KeySet, Limits, Policy, Verifier};
 
+    const STAMP: Stamp = Stamp {
+        issuer: 2,
+        epoch: 5,
+    };
+
     fn verified(claims: &str) -> Verified {
         let secret = b"0123456789abcdef0123456789abcdef";
         let mut keys = KeySet::new();
@@ -142,7 +158,7 @@ mod tests {
     #[test]
     fn keeps_claims_and_the_revocation_fields() {
         let v = verified(r#"{"sub":"alice","jti":"j-1","iat":990.5,"x":1}"#);
-        let d = Verdict::new(&v).unwrap();
+        let d = Verdict::new(&v, STAMP).unwrap();
         assert_eq!(d.claims(), v.claims_json());
         // iat is kept to the second: cutoffs are whole seconds, so `iat < cutoff` does not change.
         assert_eq!(
@@ -155,13 +171,14 @@ mod tests {
         assert!(d.clean_at(0) && !d.clean_at(7));
         d.mark_clean(7);
         assert!(d.clean_at(7));
-        let none = Verdict::new(&verified(r#"{"x":1}"#)).unwrap();
+        let none = Verdict::new(&verified(r#"{"x":1}"#), STAMP).unwrap();
         assert_eq!((none.sub(), none.jti(), none.iat()), (None, None, None));
         // Whitespace in the payload: the spans still point into the compacted claims.
-        let spaced = Verdict::new(&verified("{ \"x\" : 1 , \"sub\" : \"bob\" }")).unwrap();
+        let spaced = Verdict::new(&verified("{ \"x\" : 1 , \"sub\" : \"bob\" }"), STAMP).unwrap();
         assert_eq!(spaced.sub(), Some("bob"));
         // Escaped strings are not cached.
-        assert!(Verdict::new(&verified(r#"{"sub":"a\u0041"}"#)).is_none());
-        assert_eq!(std::mem::size_of::<Verdict>(), 32);
+        assert!(Verdict::new(&verified(r#"{"sub":"a\u0041"}"#), STAMP).is_none());
+        assert_eq!(std::mem::size_of::<Verdict>(), 40);
+        assert_eq!(d.stamp(), STAMP);
     }
 }

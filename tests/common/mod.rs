@@ -3,6 +3,7 @@
 
 pub mod daemon;
 pub mod docs;
+pub mod idp;
 pub mod process;
 
 use std::path::PathBuf;

@@ -82,11 +82,11 @@ async fn route(
 ) -> Response<Full<Bytes>> {
     let started = std::time::Instant::now();
     let response = match (req.method(), req.uri().path()) {
-        (_, path) if shared.http.load().is_verify_path(path) => verify(&req, shared),
+        (_, path) if shared.http.load().is_verify_path(path) => verify(&req, shared).await,
         (&Method::POST, "/introspect") => introspect(req, shared).await,
         (&Method::POST, "/revoke") => revoke(req, shared, peer_uid).await,
         (_, "/revoke") => text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n"),
-        (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET | &Method::HEAD, "/healthz") => healthz(shared),
         (&Method::GET, "/metrics") => metrics(shared),
         (_, "/introspect") => text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
@@ -122,12 +122,12 @@ fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     r
 }
 
-fn verify(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
+async fn verify(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
     let mut batch = Batch {
         requests: 1,
         ..Batch::default()
     };
-    let options = shared.http.load();
+    let options = shared.http.load_full();
     let response = match find_token(req.headers(), &options) {
         Token::Absent => {
             batch.protocol_errors += 1;
@@ -149,20 +149,19 @@ fn verify(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
             batch.protocol_errors += 1;
             invalid_request(StatusCode::UNAUTHORIZED, why)
         }
-        Token::Found(token) => match shared.verify(
-            &shared.snapshot(),
-            token,
-            super::unix_now(),
-            &mut batch,
-            |claims| match claim_headers(claims, &options.claim_headers) {
-                Ok(headers) => {
-                    let mut r = json(StatusCode::OK, claims.to_owned());
-                    r.headers_mut().extend(headers);
-                    r
+        Token::Found(token) => match shared
+            .verify_waiting(token, &mut batch, |claims| {
+                match claim_headers(claims, &options.claim_headers) {
+                    Ok(headers) => {
+                        let mut r = json(StatusCode::OK, claims.to_owned());
+                        r.headers_mut().extend(headers);
+                        r
+                    }
+                    Err(why) => not_representable(&why),
                 }
-                Err(why) => not_representable(&why),
-            },
-        ) {
+            })
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(token = %crate::crypto::token_digest(token), code = e.code(), "rejected (http)");
@@ -332,12 +331,8 @@ async fn introspect(req: Request<Incoming>, shared: &Shared) -> Response<Full<By
         requests: 1,
         ..Batch::default()
     };
-    let verified = shared.verify(
-        &shared.snapshot(),
-        token.as_bytes(),
-        super::unix_now(),
-        &mut batch,
-        |claims| {
+    let verified = shared
+        .verify_waiting(token.as_bytes(), &mut batch, |claims| {
             let mut claims: serde_json::Map<String, serde_json::Value> =
                 serde_json::from_str(claims).unwrap_or_default();
             claims.insert("active".into(), true.into());
@@ -345,11 +340,31 @@ async fn introspect(req: Request<Incoming>, shared: &Shared) -> Response<Full<By
                 StatusCode::OK,
                 serde_json::Value::Object(claims).to_string(),
             )
-        },
-    );
+        })
+        .await;
     let response = verified.unwrap_or_else(|_| json(StatusCode::OK, r#"{"active":false}"#.into()));
     shared.stats.add(&batch);
     response
+}
+
+/// `200 ok` when every issuer can verify; otherwise `503` naming the issuers whose fetched keys are not
+/// usable yet (or any more), so orchestrators wait for a daemon that can answer.
+fn healthz(shared: &Shared) -> Response<Full<Bytes>> {
+    let waiting: Vec<serde_json::Value> = shared
+        .remote
+        .as_ref()
+        .map(|r| r.readiness())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(iss, why)| why.map(|why| serde_json::json!({"iss": iss, "reason": why})))
+        .collect();
+    if waiting.is_empty() {
+        return text(StatusCode::OK, "ok\n");
+    }
+    json(
+        StatusCode::SERVICE_UNAVAILABLE,
+        serde_json::json!({"ready": false, "issuers": waiting}).to_string(),
+    )
 }
 
 fn metrics(shared: &Shared) -> Response<Full<Bytes>> {
