@@ -454,3 +454,86 @@ fn unchanged_sets_cost_a_304() {
     assert!(s["jwks"][0]["not_modified"].as_u64().unwrap() >= 2, "{s}");
     assert!(d.verify(&t).starts_with("OK "));
 }
+
+#[test]
+fn past_max_stale_the_last_good_set_is_no_longer_trusted() {
+    let dir = Scratch::new("remote-stale");
+    let (k1, jwk1) = idp::es256("k1");
+    let (idp, pki) = Idp::start(vec![jwk1]);
+    let ca = Idp::write_ca(&pki, &dir);
+    let iss = idp.url();
+    let d = Serve::start(
+        &dir,
+        &[
+            "--oidc-issuer",
+            &iss,
+            "--aud",
+            "api",
+            "--ca-file",
+            ca.to_str().unwrap(),
+            "--jwks-max-stale",
+            "2",
+            "--jwks-cooldown",
+            "0.5",
+        ],
+    );
+    let t = idp::token(&k1, "k1", &iss, "alice");
+    assert!(
+        d.wait_answer(&t, |a| a.starts_with("OK "))
+            .starts_with("OK ")
+    );
+    idp.set(|s| s.mode = Mode::Status(502));
+    // Stale-on-error for 2 s, then fail closed (the cached verdict does not outlive the keys either).
+    let a = d.wait_answer(&t, |a| a.starts_with("ERR "));
+    assert!(
+        a.starts_with("ERR keys_unavailable") && a.contains("max_stale"),
+        "{a}\n{}",
+        d.log()
+    );
+    let h = d.healthz();
+    assert!(
+        h.starts_with("HTTP/1.1 503") && h.contains("max_stale"),
+        "{h}"
+    );
+    idp.set(|s| s.mode = Mode::Normal);
+    let a = d.wait_answer(&t, |a| a.starts_with("OK "));
+    assert!(a.starts_with("OK "), "recovers: {a}");
+}
+
+#[test]
+fn verify_fetches_the_keys_once() {
+    let dir = Scratch::new("remote-cli");
+    let (k1, jwk1) = idp::es256("k1");
+    let (idp, pki) = Idp::start(vec![jwk1]);
+    let ca = Idp::write_ca(&pki, &dir);
+    let iss = idp.url();
+    let t = idp::token(&k1, "k1", &iss, "alice");
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_jwtd"))
+            .args(["verify", "--aud", "api", "--ca-file", ca.to_str().unwrap()])
+            .args(extra)
+            .arg(&t)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, out) = run(&["--oidc-issuer", &iss]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("OK "), "{out}");
+    let (code, out) = run(&["--jwks-url", &format!("{iss}/jwks"), "--iss", &iss]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = run(&["--oidc-issuer", &iss, "--iss", "https://other.example"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("disagree"), "{out}");
+    idp.set(|s| s.mode = Mode::Status(500));
+    let (code, out) = run(&["--oidc-issuer", &iss]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("cannot fetch the keys") && out.contains("HTTP 500"),
+        "{out}"
+    );
+}

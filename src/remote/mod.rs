@@ -117,6 +117,9 @@ impl Remote {
                 keys.extend(rk);
             }
             let verifier = Verifier::new(keys, v.policy().clone(), v.limits().clone());
+            // Verdicts cached while the keys were usable must not outlive them (max_stale): the stamp's
+            // epoch changes when the set becomes unusable, as when a key is withdrawn.
+            let epoch = epoch.wrapping_mul(2) | u32::from(unavailable.is_some());
             out = out.with_issuer(i, verifier, epoch, unavailable);
         }
         out
@@ -208,16 +211,17 @@ impl Remote {
             let (remote, source, shutdown) = (self.clone(), source.clone(), shutdown.clone());
             tokio::spawn(async move {
                 loop {
-                    let at = source.next_refresh();
+                    let (at, done) = (source.wake_at(), source.fetches_done());
                     tokio::select! {
                         () = tokio::time::sleep_until(at) => {}
                         () = shutdown.cancelled() => return,
                     }
-                    if source.next_refresh() > tokio::time::Instant::now() {
-                        // An unknown-kid fetch moved the schedule meanwhile.
+                    if source.fetches_done() != done {
+                        // A fetch (for an unknown kid) happened meanwhile and set a new schedule.
                         continue;
                     }
                     if source.begin() {
+                        tracing::debug!(iss = %source.config.iss, "refreshing keys");
                         remote.fetch_and_publish(&source).await;
                     } else {
                         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -414,9 +414,28 @@ impl Source {
         Ok((keys, fingerprints(body), refused))
     }
 
-    /// When the background refresher should fetch next.
-    pub fn next_refresh(&self) -> Instant {
-        self.lock().next_refresh
+    /// Fetches completed so far (any outcome).
+    pub fn fetches_done(&self) -> u64 {
+        *self.done.borrow()
+    }
+
+    /// When the background refresher should fetch next: at the scheduled refresh, or when the last good set
+    /// reaches `max_stale` if that comes first (one more try, and if it fails the set is dropped: tokens
+    /// must not verify on it just because no request happened to trigger a fetch).
+    pub fn wake_at(&self) -> Instant {
+        let st = self.lock();
+        let mut at = st.next_refresh;
+        if let Some(fetched) = st.fetched_at {
+            // The set is unusable once its age in whole seconds exceeds max_stale.
+            let stale_at = (fetched + self.config.max_stale.as_secs() + 1) as f64;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            if stale_at > now {
+                at = at.min(Instant::now() + Duration::from_secs_f64(stale_at - now));
+            }
+        }
+        at
     }
 }
 
