@@ -57,24 +57,33 @@ pub struct Pki {
     pub ca_pem: String,
     pub cert_der: Vec<u8>,
     pub key_der: Vec<u8>,
+    pub cert_pem: String,
+    pub key_pem: String,
 }
 
 pub fn pki(names: &[&str]) -> Pki {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Distinct names: with rcgen's default name on both, OpenSSL (curl) takes the leaf for self-signed.
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "jwtd test CA");
     let ca_cert = ca_params.self_signed(&ca_key).unwrap();
     let issuer = Issuer::new(ca_params, ca_key);
     let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-        .unwrap()
-        .signed_by(&leaf_key, &issuer)
-        .unwrap();
+    let mut leaf =
+        CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    leaf.distinguished_name
+        .push(DnType::CommonName, "jwtd test provider");
+    let leaf = leaf.signed_by(&leaf_key, &issuer).unwrap();
     Pki {
         ca_pem: ca_cert.pem(),
         cert_der: leaf.der().to_vec(),
         key_der: leaf_key.serialize_der(),
+        cert_pem: leaf.pem(),
+        key_pem: leaf_key.serialize_pem(),
     }
 }
 
