@@ -89,10 +89,8 @@ fn install() -> Option<PathBuf> {
     Some(dir)
 }
 
-struct Provider {
-    _process: Stop,
-    port: u16,
-}
+/// The provider's node process, stopped on drop.
+struct Provider(#[allow(dead_code)] Stop);
 
 fn provider(install: &Path, dir: &Path, port: u16, keys: &str) -> Provider {
     let log = std::fs::File::create(dir.join(format!("provider-{keys}.log"))).unwrap();
@@ -107,10 +105,7 @@ fn provider(install: &Path, dir: &Path, port: u16, keys: &str) -> Provider {
         .stderr(log)
         .spawn()
         .unwrap();
-    let p = Provider {
-        _process: Stop(child),
-        port,
-    };
+    let p = Provider(Stop(child));
     common::process::wait_until("oidc-provider", || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
