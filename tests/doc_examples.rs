@@ -302,9 +302,12 @@ fn the_config_example_loads() {
     .unwrap();
     std::fs::copy(common::data("pem/rsa.pub.pem"), dir.join("extra.pem")).unwrap();
     std::fs::write(dir.join("hs256.secret"), [7u8; 40]).unwrap();
+    std::fs::copy(common::data("keys/RS256.public.jwks"), dir.join("pinned-extra.jwks")).unwrap();
     let loaded = jwtd::config::parse(&block.text, &dir, "docs/CONFIG.md")
         .unwrap_or_else(|e| panic!("docs/CONFIG.md:{}: {e}", block.line));
-    assert_eq!(loaded.config.issuers.len(), 2);
+    assert_eq!(loaded.config.issuers.len(), 4);
+    // Two issuers get their keys from identity providers: by discovery, and from a JWKS URL.
+    assert_eq!(loaded.sources.len(), 2);
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     loaded
         .config

@@ -382,36 +382,8 @@ impl Source {
         Instant::now() + schedule::jittered(fresh, schedule::random())
     }
 
-    /// A fetched (or saved) JWKS as keys, with the same validation and algorithm binding as key files.
     fn load(&self, body: &[u8]) -> Result<(KeySet, BTreeSet<String>, Vec<String>), String> {
-        let mut keys = KeySet::new();
-        if !body.trim_ascii_start().starts_with(b"{") {
-            return Err("not a JWK Set (not a JSON object)".into());
-        }
-        let report = keys
-            .add_document(body, &self.config.key_options)
-            .map_err(|e| format!("not a usable JWK Set: {e}"))?;
-        let mut refused: Vec<String> = report.refused.iter().map(|e| e.to_string()).collect();
-        if let Some(allowed) = &self.config.algorithms {
-            let before = keys.len();
-            keys.retain(|k| allowed.contains(&k.alg()));
-            if keys.len() < before {
-                refused.push(format!(
-                    "{} key(s) bound to algorithms outside this issuer's `algorithms` were dropped",
-                    before - keys.len()
-                ));
-            }
-        }
-        if keys.is_empty() {
-            return Err(format!(
-                "no usable key in the set{}",
-                refused
-                    .first()
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default()
-            ));
-        }
-        Ok((keys, fingerprints(body), refused))
+        load_jwks(body, &self.config.key_options, self.config.algorithms.as_deref())
     }
 
     /// Fetches completed so far (any outcome).
@@ -437,6 +409,44 @@ impl Source {
         }
         at
     }
+}
+
+/// A fetched (or saved) JWKS as keys, with the same validation and algorithm binding as key files: the
+/// keys, each key's identity (to tell a withdrawal), and the refused keys' reasons. A body that is not a
+/// JWK Set, or holds no usable key, is an error (the last good set stays).
+pub fn load_jwks(
+    body: &[u8],
+    options: &SourceOptions,
+    algorithms: Option<&[Alg]>,
+) -> Result<(KeySet, BTreeSet<String>, Vec<String>), String> {
+    let mut keys = KeySet::new();
+    if !body.trim_ascii_start().starts_with(b"{") {
+        return Err("not a JWK Set (not a JSON object)".into());
+    }
+    let report = keys
+        .add_document(body, options)
+        .map_err(|e| format!("not a usable JWK Set: {e}"))?;
+    let mut refused: Vec<String> = report.refused.iter().map(|e| e.to_string()).collect();
+    if let Some(allowed) = algorithms {
+        let before = keys.len();
+        keys.retain(|k| allowed.contains(&k.alg()));
+        if keys.len() < before {
+            refused.push(format!(
+                "{} key(s) bound to algorithms outside this issuer's `algorithms` were dropped",
+                before - keys.len()
+            ));
+        }
+    }
+    if keys.is_empty() {
+        return Err(format!(
+            "no usable key in the set{}",
+            refused
+                .first()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ));
+    }
+    Ok((keys, fingerprints(body), refused))
 }
 
 /// A failed fetch: the metrics label and the log reason.
