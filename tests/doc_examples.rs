@@ -302,7 +302,11 @@ fn the_config_example_loads() {
     .unwrap();
     std::fs::copy(common::data("pem/rsa.pub.pem"), dir.join("extra.pem")).unwrap();
     std::fs::write(dir.join("hs256.secret"), [7u8; 40]).unwrap();
-    std::fs::copy(common::data("keys/RS256.public.jwks"), dir.join("pinned-extra.jwks")).unwrap();
+    std::fs::copy(
+        common::data("keys/RS256.public.jwks"),
+        dir.join("pinned-extra.jwks"),
+    )
+    .unwrap();
     let loaded = jwtd::config::parse(&block.text, &dir, "docs/CONFIG.md")
         .unwrap_or_else(|e| panic!("docs/CONFIG.md:{}: {e}", block.line));
     assert_eq!(loaded.config.issuers.len(), 4);

@@ -383,7 +383,11 @@ impl Source {
     }
 
     fn load(&self, body: &[u8]) -> Result<(KeySet, BTreeSet<String>, Vec<String>), String> {
-        load_jwks(body, &self.config.key_options, self.config.algorithms.as_deref())
+        load_jwks(
+            body,
+            &self.config.key_options,
+            self.config.algorithms.as_deref(),
+        )
     }
 
     /// Fetches completed so far (any outcome).
