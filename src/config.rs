@@ -260,6 +260,22 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     parse(&text, path.parent().unwrap_or(Path::new(".")), &shown)
 }
 
+/// The files a configuration depends on: itself, and every key and secret file its issuers name (resolved
+/// as the loader resolves them). Just the file itself when it cannot be read or parsed now.
+pub fn files(path: &Path) -> Vec<PathBuf> {
+    let mut out = vec![path.to_path_buf()];
+    let base = path.parent().unwrap_or(Path::new("."));
+    let parsed = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| toml::from_str::<Config>(&t).ok());
+    if let Some(c) = parsed {
+        for ic in &c.issuers {
+            out.extend(ic.keys.iter().chain(&ic.secrets).map(|f| base.join(f)));
+        }
+    }
+    out
+}
+
 /// Validates configuration `text` (named `shown` in errors), loading key files relative to `base`.
 pub fn parse(text: &str, base: &Path, shown: &str) -> Result<Loaded, ConfigError> {
     let config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {

@@ -302,3 +302,48 @@ fn reloads_under_load_fail_no_request() {
     let answered: u64 = clients.into_iter().map(|c| c.join().unwrap()).sum();
     assert!(answered > 0);
 }
+
+/// Key files and the config file are watched: an atomic rename over a key file, and an in-place edit of the
+/// config file, reload without a signal; a broken edit keeps the running configuration.
+#[test]
+fn changed_files_reload_without_a_signal() {
+    let dir = temp_dir("watch");
+    let keys = dir.join("keys.jwks");
+    std::fs::copy(data("keys/HS256.public.jwks"), &keys).unwrap();
+    let body = |aud: &str| {
+        format!(
+            "[[issuer]]\niss = \"https://a.example\"\nkeys = [\"keys.jwks\"]\naudiences = [\"{aud}\"]\n"
+        )
+    };
+    let d = start_config_in(dir.clone(), &body("api"), Stdio::null());
+    let hs = issuer_token(Alg::HS256, "https://a.example");
+    let es = issuer_token(Alg::ES256, "https://a.example");
+    assert!(verify_line(&d.socket, &hs).starts_with("OK "));
+    let eventually = |token: &str, want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let a = verify_line(&d.socket, token);
+            if a.starts_with(want) || Instant::now() > deadline {
+                return a;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // Rotation by atomic rename (write a temporary file, rename it over the key file).
+    let tmp = dir.join(".keys.jwks.tmp");
+    std::fs::copy(data("keys/ES256.public.jwks"), &tmp).unwrap();
+    std::fs::rename(&tmp, &keys).unwrap();
+    let a = eventually(&es, "OK ");
+    assert!(a.starts_with("OK "), "the renamed-in key: {a}");
+    assert!(verify_line(&d.socket, &hs).starts_with("ERR "));
+    // An in-place edit of the config file: the audience changes.
+    std::fs::write(dir.join("jwtd.toml"), body("other")).unwrap();
+    let a = eventually(&es, "ERR wrong_audience");
+    assert!(a.starts_with("ERR wrong_audience"), "{a}");
+    // A broken edit: logged, and the running configuration stays.
+    std::fs::write(dir.join("jwtd.toml"), "not toml [").unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(verify_line(&d.socket, &es).starts_with("ERR wrong_audience"));
+    std::fs::write(dir.join("jwtd.toml"), body("api")).unwrap();
+    assert!(eventually(&es, "OK ").starts_with("OK "));
+}

@@ -95,6 +95,9 @@ pub(super) struct ServeArgs {
     /// (Traefik forward-auth). Both protocols are served; TCP peers never get admin commands.
     #[arg(long, value_name = "ADDR")]
     http_listen: Option<std::net::SocketAddr>,
+    /// Do not reload when a key file or the configuration file changes (SIGHUP and RELOAD still do).
+    #[arg(long)]
+    no_watch: bool,
     /// Cookie that holds the token, tried when the token header is absent.
     #[arg(long, value_name = "NAME", value_parser = server::http::parse_cookie_name)]
     token_cookie: Option<String>,
@@ -150,6 +153,20 @@ impl Source {
                     file: None,
                 })
             }
+        }
+    }
+
+    /// The files whose changes reload the daemon.
+    fn files(&self) -> Vec<PathBuf> {
+        match &self.config {
+            Some(path) => config::files(path),
+            None => self
+                .policy
+                .keys
+                .iter()
+                .chain(&self.policy.secrets)
+                .cloned()
+                .collect(),
         }
     }
 
@@ -466,6 +483,14 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitCode, super::Failure> {
         if let Some(r) = &remote {
             // Fetches start now, in the background: the daemon listens whether or not providers answer.
             r.start(&shared, shutdown.clone());
+        }
+        if !args.no_watch {
+            let files = source.clone();
+            server::watch::spawn(
+                Box::new(move || files.files()),
+                shared.clone(),
+                shutdown.clone(),
+            )?;
         }
         tracing::info!(
             socket = %socket.display(),

@@ -12,6 +12,7 @@ pub mod revoke;
 pub mod socket;
 pub mod stats;
 pub mod verdict;
+pub mod watch;
 
 pub use error::ServerError;
 

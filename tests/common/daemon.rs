@@ -202,6 +202,11 @@ pub fn start_config(tag: &str, body: &str) -> Daemon {
 
 /// Writes `body` as `dir/jwtd.toml` and serves it on `dir/jwtd.sock`.
 pub fn start_config_in(dir: PathBuf, body: &str, stderr: Stdio) -> Daemon {
+    start_config_with(dir, body, stderr, &[])
+}
+
+/// [`start_config_in`] with `extra` flags.
+pub fn start_config_with(dir: PathBuf, body: &str, stderr: Stdio, extra: &[&str]) -> Daemon {
     let config = write_config(&dir, body);
     let socket = dir.join("jwtd.sock");
     let child = Command::new(env!("CARGO_BIN_EXE_jwtd"))
@@ -210,6 +215,7 @@ pub fn start_config_in(dir: PathBuf, body: &str, stderr: Stdio) -> Daemon {
         .arg(&config)
         .arg("--socket")
         .arg(&socket)
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(stderr)
         .spawn()
@@ -220,7 +226,8 @@ pub fn start_config_in(dir: PathBuf, body: &str, stderr: Stdio) -> Daemon {
 }
 
 /// Serves issuer `https://a.example` (audience `api`) from a config in `dir` whose key file is a copy of the
-/// HS256 test key set in `dir`, so that a test can change it and reload. Returns the daemon and that file.
+/// HS256 test key set in `dir`, so that a test can change it and reload (with SIGHUP: file watching is off).
+/// Returns the daemon and that file.
 pub fn start_issuer_a_with_own_keys(dir: PathBuf, stderr: Stdio) -> (Daemon, PathBuf) {
     let keys = dir.join("keys.jwks");
     std::fs::copy(data("keys/HS256.public.jwks"), &keys).unwrap();
@@ -228,7 +235,7 @@ pub fn start_issuer_a_with_own_keys(dir: PathBuf, stderr: Stdio) -> (Daemon, Pat
         "[[issuer]]\niss = \"https://a.example\"\nkeys = [\"{}\"]\naudiences = [\"api\"]\n",
         keys.display()
     );
-    (start_config_in(dir, &body, stderr), keys)
+    (start_config_with(dir, &body, stderr, &["--no-watch"]), keys)
 }
 
 /// A token for issuer `iss`, valid at the real clock, signed with the test key of `alg`.
