@@ -109,6 +109,15 @@ fn a_closed_loop_bench_counts_add_up_with_no_wrong_answer() {
     assert!(r["runs"][0]["send_lateness_us"].is_null(), "{r}");
 }
 
+/// Public keys from a JWKS URL refreshed every second during the run: every answer still right.
+#[test]
+fn keys_from_a_remote_jwks_refreshed_every_second_give_the_same_answers() {
+    let r = bench("remote", &["--keys-from", "remote"]);
+    check_run(&r["runs"][0]);
+    assert_eq!(r["keys_from"], "remote");
+    assert!(r["jwks_fetches"].as_u64().unwrap() >= 2, "{r}");
+}
+
 #[test]
 #[cfg(not(feature = "bench-peer"))]
 fn without_the_bench_peer_feature_compare_says_how_to_get_it() {

@@ -35,6 +35,10 @@ pub(crate) struct RemoteArgs {
     /// keys_unavailable [default: 86400].
     #[arg(long, value_name = "SECS")]
     pub jwks_max_stale: Option<u64>,
+    /// Least seconds between two background refreshes, whatever the provider's Cache-Control says
+    /// [default: 60].
+    #[arg(long, value_name = "SECS")]
+    pub jwks_min_refresh: Option<u64>,
     /// Allow http:// key URLs on loopback addresses (never elsewhere): for a local test provider.
     #[arg(long)]
     pub jwks_allow_http: bool,
@@ -72,7 +76,14 @@ impl RemoteArgs {
             }
             (None, None) => return Ok(None),
         };
-        let d = Bounds::default();
+        let mut d = Bounds::default();
+        if let Some(min) = self.jwks_min_refresh {
+            if min == 0 {
+                return Err("--jwks-min-refresh: give at least 1 second".into());
+            }
+            d.min = Duration::from_secs(min);
+            d.max = d.max.max(d.min);
+        }
         Ok(Some(SourceConfig {
             iss,
             location,

@@ -72,6 +72,11 @@ pub(crate) struct BenchArgs {
     /// The daemon's worker threads (default: one per CPU).
     #[arg(long, value_name = "N")]
     pub(super) workers: Option<usize>,
+    /// Where the started daemon gets its public keys: `file` (key files), or `remote`: a JWKS URL served by
+    /// this process over loopback HTTP with `Cache-Control: max-age=1`, so the daemon refreshes them every
+    /// second during the run (fetches are counted in the report). HMAC secrets stay in a file.
+    #[arg(long, value_name = "SOURCE", default_value = "file", value_parser = ["file", "remote"], conflicts_with = "socket")]
+    pub(super) keys_from: String,
     /// An extra flag for the daemon (repeatable), e.g. --serve-arg=--cache-entries=0.
     #[arg(long = "serve-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub(super) serve_args: Vec<String>,

@@ -15,6 +15,8 @@ pub(super) struct Daemon {
     /// With its directory, when this process started it.
     pub(super) child: Option<(Child, PathBuf)>,
     pub(super) socket: PathBuf,
+    /// The JWKS server it fetches its keys from (`--keys-from remote`).
+    pub(super) jwks: Option<super::jwks_server::JwksServer>,
 }
 
 impl Daemon {
@@ -48,11 +50,27 @@ pub(super) fn start_daemon(
     let socket = dir.join("jwtd.sock");
     let mut cmd = Command::new(exe);
     cmd.arg("serve");
-    for (name, jwks) in [
-        ("public.jwks", &g.public_jwks),
-        ("secret.jwks", &g.secret_jwks),
-    ] {
-        if let Some(text) = jwks {
+    let mut jwks = None;
+    // HMAC secrets stay in a file either way: no provider publishes them, and jwtd refuses a set that
+    // mixes secrets with public keys.
+    let mut files = vec![("secret.jwks", &g.secret_jwks)];
+    if args.keys_from == "remote" {
+        if let Some(public) = &g.public_jwks {
+            let server = super::jwks_server::JwksServer::start(&[public])?;
+            cmd.args([
+                "--jwks-url",
+                &server.url,
+                "--jwks-allow-http",
+                "--jwks-min-refresh",
+                "1",
+            ]);
+            jwks = Some(server);
+        }
+    } else {
+        files.push(("public.jwks", &g.public_jwks));
+    }
+    for (name, text) in files {
+        if let Some(text) = text {
             let path = dir.join(name);
             std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
             cmd.arg("--keys").arg(path);
@@ -83,6 +101,7 @@ pub(super) fn start_daemon(
     let mut daemon = Daemon {
         child: Some((child, dir.clone())),
         socket,
+        jwks,
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::os::unix::net::UnixStream::connect(&daemon.socket).is_err() {
@@ -99,7 +118,34 @@ pub(super) fn start_daemon(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    if daemon.jwks.is_some() {
+        // The daemon listens before its first fetch: wait until the keys are there (healthz says ready).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !ready(&daemon.socket) {
+            if Instant::now() > deadline {
+                return Err("jwtd serve did not fetch its keys within 20 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
     Ok(daemon)
+}
+
+/// Whether `GET /healthz` answers 200.
+fn ready(socket: &Path) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(socket) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: jwtd\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.starts_with("HTTP/1.1 200")
 }
 
 pub(super) fn revoke(socket: &Path, lines: &[String]) -> Result<(), String> {

@@ -9,6 +9,7 @@
 
 mod args;
 mod daemon;
+mod jwks_server;
 mod measure;
 mod output;
 #[cfg(feature = "bench-peer")]
@@ -92,6 +93,7 @@ pub(super) fn run(args: BenchArgs) -> Result<ExitCode, String> {
             let d = Daemon {
                 child: None,
                 socket: socket.clone(),
+                jwks: None,
             };
             if stats(&d.socket).is_none() {
                 return Err(format!("{}: no jwtd answers there", socket.display()));
@@ -159,6 +161,16 @@ pub(super) fn run(args: BenchArgs) -> Result<ExitCode, String> {
         )?);
     }
     print_table(&rows, &generated.outcomes());
+    let jwks_fetches = daemon
+        .jwks
+        .as_ref()
+        .map(|s| s.fetches.load(std::sync::atomic::Ordering::Relaxed));
+    if let (Some(server), Some(fetches)) = (&daemon.jwks, jwks_fetches) {
+        println!(
+            "keys from {} (max-age=1): {fetches} fetches answered since the daemon started",
+            server.url
+        );
+    }
     if let Some(path) = &args.plot {
         let series: Vec<plot::Series<'_>> = rows
             .iter()
@@ -209,6 +221,10 @@ pub(super) fn run(args: BenchArgs) -> Result<ExitCode, String> {
         let mut json = to_json(&args, &spec, &rows);
         if let Some(p) = peer {
             json["inprocess"] = p;
+        }
+        json["keys_from"] = args.keys_from.clone().into();
+        if let Some(server) = &jwks_fetches {
+            json["jwks_fetches"] = (*server).into();
         }
         std::fs::write(path, format!("{json}\n"))
             .map_err(|e| format!("{}: {e}", path.display()))?;
