@@ -73,6 +73,20 @@ fn ca_args(ca: &Path) -> Vec<String> {
     vec!["--ca-file".into(), ca.display().to_string()]
 }
 
+/// A daemon in `dir` for the provider `iss` (audience `api`, trusting `ca`), with `extra` flags.
+fn serve_provider(dir: &Path, iss: &str, ca: &Path, extra: &[&str]) -> Serve {
+    let mut args = vec![
+        "--oidc-issuer",
+        iss,
+        "--aud",
+        "api",
+        "--ca-file",
+        ca.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    Serve::start(dir, &args)
+}
+
 #[test]
 fn discovers_verifies_follows_rotation_and_survives_an_outage_and_a_restart() {
     let dir = Scratch::new("remote-discover");
@@ -178,19 +192,7 @@ fn starts_without_a_provider_answers_keys_unavailable_and_recovers() {
     idp.set(|s| s.mode = Mode::Status(503));
     let ca = Idp::write_ca(&pki, &dir);
     let iss = idp.url();
-    let d = Serve::start(
-        &dir,
-        &[
-            "--oidc-issuer",
-            &iss,
-            "--aud",
-            "api",
-            "--ca-file",
-            ca.to_str().unwrap(),
-            "--jwks-cooldown",
-            "0.2",
-        ],
-    );
+    let d = serve_provider(&dir, &iss, &ca, &["--jwks-cooldown", "0.2"]);
     let t1 = idp::token(&k1, "k1", &iss, "alice");
     let a = d.wait_answer(&t1, |a| a.contains("HTTP 503"));
     assert!(a.starts_with("ERR keys_unavailable"), "{a}");
@@ -212,17 +214,7 @@ fn a_flood_of_unknown_kids_costs_one_fetch_per_cooldown() {
     let (idp, pki) = Idp::start(vec![jwk1]);
     let ca = Idp::write_ca(&pki, &dir);
     let iss = idp.url();
-    let d = Serve::start(
-        &dir,
-        &[
-            "--oidc-issuer",
-            &iss,
-            "--aud",
-            "api",
-            "--ca-file",
-            ca.to_str().unwrap(),
-        ],
-    );
+    let d = serve_provider(&dir, &iss, &ca, &[]);
     let good = idp::token(&k1, "k1", &iss, "alice");
     assert!(
         d.wait_answer(&good, |a| a.starts_with("OK "))
@@ -351,19 +343,7 @@ fn fetch_failures_are_reported_clearly() {
         setup(&idp);
         let ca = Idp::write_ca(&pki, &dir);
         let iss = idp.url();
-        let d = Serve::start(
-            &dir,
-            &[
-                "--oidc-issuer",
-                &iss,
-                "--aud",
-                "api",
-                "--ca-file",
-                ca.to_str().unwrap(),
-                "--jwks-timeout",
-                "1",
-            ],
-        );
+        let d = serve_provider(&dir, &iss, &ca, &["--jwks-timeout", "1"]);
         let t = idp::token(&k1, "k1", &iss, "alice");
         let a = d.wait_answer(&t, |a| a.contains(want));
         assert!(
@@ -398,17 +378,7 @@ fn certificates_are_checked() {
     let idp = Idp::start_with(&pki, vec![jwk1]);
     let ca = Idp::write_ca(&pki, &dir);
     let iss = idp.url();
-    let d = Serve::start(
-        &dir,
-        &[
-            "--oidc-issuer",
-            &iss,
-            "--aud",
-            "api",
-            "--ca-file",
-            ca.to_str().unwrap(),
-        ],
-    );
+    let d = serve_provider(&dir, &iss, &ca, &[]);
     let t = idp::token(&k1, "k1", &iss, "alice");
     let a = d.wait_answer(&t, |a| a.contains("host name"));
     assert!(a.contains("not valid for this host name"), "{a}");
@@ -462,20 +432,11 @@ fn past_max_stale_the_last_good_set_is_no_longer_trusted() {
     let (idp, pki) = Idp::start(vec![jwk1]);
     let ca = Idp::write_ca(&pki, &dir);
     let iss = idp.url();
-    let d = Serve::start(
+    let d = serve_provider(
         &dir,
-        &[
-            "--oidc-issuer",
-            &iss,
-            "--aud",
-            "api",
-            "--ca-file",
-            ca.to_str().unwrap(),
-            "--jwks-max-stale",
-            "2",
-            "--jwks-cooldown",
-            "0.5",
-        ],
+        &iss,
+        &ca,
+        &["--jwks-max-stale", "2", "--jwks-cooldown", "0.5"],
     );
     let t = idp::token(&k1, "k1", &iss, "alice");
     assert!(

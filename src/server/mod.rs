@@ -254,10 +254,7 @@ impl Shared {
         mut ok: impl FnMut(&str) -> R,
     ) -> Result<R, Error> {
         let result = self.verify_inner(snap, token, now, batch, &mut ok);
-        match &result {
-            Ok(_) => batch.ok += 1,
-            Err(e) => batch.reject(e),
-        }
+        batch.outcome(&result);
         result
     }
 
@@ -280,10 +277,7 @@ impl Shared {
         {
             return Attempt::NeedKeys(i);
         }
-        match &result {
-            Ok(_) => batch.ok += 1,
-            Err(e) => batch.reject(e),
-        }
+        batch.outcome(&result);
         Attempt::Done(result)
     }
 

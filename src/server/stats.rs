@@ -116,6 +116,14 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// Counts a verification's outcome.
+    pub fn outcome<R>(&mut self, result: &Result<R, Error>) {
+        match result {
+            Ok(_) => self.ok += 1,
+            Err(e) => self.reject(e),
+        }
+    }
+
     pub fn reject(&mut self, e: &Error) {
         let i = e.index();
         match self.rejected.iter_mut().find(|(k, _)| *k == i) {
