@@ -498,3 +498,32 @@ fn verify_fetches_the_keys_once() {
         "{out}"
     );
 }
+
+/// A provider that says `no-cache` is still asked no more often than `min_refresh`.
+#[test]
+fn refreshes_respect_min_refresh_whatever_the_provider_says() {
+    let dir = Scratch::new("remote-bounds");
+    let (k1, jwk1) = idp::es256("k1");
+    let (idp, pki) = Idp::start(vec![jwk1]);
+    idp.set(|s| s.cache_control = Some("no-cache, max-age=0".into()));
+    let ca = Idp::write_ca(&pki, &dir);
+    let iss = idp.url();
+    std::fs::write(
+        dir.join("jwtd.toml"),
+        format!(
+            "[jwks]\nca_file = \"{}\"\nmin_refresh = 2\n\n[[issuer]]\niss = \"{iss}\"\ndiscover = true\naudiences = [\"api\"]\n",
+            ca.display()
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let d = Serve::start(&dir, &["--config", dir.join("jwtd.toml").to_str().unwrap()]);
+    let t = idp::token(&k1, "k1", &iss, "alice");
+    assert!(d.wait_answer(&t, |a| a.starts_with("OK ")).starts_with("OK "));
+    std::thread::sleep(Duration::from_secs(4));
+    let fetches = idp.hits("/jwks");
+    // At most one fetch per 1.6 s (min_refresh less the jitter's fifth), plus the first.
+    let bound = 1 + (started.elapsed().as_secs_f64() / 1.6) as usize;
+    assert!(fetches <= bound, "{fetches} fetches in {:?}", started.elapsed());
+    assert!(fetches >= 2, "it does refresh: {fetches}");
+}

@@ -269,12 +269,15 @@ impl Shared {
         batch: &mut Batch,
         mut ok: impl FnMut(&str) -> R,
     ) -> Attempt<R> {
+        let misses = batch.cache_misses;
         let result = self.verify_inner(snap, token, now, batch, &mut ok);
         if let (Err(Error::UnknownKey(_) | Error::KeysUnavailable(_)), Some(remote)) =
             (&result, &self.remote)
             && let Some(i) = snap.issuers.route(token)
             && remote.serves(&snap.issuers, i)
         {
+            // Counted once, by the verification that answers.
+            batch.cache_misses = misses;
             return Attempt::NeedKeys(i);
         }
         batch.outcome(&result);
