@@ -519,11 +519,18 @@ fn refreshes_respect_min_refresh_whatever_the_provider_says() {
     let started = Instant::now();
     let d = Serve::start(&dir, &["--config", dir.join("jwtd.toml").to_str().unwrap()]);
     let t = idp::token(&k1, "k1", &iss, "alice");
-    assert!(d.wait_answer(&t, |a| a.starts_with("OK ")).starts_with("OK "));
+    assert!(
+        d.wait_answer(&t, |a| a.starts_with("OK "))
+            .starts_with("OK ")
+    );
     std::thread::sleep(Duration::from_secs(4));
     let fetches = idp.hits("/jwks");
     // At most one fetch per 1.6 s (min_refresh less the jitter's fifth), plus the first.
     let bound = 1 + (started.elapsed().as_secs_f64() / 1.6) as usize;
-    assert!(fetches <= bound, "{fetches} fetches in {:?}", started.elapsed());
+    assert!(
+        fetches <= bound,
+        "{fetches} fetches in {:?}",
+        started.elapsed()
+    );
     assert!(fetches >= 2, "it does refresh: {fetches}");
 }
