@@ -534,3 +534,32 @@ fn refreshes_respect_min_refresh_whatever_the_provider_says() {
     );
     assert!(fetches >= 2, "it does refresh: {fetches}");
 }
+
+/// A key URL that can never be fetched stops the start with a clear message.
+#[test]
+fn unusable_key_urls_are_refused_at_start() {
+    for (args, want) in [
+        (
+            vec!["--jwks-url", "http://idp.example/jwks"],
+            "plain http is refused",
+        ),
+        (
+            vec!["--jwks-url", "http://127.0.0.1:9/jwks"],
+            "plain http is refused",
+        ),
+        (
+            vec!["--oidc-issuer", "ftp://idp.example"],
+            "scheme must be https",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_jwtd"))
+            .arg("serve")
+            .args(&args)
+            .args(["--socket", "/nonexistent/jwtd.sock"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}

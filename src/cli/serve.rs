@@ -356,6 +356,13 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitCode, super::Failure> {
         None
     } else {
         let client = source.client(file.as_ref())?;
+        // A URL that can never be fetched (plain http to another host, no host) stops the start, rather
+        // than a daemon that retries it forever.
+        for s in &sources {
+            client
+                .check(&s.shown_location())
+                .map_err(|e| format!("issuer {:?}: {e}", s.iss))?;
+        }
         if settings.state_dir.is_none() {
             tracing::warn!(
                 "keys are fetched from identity providers but there is no state directory (--state-dir): a restart \

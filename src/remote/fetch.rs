@@ -293,9 +293,9 @@ impl Client {
                     url: url.clone(),
                     why: tls_reason(&e),
                 })?;
-            send(TokioIo::new(stream), request, &url).await?
+            send(TokioIo::new(stream), request, &url, self.options.timeout).await?
         } else {
-            send(TokioIo::new(tcp), request, &url).await?
+            send(TokioIo::new(tcp), request, &url, self.options.timeout).await?
         };
         let status = response.status();
         let headers = response.headers().clone();
@@ -390,6 +390,7 @@ async fn send<I>(
     io: I,
     request: hyper::Request<Empty<Bytes>>,
     url: &str,
+    limit: Duration,
 ) -> Result<hyper::Response<hyper::body::Incoming>, FetchError>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
@@ -401,9 +402,10 @@ where
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
         .await
         .map_err(|e| protocol(e.to_string()))?;
-    // The connection task ends with the response (Connection: close) or when the fetch is dropped.
+    // The connection task ends with the response (Connection: close), or at the limit: a server that
+    // accepts and never answers must not keep a connection per abandoned fetch.
     tokio::spawn(async move {
-        let _ = conn.await;
+        let _ = tokio::time::timeout(limit, conn).await;
     });
     sender
         .send_request(request)

@@ -266,9 +266,9 @@ impl Source {
         client: &Client,
         state_dir: Option<&std::path::Path>,
     ) -> Result<bool, Failure> {
-        let (url, validators, failures) = {
+        let (url, failures) = {
             let st = self.lock();
-            (st.jwks_url.clone(), st.validators.clone(), st.failures)
+            (st.jwks_url.clone(), st.failures)
         };
         // Discovery: at first, and again after a failure (the provider may have moved its keys).
         let url = match (&self.config.location, url) {
@@ -300,10 +300,11 @@ impl Source {
                 jwks_uri
             }
         };
+        // Validators only for the URL they came from (discovery may just have moved it).
         let held = {
             let st = self.lock();
             if st.keys.is_some() && st.jwks_url.as_deref() == Some(&url) {
-                validators
+                st.validators.clone()
             } else {
                 Validators::default()
             }
