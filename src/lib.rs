@@ -57,6 +57,8 @@ pub mod remote;
 #[cfg(feature = "daemon")]
 pub mod revocation;
 #[cfg(feature = "daemon")]
+pub mod routes;
+#[cfg(feature = "daemon")]
 pub mod server;
 #[cfg(feature = "daemon")]
 pub mod sync;

@@ -1,0 +1,6 @@
+//! Authorization at the gate (issue 15, in progress): per-route rules on the original request's path and
+//! method and on the token's scopes and claims. This step holds the parts with no I/O: path normalisation
+//! and segment-aware prefixes (`path`), and scopes (`scope`).
+
+pub mod path;
+pub mod scope;
