@@ -1,6 +1,9 @@
 //! Authorization at the gate (issue 15, in progress): per-route rules on the original request's path and
 //! method and on the token's scopes and claims. This step holds the parts with no I/O: path normalisation
-//! and segment-aware prefixes (`path`), and scopes (`scope`).
+//! and segment-aware prefixes (`path`), scopes (`scope`), claim rules (`claims`) and the route table with its
+//! decisions (`table`). Not wired to the daemon yet.
 
+pub mod claims;
 pub mod path;
 pub mod scope;
+pub mod table;
