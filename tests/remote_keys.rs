@@ -214,16 +214,16 @@ fn a_flood_of_unknown_kids_costs_one_fetch_per_cooldown() {
     let (idp, pki) = Idp::start(vec![jwk1]);
     let ca = Idp::write_ca(&pki, &dir);
     let iss = idp.url();
-    let d = serve_provider(&dir, &iss, &ca, &[]);
+    // A cooldown longer than any run of this test: the bound below holds however slow the machine is.
+    let d = serve_provider(&dir, &iss, &ca, &["--jwks-cooldown", "3600"]);
     let good = idp::token(&k1, "k1", &iss, "alice");
     assert!(
         d.wait_answer(&good, |a| a.starts_with("OK "))
             .starts_with("OK ")
     );
     let before = idp.hits("/jwks");
-    // 1,000 tokens with random kids within 2 s, over 4 connections, pipelined.
+    // 1,000 tokens with random kids, over 4 connections, pipelined.
     let (attacker, _) = idp::es256("x");
-    let started = Instant::now();
     let threads: Vec<_> = (0..4)
         .map(|c| {
             let socket = d.socket.clone();
@@ -244,11 +244,10 @@ fn a_flood_of_unknown_kids_costs_one_fetch_per_cooldown() {
         }
     }
     assert_eq!(unknown, 1000);
-    assert!(started.elapsed() < Duration::from_secs(10));
     let fetches = idp.hits("/jwks") - before;
     assert!(
         fetches <= 1,
-        "{fetches} fetches for 1,000 random kids within the 10 s cooldown"
+        "{fetches} fetches for 1,000 random kids within one cooldown"
     );
     let s = stats(&d.socket);
     assert!(s["jwks"][0]["suppressed"].as_u64().unwrap() >= 900, "{s}");
@@ -523,16 +522,20 @@ fn refreshes_respect_min_refresh_whatever_the_provider_says() {
         d.wait_answer(&t, |a| a.starts_with("OK "))
             .starts_with("OK ")
     );
-    std::thread::sleep(Duration::from_secs(4));
+    // It does refresh (polled, no fixed wait) …
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while idp.hits("/jwks") < 3 {
+        assert!(Instant::now() < deadline, "no refresh");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // … but no more often than min_refresh less the jitter's fifth (1.6 s), plus the first fetch.
     let fetches = idp.hits("/jwks");
-    // At most one fetch per 1.6 s (min_refresh less the jitter's fifth), plus the first.
     let bound = 1 + (started.elapsed().as_secs_f64() / 1.6) as usize;
     assert!(
         fetches <= bound,
         "{fetches} fetches in {:?}",
         started.elapsed()
     );
-    assert!(fetches >= 2, "it does refresh: {fetches}");
 }
 
 /// A key URL that can never be fetched stops the start with a clear message.
