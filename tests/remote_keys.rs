@@ -385,43 +385,55 @@ fn certificates_are_checked() {
 
 #[test]
 fn unchanged_sets_cost_a_304() {
-    let dir = Scratch::new("remote-etag");
-    let (k1, jwk1) = idp::es256("k1");
-    let (idp, pki) = Idp::start(vec![jwk1]);
-    idp.set(|s| {
-        s.etag = Some("\"v1\"".into());
-        s.cache_control = Some("max-age=1".into());
-    });
-    let ca = Idp::write_ca(&pki, &dir);
-    let iss = idp.url();
-    std::fs::write(
-        dir.join("jwtd.toml"),
-        format!(
-            "[jwks]\nca_file = \"{}\"\nmin_refresh = 1\n\n[[issuer]]\niss = \"{iss}\"\ndiscover = true\naudiences = [\"api\"]\n",
-            ca.display()
-        ),
-    )
-    .unwrap();
-    let d = Serve::start(&dir, &["--config", dir.join("jwtd.toml").to_str().unwrap()]);
-    let t = idp::token(&k1, "k1", &iss, "alice");
-    assert!(
-        d.wait_answer(&t, |a| a.starts_with("OK "))
-            .starts_with("OK ")
-    );
-    // max-age=1 (within min_refresh = 1): refreshed about every second, each a conditional request and a 304.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while idp.state.lock().unwrap().conditional < 2 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
+    // Each validator on its own: an ETag (If-None-Match), a Last-Modified (If-Modified-Since).
+    for etag in [true, false] {
+        let dir = Scratch::new(if etag {
+            "remote-etag"
+        } else {
+            "remote-lastmod"
+        });
+        let (k1, jwk1) = idp::es256("k1");
+        let (idp, pki) = Idp::start(vec![jwk1]);
+        idp.set(|s| {
+            if etag {
+                s.etag = Some("\"v1\"".into());
+            } else {
+                s.last_modified = Some("Wed, 02 Dec 2026 10:00:00 GMT".into());
+            }
+            s.cache_control = Some("max-age=1".into());
+        });
+        let ca = Idp::write_ca(&pki, &dir);
+        let iss = idp.url();
+        std::fs::write(
+            dir.join("jwtd.toml"),
+            format!(
+                "[jwks]\nca_file = \"{}\"\nmin_refresh = 1\n\n[[issuer]]\niss = \"{iss}\"\ndiscover = true\naudiences = [\"api\"]\n",
+                ca.display()
+            ),
+        )
+        .unwrap();
+        let d = Serve::start(&dir, &["--config", dir.join("jwtd.toml").to_str().unwrap()]);
+        let t = idp::token(&k1, "k1", &iss, "alice");
+        assert!(
+            d.wait_answer(&t, |a| a.starts_with("OK "))
+                .starts_with("OK ")
+        );
+        // max-age=1 (within min_refresh = 1): refreshed about every second, each a conditional request and a
+        // 304.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while idp.state.lock().unwrap().conditional < 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(
+            idp.state.lock().unwrap().conditional >= 2,
+            "etag {etag}: {:?}\n{}",
+            idp.state.lock().unwrap().hits,
+            d.log()
+        );
+        let s = stats(&d.socket);
+        assert!(s["jwks"][0]["not_modified"].as_u64().unwrap() >= 1, "{s}");
+        assert!(d.verify(&t).starts_with("OK "));
     }
-    assert!(
-        idp.state.lock().unwrap().conditional >= 2,
-        "{:?}\n{}",
-        idp.state.lock().unwrap().hits,
-        d.log()
-    );
-    let s = stats(&d.socket);
-    assert!(s["jwks"][0]["not_modified"].as_u64().unwrap() >= 2, "{s}");
-    assert!(d.verify(&t).starts_with("OK "));
 }
 
 #[test]

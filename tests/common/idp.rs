@@ -38,10 +38,11 @@ pub struct State {
     pub discovery_issuer: Option<String>,
     pub mode: Mode,
     pub etag: Option<String>,
+    pub last_modified: Option<String>,
     pub cache_control: Option<String>,
     /// Requests by path.
     pub hits: HashMap<String, usize>,
-    /// Conditional requests (If-None-Match) received on /jwks.
+    /// Conditional requests (If-None-Match or If-Modified-Since) received on /jwks.
     pub conditional: usize,
 }
 
@@ -127,6 +128,7 @@ impl Idp {
             discovery_issuer: None,
             mode: Mode::Normal,
             etag: None,
+            last_modified: None,
             cache_control: None,
             hits: HashMap::new(),
             conditional: 0,
@@ -211,7 +213,7 @@ impl Drop for Idp {
 
 async fn answer(req: Request<Incoming>, state: &Mutex<State>, port: u16) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
-    let (mode, body, etag, cache_control) = {
+    let (mode, body, etag, last_modified, cache_control) = {
         let mut st = state.lock().unwrap();
         *st.hits.entry(path.clone()).or_insert(0) += 1;
         let base = format!("https://127.0.0.1:{port}");
@@ -225,21 +227,31 @@ async fn answer(req: Request<Incoming>, state: &Mutex<State>, port: u16) -> Resp
         } else {
             json!({"keys": st.keys}).to_string()
         };
-        let conditional = req
-            .headers()
-            .get(header::IF_NONE_MATCH)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        if path == "/jwks" && conditional.is_some() {
+        let text = |name| {
+            req.headers()
+                .get(name)
+                .and_then(|v: &header::HeaderValue| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let (none_match, since) = (text(header::IF_NONE_MATCH), text(header::IF_MODIFIED_SINCE));
+        if path == "/jwks" && (none_match.is_some() || since.is_some()) {
             st.conditional += 1;
         }
-        let not_modified = path == "/jwks" && conditional.is_some() && conditional == st.etag;
+        let not_modified = path == "/jwks"
+            && ((none_match.is_some() && none_match == st.etag)
+                || (since.is_some() && since == st.last_modified));
         let mode = if not_modified && st.mode == Mode::Normal {
             Mode::Status(304)
         } else {
             st.mode.clone()
         };
-        (mode, body, st.etag.clone(), st.cache_control.clone())
+        (
+            mode,
+            body,
+            st.etag.clone(),
+            st.last_modified.clone(),
+            st.cache_control.clone(),
+        )
     };
     let mut r = Response::new(Full::new(Bytes::new()));
     match mode {
@@ -247,6 +259,10 @@ async fn answer(req: Request<Incoming>, state: &Mutex<State>, port: u16) -> Resp
             *r.body_mut() = Full::new(Bytes::from(body));
             if let Some(e) = etag {
                 r.headers_mut().insert(header::ETAG, e.parse().unwrap());
+            }
+            if let Some(l) = last_modified {
+                r.headers_mut()
+                    .insert(header::LAST_MODIFIED, l.parse().unwrap());
             }
             if let Some(c) = cache_control {
                 r.headers_mut()
