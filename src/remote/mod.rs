@@ -211,7 +211,10 @@ impl Remote {
             let (remote, source, shutdown) = (self.clone(), source.clone(), shutdown.clone());
             tokio::spawn(async move {
                 loop {
-                    let (at, done) = (source.wake_at(), source.fetches_done());
+                    // `done` before `at`: a fetch that completes between the two reads is then seen
+                    // below (and its new schedule used), never followed by a second fetch at the old time.
+                    let done = source.fetches_done();
+                    let at = source.wake_at();
                     tokio::select! {
                         () = tokio::time::sleep_until(at) => {}
                         () = shutdown.cancelled() => return,
