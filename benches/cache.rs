@@ -7,7 +7,9 @@
 //!   two threads each thread runs the same loop at once; the time is per lookup per thread.
 //! - `cache/miss_insert/<impl>`: a lookup of an absent key and its insertion into the full cache (evicting).
 //! - `e2e/ES256/{first,again}`: the daemon's verify path (`Shared::verify`) for an ES256 token, without
-//!   and with a cache hit (issue 4 target: again ≥ 20x faster than first).
+//!   and with a cache hit (issue 4 target: again ≥ 20x faster than first); `again_50_routes`: the same hit
+//!   with 50 routes configured, the request's method and path parsed and matched against all of them
+//!   (issue 15 budget: at most 5 % over `again`).
 //!
 //! Before measuring it prints, for the record: the hit ratio on Zipf traces against exact LRU (and the two
 //! crates), and the memory per entry (resident set growth / entries, minus the claims' own bytes).
@@ -20,6 +22,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use jwtd::cache::{Cache, Config, key::Keyer};
 use jwtd::loadgen::zipf::{RngExt, Zipf, seeded};
+use jwtd::routes::Check;
 use jwtd::server::verdict::Verdict;
 
 /// The daemon's allocator, so that memory figures and allocation costs are the daemon's.
@@ -164,6 +167,7 @@ fn report_memory() {
                 issuer: 0,
                 epoch: 0,
             },
+            jwtd::routes::Assessment::default(),
         )
         .unwrap()
     };
@@ -334,7 +338,9 @@ fn bench_e2e(c: &mut Criterion) {
         let snap = shared.snapshot();
         move |shared: &Shared| {
             let mut b = Batch::default();
-            shared.verify(&snap, token.as_bytes(), now, &mut b, |c| c.len())
+            shared.verify(&snap, token.as_bytes(), Check::Token, now, &mut b, |c| {
+                c.len()
+            })
         }
     };
     let mut g = c.benchmark_group("e2e/ES256");
@@ -351,12 +357,66 @@ fn bench_e2e(c: &mut Criterion) {
             let mut batch = Batch::default();
             black_box(
                 shared
-                    .verify(&snap, token.as_bytes(), now, &mut batch, |c| c.len())
+                    .verify(
+                        &snap,
+                        token.as_bytes(),
+                        Check::Token,
+                        now,
+                        &mut batch,
+                        |c| c.len(),
+                    )
+                    .unwrap(),
+            )
+        })
+    });
+    drop(snap);
+    // The same hit with 50 routes, the request matching the last (every path compared): what route
+    // evaluation costs a hit, the request's method and path parsed as the line protocol does.
+    shared
+        .gate
+        .store(std::sync::Arc::new(jwtd::routes::Gate::new(fifty_routes())));
+    let snap = shared.snapshot();
+    g.bench_function("again_50_routes", |b| {
+        b.iter(|| {
+            let mut batch = Batch::default();
+            let target =
+                jwtd::routes::target::from_line(b"GET", black_box(b"/api/r49/items/7?x=1"))
+                    .unwrap();
+            black_box(
+                shared
+                    .verify(
+                        &snap,
+                        token.as_bytes(),
+                        Check::Request(&target),
+                        now,
+                        &mut batch,
+                        |c| c.len(),
+                    )
                     .unwrap(),
             )
         })
     });
     g.finish();
+}
+
+/// 50 routes, `/api/r0` … `/api/r49`, each for GET and HEAD, needing scope `read:item` and a tenant.
+fn fifty_routes() -> jwtd::routes::Routes {
+    let tenant =
+        jwtd::routes::claims::ClaimRule::new("tenant", &serde_json::json!("acme")).unwrap();
+    jwtd::routes::Routes {
+        routes: (0..50)
+            .map(|i| jwtd::routes::Route {
+                path: format!("/api/r{i}"),
+                methods: Some(vec!["GET".into(), "HEAD".into()]),
+                scopes: vec!["read:item".into()],
+                any_scopes: vec![],
+                issuers: None,
+                audiences: None,
+                claims: vec![tenant.clone()],
+            })
+            .collect(),
+        deny_unmatched: true,
+    }
 }
 
 /// The revocation check for 10,000 distinct tokens (distinct jti and sub), with no rules and with 1M jti

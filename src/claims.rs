@@ -21,6 +21,11 @@ pub struct Policy {
     /// Accepted audiences; the token's `aud` must name at least one. With `None`, a token that carries `aud`
     /// is rejected (RFC 7519 §4.1.3: a recipient must identify itself with a value in `aud`).
     pub audiences: Option<Vec<String>>,
+    /// Audiences accepted only on behalf of routes that name them (`[[route]] audiences`): a token whose
+    /// `aud` names one of these and none of `audiences` verifies, marked
+    /// [`Registered::route_audience_only`]; whoever serves it must then refuse it unless the request's route
+    /// names that audience (the daemon answers `wrong_audience`).
+    pub route_audiences: Vec<String>,
     /// Reject tokens without `sub`.
     pub require_sub: bool,
     /// Further claims that must be present (any value).
@@ -40,6 +45,7 @@ impl Default for Policy {
             max_age: None,
             issuers: None,
             audiences: None,
+            route_audiences: Vec::new(),
             require_sub: false,
             required_claims: Vec::new(),
             types: vec!["JWT".into(), "at+jwt".into()],
@@ -100,6 +106,8 @@ pub struct Registered {
     pub iss: Option<Text>,
     pub sub: Option<Text>,
     pub jti: Option<Text>,
+    /// The token's `aud` is accepted only by [`Policy::route_audiences`], not by the policy's own audiences.
+    pub route_audience_only: bool,
 }
 
 impl Policy {
@@ -123,8 +131,10 @@ impl Policy {
         now: u64,
         max_depth: usize,
     ) -> Result<Checked, Error> {
-        let parsed = self.parse(text, base, max_depth)?;
+        let mut parsed = self.parse(text, base, max_depth)?;
         self.check_parsed(&parsed, now)?;
+        // Past the check, an `aud` the policy's own audiences refuse was accepted by a route audience.
+        parsed.registered.route_audience_only = parsed.audience_ok == Some(false);
         Ok(Checked {
             registered: parsed.registered,
             had_whitespace: parsed.had_whitespace,
@@ -208,7 +218,7 @@ impl Policy {
         }
         match (&self.audiences, p.audience_ok) {
             (Some(_), None) => return Err(Error::MissingClaim("aud".into())),
-            (_, Some(false)) => return Err(Error::WrongAudience),
+            (_, Some(false)) if !p.route_audience_ok => return Err(Error::WrongAudience),
             _ => {}
         }
         if self.require_sub && r.sub.is_none() {
@@ -297,8 +307,10 @@ struct Parsed<'p> {
     registered: Registered,
     /// `None`: no `iss`; `Some(ok)`: whether it is accepted (always true without an issuer policy).
     issuer_ok: Option<bool>,
-    /// `None`: no `aud`; `Some(ok)`: whether one value is accepted.
+    /// `None`: no `aud`; `Some(ok)`: whether one value is accepted by the policy's audiences.
     audience_ok: Option<bool>,
+    /// One value is accepted by the route audiences.
+    route_audience_ok: bool,
     /// The first required claim that is absent.
     missing: Option<&'p str>,
     had_whitespace: bool,
@@ -317,6 +329,7 @@ impl Policy {
             registered: Registered::default(),
             issuer_ok: None,
             audience_ok: None,
+            route_audience_ok: false,
             missing: None,
             had_whitespace: false,
         };
@@ -364,7 +377,11 @@ impl Policy {
                         _ => p.registered.jti = text,
                     }
                 }
-                Some(Claim::Aud) => p.audience_ok = Some(self.read_aud(&mut r)?),
+                Some(Claim::Aud) => {
+                    let (own, route) = self.read_aud(&mut r)?;
+                    p.audience_ok = Some(own);
+                    p.route_audience_ok = route;
+                }
                 None => r.skip()?,
             }
         }
@@ -378,27 +395,35 @@ impl Policy {
         Ok(p)
     }
 
-    /// `aud`: a string or an array of strings (RFC 7519 §4.1.3). Yields whether one value is accepted.
-    fn read_aud(&self, r: &mut Reader<'_>) -> Result<bool, Error> {
+    /// `aud`: a string or an array of strings (RFC 7519 §4.1.3). Yields whether one value is accepted by
+    /// the policy's audiences, and whether one is by the route audiences.
+    fn read_aud(&self, r: &mut Reader<'_>) -> Result<(bool, bool), Error> {
         const WANT: &str = "a string or an array of strings";
         let accepts = |v: &str| {
-            self.audiences
-                .as_ref()
-                .is_some_and(|set| set.iter().any(|a| a == v))
+            (
+                self.audiences
+                    .as_ref()
+                    .is_some_and(|set| set.iter().any(|a| a == v)),
+                self.route_audiences.iter().any(|a| a == v),
+            )
         };
         match r.peek()? {
             Kind::String => Ok(accepts(&r.string()?)),
             Kind::Array => {
                 r.begin_array()?;
-                let mut ok = false;
+                let (mut own, mut route) = (false, false);
                 let mut first = true;
                 while r.next_element(&mut first)? {
                     match r.peek()? {
-                        Kind::String => ok |= accepts(&r.string()?),
+                        Kind::String => {
+                            let (o, rt) = accepts(&r.string()?);
+                            own |= o;
+                            route |= rt;
+                        }
                         other => return Err(bad_type("aud", WANT, other)),
                     }
                 }
-                Ok(ok)
+                Ok((own, route))
             }
             other => Err(bad_type("aud", WANT, other)),
         }

@@ -88,6 +88,11 @@ pub struct Config {
     pub jwks: JwksConfig,
     #[serde(rename = "issuer", default)]
     pub issuers: Vec<IssuerConfig>,
+    /// Authorization at the gate: `[[route]]` tables, first match as written.
+    #[serde(rename = "route", default)]
+    pub routes: Vec<crate::routes::config::RouteConfig>,
+    /// `"allow"` (default) or `"deny"`: for requests no route matches.
+    pub default_route: Option<String>,
 }
 
 /// The `[jwks]` table: how keys are fetched from identity providers (issuers with `jwks_url` or `discover`).
@@ -172,6 +177,12 @@ pub struct HttpConfig {
     /// Header name → claim copied into `/verify` answers.
     #[serde(default)]
     pub claim_headers: std::collections::BTreeMap<String, String>,
+    /// Which ways of naming the original request are believed: "nginx", "forward-auth", "envoy".
+    pub original_request: Option<Vec<String>>,
+    /// How arrays become claim header values: one separator character (default ",") or "json".
+    pub array_separator: Option<String>,
+    /// A header carrying the whole payload (base64url of the claims JSON).
+    pub payload_header: Option<String>,
 }
 
 impl Config {
@@ -195,6 +206,20 @@ impl Config {
                 h::parse_cookie_name(name).map_err(|e| invalid(shown, "http.token_cookie", e))?,
             );
         }
+        if let Some(sep) = &c.array_separator {
+            o.arrays =
+                h::parse_arrays(sep).map_err(|e| invalid(shown, "http.array_separator", e))?;
+        }
+        if let Some(name) = &c.payload_header {
+            o.payload_header = Some(
+                h::parse_output_header(name)
+                    .map_err(|e| invalid(shown, "http.payload_header", e))?,
+            );
+        }
+        if let Some(names) = &c.original_request {
+            o.trust = crate::routes::target::Trust::from_names(names)
+                .map_err(|e| invalid(shown, "http.original_request", e))?;
+        }
         if !c.claim_headers.is_empty() {
             o.claim_headers.clear();
             for (header, claim) in &c.claim_headers {
@@ -204,6 +229,7 @@ impl Config {
                 );
             }
         }
+        h::check_distinct(&o).map_err(|e| invalid(shown, "http", e))?;
         Ok(o)
     }
 }
@@ -247,6 +273,8 @@ pub struct Loaded {
     pub issuers: Issuers,
     /// Where issuers' remote keys come from.
     pub sources: Vec<crate::remote::SourceConfig>,
+    /// The `[[route]]` tables and `default_route`.
+    pub routes: crate::routes::Routes,
     pub warnings: Vec<String>,
 }
 
@@ -282,11 +310,13 @@ pub fn parse(text: &str, base: &Path, shown: &str) -> Result<Loaded, ConfigError
         file: shown.to_string(),
         message: e.to_string().trim_end().to_string(),
     })?;
-    let (issuers, sources, warnings) = build(&config, base, shown)?;
+    let routes = routes(&config, shown)?;
+    let (issuers, sources, warnings) = build(&config, base, shown, &routes)?;
     Ok(Loaded {
         config,
         issuers,
         sources,
+        routes,
         warnings,
     })
 }
@@ -346,7 +376,21 @@ fn invalid(file: &str, key: &str, message: impl std::fmt::Display) -> ConfigErro
 
 type Built = (Issuers, Vec<crate::remote::SourceConfig>, Vec<String>);
 
-fn build(config: &Config, base: &Path, shown: &str) -> Result<Built, ConfigError> {
+/// The `[[route]]` tables, checked against the configured issuers.
+fn routes(config: &Config, shown: &str) -> Result<crate::routes::Routes, ConfigError> {
+    use crate::routes::config as rc;
+    let issuers: Vec<&str> = config.issuers.iter().map(|i| i.iss.as_str()).collect();
+    let deny = rc::default_route(config.default_route.as_deref())
+        .map_err(|e| invalid(shown, &e.key, e.message))?;
+    rc::build(&config.routes, deny, &issuers).map_err(|e| invalid(shown, &e.key, e.message))
+}
+
+fn build(
+    config: &Config,
+    base: &Path,
+    shown: &str,
+    routes: &crate::routes::Routes,
+) -> Result<Built, ConfigError> {
     if config.issuers.is_empty() {
         return Err(ConfigError::Syntax {
             file: shown.to_string(),
@@ -502,6 +546,7 @@ fn build(config: &Config, base: &Path, shown: &str) -> Result<Built, ConfigError
             max_age: ic.max_age,
             issuers: Some(vec![ic.iss.clone()]),
             audiences: ic.audiences.clone(),
+            route_audiences: crate::routes::config::route_audiences(routes, Some(&ic.iss)),
             require_sub: ic.require_sub,
             required_claims: ic.required_claims.clone(),
             types: ic.types.clone().unwrap_or(d.types),

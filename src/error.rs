@@ -66,6 +66,17 @@ pub enum Error {
     /// The token's issuer publishes its keys remotely and no usable set is at hand: never fetched yet, or
     /// the last good one is older than the allowed staleness (fail closed). The reason says which.
     KeysUnavailable(String),
+    /// Authorization at the gate (`[[route]]`): the token is valid, but the route the request matched asks
+    /// for scopes it lacks; the payload is the route's scopes, space-separated (for `WWW-Authenticate`).
+    /// HTTP answers these route codes with 403, not 401.
+    InsufficientScope(String),
+    /// The route's claim rule on this claim (named as configured) does not hold for the token.
+    ClaimMismatch(String),
+    /// The route accepts tokens of other issuers only.
+    IssuerNotAllowed,
+    /// Routes are configured and none applies: `default_route = "deny"`, or the original request's method
+    /// and path are unknown (fail closed). The payload says which.
+    NoRoute(&'static str),
 }
 
 impl Error {
@@ -105,6 +116,10 @@ impl Error {
             Error::UnknownIssuer(_) => 25,
             Error::Revoked(_) => 26,
             Error::KeysUnavailable(_) => 27,
+            Error::InsufficientScope(_) => 28,
+            Error::ClaimMismatch(_) => 29,
+            Error::IssuerNotAllowed => 30,
+            Error::NoRoute(_) => 31,
         }
     }
 
@@ -138,7 +153,22 @@ impl Error {
         "unknown_issuer",
         "revoked",
         "keys_unavailable",
+        "insufficient_scope",
+        "claim_mismatch",
+        "issuer_not_allowed",
+        "no_route",
     ];
+
+    /// Whether this is a route's refusal of a valid token (HTTP 403), rather than an invalid token (401).
+    pub fn is_forbidden(&self) -> bool {
+        matches!(
+            self,
+            Error::InsufficientScope(_)
+                | Error::ClaimMismatch(_)
+                | Error::IssuerNotAllowed
+                | Error::NoRoute(_)
+        )
+    }
 }
 
 impl fmt::Display for Error {
@@ -200,6 +230,18 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
+            Error::InsufficientScope(scopes) => {
+                write!(f, "this request needs scope {}", Sanitized(scopes))
+            }
+            Error::ClaimMismatch(name) => write!(
+                f,
+                "claim {} does not satisfy this request's rule",
+                Sanitized(name)
+            ),
+            Error::IssuerNotAllowed => {
+                write!(f, "this request does not accept tokens of this issuer")
+            }
+            Error::NoRoute(why) => write!(f, "{why}"),
         }
     }
 }
@@ -323,6 +365,10 @@ mod tests {
             Error::UnknownIssuer(String::new()),
             Error::Revoked("x"),
             Error::KeysUnavailable(String::new()),
+            Error::InsufficientScope(String::new()),
+            Error::ClaimMismatch(String::new()),
+            Error::IssuerNotAllowed,
+            Error::NoRoute("x"),
         ];
         let exhaustive = |e: &Error| match e {
             Error::TooLarge(_)
@@ -352,7 +398,11 @@ mod tests {
             | Error::WrongType(_)
             | Error::UnknownIssuer(_)
             | Error::Revoked(_)
-            | Error::KeysUnavailable(_) => (),
+            | Error::KeysUnavailable(_)
+            | Error::InsufficientScope(_)
+            | Error::ClaimMismatch(_)
+            | Error::IssuerNotAllowed
+            | Error::NoRoute(_) => (),
         };
         all.iter().for_each(exhaustive);
         let mut indexes: Vec<usize> = all.iter().map(Error::index).collect();

@@ -397,32 +397,36 @@ fn claim_headers_are_always_answered_unambiguous_or_refused() {
         ],
     );
     let mut c = live_claims();
-    c["roles"] = json!(["read", "write admin"]);
+    c["roles"] = json!(["read", "write,admin"]);
     let t = token_with(Alg::HS256, json!({}), &c);
     let out = get_verify(&d.socket, &[("Authorization", &format!("Bearer {t}"))]);
     assert!(out.starts_with("HTTP/1.1 200 "), "{out}");
     assert_eq!(header_of(&out, "x-jwt-sub"), Some("user-1234567890"));
     assert_eq!(header_of(&out, "x-jwt-iss"), Some("https://issuer.test"));
-    assert_eq!(
-        header_of(&out, "x-jwt-roles"),
-        Some(r#"["read","write admin"]"#)
-    );
+    // Joined with ","; a "," inside an element is encoded, so the two arrays stay apart.
+    assert_eq!(header_of(&out, "x-jwt-roles"), Some("read,write%2Cadmin"));
     // Absent claim: the header is still there, empty, so a proxy copying it overwrites a client's copy.
     assert_eq!(header_of(&out, "x-jwt-tenant"), Some(""));
     c["roles"] = json!(["read", "write", "admin"]);
     let t2 = token_with(Alg::HS256, json!({}), &c);
     let out2 = get_verify(&d.socket, &[("Authorization", &format!("Bearer {t2}"))]);
-    assert_ne!(
-        header_of(&out2, "x-jwt-roles"),
-        header_of(&out, "x-jwt-roles")
-    );
-    // A value that cannot be a header: refused, never left out.
-    c["sub"] = json!("alice\r\nX-Admin: yes");
+    assert_eq!(header_of(&out2, "x-jwt-roles"), Some("read,write,admin"));
+    // Control characters and non-ASCII never reach a header raw: percent-encoded.
+    c["sub"] = json!("alice\r\nX-Admin: yes\u{0}é");
     let t3 = token_with(Alg::HS256, json!({}), &c);
     let out3 = get_verify(&d.socket, &[("Authorization", &format!("Bearer {t3}"))]);
-    assert!(out3.starts_with("HTTP/1.1 401 "), "{out3}");
-    assert!(out3.contains("claim_not_representable"), "{out3}");
+    assert!(out3.starts_with("HTTP/1.1 200 "), "{out3}");
+    assert_eq!(
+        header_of(&out3, "x-jwt-sub"),
+        Some("alice%0D%0AX-Admin: yes%00%C3%A9")
+    );
     assert!(!out3.contains("X-Admin: yes\r\n"));
+    // A value too long for a proxy to forward: refused, never cut or left out.
+    c["roles"] = json!((0..500).map(|i| format!("role-{i}")).collect::<Vec<_>>());
+    let t4 = token_with(Alg::HS256, json!({}), &c);
+    let out4 = get_verify(&d.socket, &[("Authorization", &format!("Bearer {t4}"))]);
+    assert!(out4.starts_with("HTTP/1.1 401 "), "{out4}");
+    assert!(out4.contains("claim_not_representable"), "{out4}");
     // The defaults carry the issuer beside the subject: sub alone is no identity across issuers.
     let d = start("claim-headers-default", &[]);
     let out = get_verify(&d.socket, &[("Authorization", &format!("Bearer {t}"))]);

@@ -196,6 +196,7 @@ impl PolicyArgs {
                 (_, false) => Some(self.issuers.clone()),
             },
             audiences: (!self.audiences.is_empty()).then(|| self.audiences.clone()),
+            route_audiences: Vec::new(),
             require_sub: self.require_sub,
             required_claims: self.required.clone(),
             types: if self.types.is_empty() {

@@ -68,9 +68,17 @@ pub(super) struct ServeArgs {
     #[arg(long, default_value = "info", value_name = "LEVEL")]
     log_level: tracing::Level,
     /// Copy a claim into a header of HTTP `/verify` answers (repeatable; replaces the default
-    /// X-Jwt-Sub=sub and X-Jwt-Iss=iss). Always answered, empty when the claim is absent; arrays as JSON.
+    /// X-Jwt-Sub=sub and X-Jwt-Iss=iss). Always answered, empty when the claim is absent; a dotted claim
+    /// is a path (address.country); arrays joined with --claim-array-separator; %, controls and non-ASCII
+    /// percent-encoded.
     #[arg(long = "claim-header", value_name = "HEADER=CLAIM", value_parser = server::http::parse_claim_header)]
     claim_headers: Vec<(HeaderName, String)>,
+    /// How arrays become claim header values: one printable character [default: ","], or json.
+    #[arg(long, value_name = "SEP", value_parser = server::http::parse_arrays)]
+    claim_array_separator: Option<server::http::Arrays>,
+    /// Also answer the whole payload in this header (base64url of the claims JSON).
+    #[arg(long, value_name = "HEADER", value_parser = server::http::parse_output_header)]
+    payload_header: Option<HeaderName>,
     /// Path of HTTP auth subrequests, any method; PATH/… matches too (Envoy ext_authz appends the original
     /// path) [default: /verify].
     #[arg(long, value_name = "PATH", value_parser = server::http::parse_verify_path)]
@@ -98,6 +106,12 @@ pub(super) struct ServeArgs {
     /// Do not reload when a key file or the configuration file changes (SIGHUP and RELOAD still do).
     #[arg(long)]
     no_watch: bool,
+    /// A scope every HTTP auth request's token must have (repeatable: all of them), read from `scope` and
+    /// `scp`; tokens without it get 403 insufficient_scope. Applies to HTTP /verify and to `VERIFY <token>
+    /// <METHOD> <PATH>`; plain `VERIFY <token>` only checks validity. Per-path rules: [[route]] in --config.
+    #[arg(long = "require-scope", value_name = "SCOPE", conflicts_with = "config",
+          value_parser = parse_scope)]
+    require_scopes: Vec<String>,
     /// Cookie that holds the token, tried when the token header is absent.
     #[arg(long, value_name = "NAME", value_parser = server::http::parse_cookie_name)]
     token_cookie: Option<String>,
@@ -111,12 +125,14 @@ const DEFAULT_CACHE_MAX_TOKEN: usize = 8192;
 struct Source {
     config: Option<PathBuf>,
     policy: PolicyArgs,
+    require_scopes: Vec<String>,
 }
 
 /// What a load read: the issuers with their file keys, the remote sources, and the file (if any).
 struct Load {
     issuers: Issuers,
     sources: Vec<jwtd::remote::SourceConfig>,
+    routes: jwtd::routes::Routes,
     file: Option<config::Config>,
 }
 
@@ -131,6 +147,7 @@ impl Source {
                 Ok(Load {
                     issuers: loaded.issuers,
                     sources: loaded.sources,
+                    routes: loaded.routes,
                     file: Some(loaded.config),
                 })
             }
@@ -147,9 +164,27 @@ impl Source {
                     .source(iss, self.policy.alg)?
                     .into_iter()
                     .collect();
+                // `--require-scope`: one route for every request.
+                let routes = jwtd::routes::Routes {
+                    routes: if self.require_scopes.is_empty() {
+                        Vec::new()
+                    } else {
+                        vec![jwtd::routes::Route {
+                            path: "/".into(),
+                            methods: None,
+                            scopes: self.require_scopes.clone(),
+                            any_scopes: Vec::new(),
+                            issuers: None,
+                            audiences: None,
+                            claims: Vec::new(),
+                        }]
+                    },
+                    deny_unmatched: false,
+                };
                 Ok(Load {
                     issuers: Issuers::single(v),
                     sources,
+                    routes,
                     file: None,
                 })
             }
@@ -230,6 +265,13 @@ impl Settings {
         if !args.claim_headers.is_empty() {
             http.claim_headers = args.claim_headers.clone();
         }
+        if let Some(a) = args.claim_array_separator {
+            http.arrays = a;
+        }
+        if let Some(h) = &args.payload_header {
+            http.payload_header = Some(h.clone());
+        }
+        server::http::check_distinct(&http).map_err(|e| e.to_string())?;
         if let Some(p) = &args.verify_path {
             http.verify_path = p.clone();
         }
@@ -325,11 +367,13 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitCode, super::Failure> {
     let source = Source {
         config: args.config.clone(),
         policy,
+        require_scopes: args.require_scopes.clone(),
     };
     // An invalid configuration stops the start: never serve half-configured.
     let Load {
         issuers,
         sources,
+        routes,
         file,
     } = source.load()?;
     let settings = Settings::new(&args, file.as_ref())?;
@@ -384,6 +428,7 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitCode, super::Failure> {
     let mut shared = Shared::new(issuers, limits.max_line, settings.live.http.clone());
     shared.remote = remote.clone();
     shared.apply_live(settings.live.clone());
+    shared.gate = arc_swap::ArcSwap::from_pointee(jwtd::routes::Gate::new(routes));
     let (cache_entries, max_bytes, max_token) = settings.cache;
     if cache_entries > 0 {
         let config = jwtd::cache::Config {
@@ -424,6 +469,7 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitCode, super::Failure> {
         let Load {
             issuers,
             sources,
+            routes,
             file,
         } = reload_source.load()?;
         let new = Settings::new(&reload_args, file.as_ref())?;
@@ -436,6 +482,7 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitCode, super::Failure> {
         running.live = new.live;
         Ok(server::Reload {
             issuers,
+            routes,
             live,
             restart_needed,
         })
@@ -649,6 +696,10 @@ fn spawn_signal_handlers(shutdown: CancellationToken, shared: Arc<Shared>) -> Re
 }
 
 /// A client timeout in seconds: positive, at most a day.
+fn parse_scope(s: &str) -> Result<String, String> {
+    jwtd::routes::config::check_scope(s).map(|()| s.to_string())
+}
+
 fn parse_timeout(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(v) if v > 0.0 && v <= 86_400.0 => Ok(v),

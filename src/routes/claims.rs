@@ -1,6 +1,7 @@
 //! Claim rules of a route: `claims = { tenant = "acme", roles = { contains = "admin" },
 //! "address.country" = { one_of = ["DE", "FR"] } }`. A name with dots is a path into nested objects
-//! (`address.country` is `claims["address"]["country"]`). A missing claim fails every rule.
+//! (`address.country` is `claims["address"]["country"]`), unless the claims have a member of exactly that
+//! name (namespaced claims: `"https://example.com/roles"`). A missing claim fails every rule.
 //!
 //! - a plain value: the claim equals it (numbers by value: `1` equals `1.0`);
 //! - `{ contains = V }`: the claim is an array holding V, or a space-separated string holding V as a word;
@@ -71,7 +72,7 @@ impl ClaimRule {
 
     /// Whether `claims` satisfy this rule.
     pub fn holds(&self, claims: &Value) -> bool {
-        let Some(v) = self.path.iter().try_fold(claims, |v, k| v.get(k)) else {
+        let Some(v) = lookup_path(claims, &self.name, &self.path) else {
             return false;
         };
         match &self.rule {
@@ -84,6 +85,20 @@ impl ClaimRule {
             },
         }
     }
+}
+
+/// The claim named `name` in `claims`: a top-level member of exactly that name if there is one (namespaced
+/// claims such as `https://example.com/roles` hold dots), else the dotted path into nested objects.
+pub fn lookup<'a>(claims: &'a Value, name: &str) -> Option<&'a Value> {
+    claims
+        .get(name)
+        .or_else(|| name.split('.').try_fold(claims, |v, k| v.get(k)))
+}
+
+fn lookup_path<'a>(claims: &'a Value, name: &str, path: &[String]) -> Option<&'a Value> {
+    claims
+        .get(name)
+        .or_else(|| path.iter().try_fold(claims, |v, k| v.get(k)))
 }
 
 /// JSON equality, numbers by value.

@@ -20,6 +20,9 @@ pub struct Route {
     pub any_scopes: Vec<String>,
     /// Only tokens of these issuers (`None`: any configured issuer).
     pub issuers: Option<Vec<String>>,
+    /// The token's `aud` must name one of these, instead of one of its issuer's audiences (`None`: the
+    /// issuer's audiences apply).
+    pub audiences: Option<Vec<String>>,
     pub claims: Vec<ClaimRule>,
 }
 
@@ -42,6 +45,9 @@ pub enum Decision {
     ClaimMismatch(String),
     /// 403 `issuer_not_allowed`: the token's issuer is not one this route accepts.
     IssuerNotAllowed,
+    /// 401 `wrong_audience`: the route's audiences name none of the token's; or the route has none and the
+    /// token's `aud` is accepted only by some other route's audiences.
+    WrongAudience,
     /// 403 `no_route`: routes exist, and none matches (with `default_route = "deny"`) or the request's path
     /// or method is unknown (fail closed).
     NoRoute,
@@ -60,10 +66,14 @@ impl Routes {
         self.routes.is_empty()
     }
 
-    /// The first route that matches `target`, if any.
+    /// The first route that matches `target`, if any. An unknown target matches only a route for every
+    /// request (`path = "/"`, any method): whatever the request was, that route covered it.
     pub fn find(&self, target: &Target) -> Option<usize> {
         let Target::Known { method, path } = target else {
-            return None;
+            return self
+                .routes
+                .iter()
+                .position(|r| r.path == "/" && r.methods.is_none());
         };
         self.routes.iter().position(|r| {
             under(path, &r.path)
@@ -73,30 +83,48 @@ impl Routes {
         })
     }
 
-    /// The decision for a valid token with `claims` (its `iss` among them) on `target`.
-    pub fn decide(&self, target: &Target, claims: &Value) -> Decision {
+    /// The decision for a valid token with `claims` (its `iss` among them) on `target`;
+    /// `route_audience_only`: its `aud` was accepted only as some route's audience.
+    pub fn decide(&self, target: &Target, claims: &Value, route_audience_only: bool) -> Decision {
+        let unrouted = if route_audience_only {
+            Decision::WrongAudience
+        } else {
+            Decision::Allow
+        };
         if self.routes.is_empty() {
-            return Decision::Allow;
-        }
-        if *target == Target::Unknown {
-            return Decision::NoRoute;
+            return unrouted;
         }
         match self.find(target) {
-            Some(i) => self.routes[i].decide(claims),
+            Some(i) => self.routes[i].decide(claims, route_audience_only),
+            None if *target == Target::Unknown => Decision::NoRoute,
             None if self.deny_unmatched => Decision::NoRoute,
-            None => Decision::Allow,
+            None => unrouted,
         }
     }
 }
 
 impl Route {
-    /// This route's decision for `claims`.
-    pub fn decide(&self, claims: &Value) -> Decision {
+    /// This route's decision for `claims` (see [`Routes::decide`] for `route_audience_only`).
+    pub fn decide(&self, claims: &Value, route_audience_only: bool) -> Decision {
         if let Some(allowed) = &self.issuers {
             let iss = claims.get("iss").and_then(Value::as_str);
             if !iss.is_some_and(|i| allowed.iter().any(|a| a == i)) {
                 return Decision::IssuerNotAllowed;
             }
+        }
+        let audience_ok = match &self.audiences {
+            None => !route_audience_only,
+            Some(wanted) => {
+                let named = |v: &Value| v.as_str().is_some_and(|a| wanted.iter().any(|w| w == a));
+                match claims.get("aud") {
+                    Some(Value::Array(list)) => list.iter().any(named),
+                    Some(v) => named(v),
+                    None => false,
+                }
+            }
+        };
+        if !audience_ok {
+            return Decision::WrongAudience;
         }
         let has = scopes(claims);
         let all = self.scopes.iter().all(|s| has.contains(s.as_str()));
@@ -128,6 +156,7 @@ mod tests {
             scopes: vec![],
             any_scopes: vec![],
             issuers: None,
+            audiences: None,
             claims: vec![],
         }
     }
@@ -168,31 +197,46 @@ mod tests {
         let t = table();
         let reader = json!({"iss": "https://login.example", "scope": "read:orders"});
         let writer = json!({"iss": "https://login.example", "scp": ["write:orders"]});
-        assert_eq!(t.decide(&at("GET", "/orders/7"), &reader), Decision::Allow);
         assert_eq!(
-            t.decide(&at("POST", "/orders"), &reader),
+            t.decide(&at("GET", "/orders/7"), &reader, false),
+            Decision::Allow
+        );
+        assert_eq!(
+            t.decide(&at("POST", "/orders"), &reader, false),
             Decision::InsufficientScope("write:orders".into())
         );
-        assert_eq!(t.decide(&at("POST", "/orders"), &writer), Decision::Allow);
         assert_eq!(
-            t.decide(&at("GET", "/orders"), &writer),
+            t.decide(&at("POST", "/orders"), &writer, false),
+            Decision::Allow
+        );
+        assert_eq!(
+            t.decide(&at("GET", "/orders"), &writer, false),
             Decision::InsufficientScope("read:orders".into())
         );
         // No route for DELETE /orders, /ordersx or /public: the default (allow) applies.
-        assert_eq!(t.decide(&at("DELETE", "/orders"), &reader), Decision::Allow);
-        assert_eq!(t.decide(&at("GET", "/ordersx"), &reader), Decision::Allow);
+        assert_eq!(
+            t.decide(&at("DELETE", "/orders"), &reader, false),
+            Decision::Allow
+        );
+        assert_eq!(
+            t.decide(&at("GET", "/ordersx"), &reader, false),
+            Decision::Allow
+        );
         let deny = Routes {
             deny_unmatched: true,
             ..table()
         };
         assert_eq!(
-            deny.decide(&at("GET", "/public"), &reader),
+            deny.decide(&at("GET", "/public"), &reader, false),
             Decision::NoRoute
         );
         // An unknown target is denied whenever routes exist, whatever the default.
-        assert_eq!(t.decide(&Target::Unknown, &reader), Decision::NoRoute);
         assert_eq!(
-            Routes::default().decide(&Target::Unknown, &reader),
+            t.decide(&Target::Unknown, &reader, false),
+            Decision::NoRoute
+        );
+        assert_eq!(
+            Routes::default().decide(&Target::Unknown, &reader, false),
             Decision::Allow
         );
     }
@@ -202,22 +246,22 @@ mod tests {
         let t = table();
         let admin = json!({"iss": "https://login.example", "scope": "ops", "roles": ["admin"]});
         assert_eq!(
-            t.decide(&at("GET", "/admin/users"), &admin),
+            t.decide(&at("GET", "/admin/users"), &admin, false),
             Decision::Allow
         );
         let other_iss = json!({"iss": "https://other.example", "scope": "ops", "roles": ["admin"]});
         assert_eq!(
-            t.decide(&at("GET", "/admin"), &other_iss),
+            t.decide(&at("GET", "/admin"), &other_iss, false),
             Decision::IssuerNotAllowed
         );
         let no_scope = json!({"iss": "https://login.example", "scope": "read", "roles": ["admin"]});
         assert_eq!(
-            t.decide(&at("GET", "/admin"), &no_scope),
+            t.decide(&at("GET", "/admin"), &no_scope, false),
             Decision::InsufficientScope("admin ops".into())
         );
         let no_role = json!({"iss": "https://login.example", "scope": "admin", "roles": ["user"]});
         assert_eq!(
-            t.decide(&at("GET", "/admin"), &no_role),
+            t.decide(&at("GET", "/admin"), &no_role, false),
             Decision::ClaimMismatch("roles".into())
         );
     }

@@ -45,6 +45,55 @@ const FAMILIES: [(&str, &str); 2] = [
     ("x-forwarded-uri", "x-forwarded-method"),
 ];
 
+/// Which ways of naming the original request are believed (`[http] original_request`); the headers of a
+/// way that is not are ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trust {
+    /// `X-Original-URI` / `X-Original-Method` (nginx `auth_request`).
+    pub nginx: bool,
+    /// `X-Forwarded-Uri` / `X-Forwarded-Method` (Traefik, Caddy forward-auth).
+    pub forwarded: bool,
+    /// The original path appended to the verify path (Envoy ext_authz HTTP).
+    pub envoy: bool,
+}
+
+impl Default for Trust {
+    fn default() -> Trust {
+        Trust {
+            nginx: true,
+            forwarded: true,
+            envoy: true,
+        }
+    }
+}
+
+impl Trust {
+    /// The names `[http] original_request` takes.
+    pub const NAMES: [&'static str; 3] = ["nginx", "forward-auth", "envoy"];
+
+    /// From a list of [`Trust::NAMES`]; `Err` names the first unknown entry.
+    pub fn from_names<S: AsRef<str>>(names: &[S]) -> Result<Trust, String> {
+        let mut t = Trust {
+            nginx: false,
+            forwarded: false,
+            envoy: false,
+        };
+        for n in names {
+            match n.as_ref() {
+                "nginx" => t.nginx = true,
+                "forward-auth" => t.forwarded = true,
+                "envoy" => t.envoy = true,
+                other => {
+                    return Err(format!(
+                        "{other:?}: expected some of \"nginx\" (X-Original-URI), \"forward-auth\" (X-Forwarded-Uri) and \"envoy\" (path after the verify path)"
+                    ));
+                }
+            }
+        }
+        Ok(t)
+    }
+}
+
 /// One header's only value, as text.
 fn single<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&'a str>, TargetError> {
     let mut values = headers.get_all(name).iter();
@@ -63,15 +112,19 @@ fn single<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&'a s
 }
 
 /// The original request of an auth request with `headers`, whose own method is `method` and whose own path
-/// is `own_path`, received on `verify_path`.
+/// is `own_path`, received on `verify_path`, believing the ways `trust` names.
 pub fn target(
     headers: &HeaderMap,
     method: &str,
     own_path: &str,
     verify_path: &str,
+    trust: Trust,
 ) -> Result<Target, TargetError> {
     let mut found: Option<Target> = None;
-    for (uri, meth) in FAMILIES {
+    for (i, (uri, meth)) in FAMILIES.into_iter().enumerate() {
+        if !(if i == 0 { trust.nginx } else { trust.forwarded }) {
+            continue;
+        }
         let (u, m) = (single(headers, uri)?, single(headers, meth)?);
         let t = match (u, m) {
             (None, None) => continue,
@@ -85,22 +138,49 @@ pub fn target(
                 ));
             }
         };
-        match &found {
-            Some(prev) if *prev != t => return Err(TargetError::Conflict),
-            _ => found = Some(t),
-        }
+        merge(&mut found, t)?;
     }
-    if let Some(t) = found {
-        return Ok(t);
-    }
-    // Envoy: the original path appended to the verify path.
+    // Envoy: the original path appended to the verify path. Believed together with the headers, never
+    // instead of them: a client-sent header naming another request is a conflict, not an override.
     let base = verify_path.trim_end_matches('/');
-    match own_path.strip_prefix(base) {
-        Some(rest) if rest.starts_with('/') && rest.len() > 1 => Ok(Target::Known {
+    if trust.envoy
+        && let Some(rest) = own_path.strip_prefix(base)
+        && rest.starts_with('/')
+        && rest.len() > 1
+    {
+        let t = Target::Known {
             method: method.to_ascii_uppercase(),
             path: normalize(rest).map_err(TargetError::Path)?,
-        }),
-        _ => Ok(Target::Unknown),
+        };
+        merge(&mut found, t)?;
+    }
+    Ok(found.unwrap_or(Target::Unknown))
+}
+
+/// The request a line-protocol client names (`VERIFY <token> <METHOD> <PATH>`).
+pub fn from_line(method: &[u8], path: &[u8]) -> Result<Target, TargetError> {
+    let tchar = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+    if method.is_empty() || !method.iter().all(tchar) {
+        return Err(TargetError::Incomplete(
+            "the method is not an HTTP method token",
+        ));
+    }
+    let path = std::str::from_utf8(path)
+        .map_err(|_| TargetError::Incomplete("the path is not UTF-8 text"))?;
+    Ok(Target::Known {
+        method: String::from_utf8_lossy(method).to_ascii_uppercase(),
+        path: normalize(path).map_err(TargetError::Path)?,
+    })
+}
+
+/// Keeps `t` as the target, unless another source named a different one.
+fn merge(found: &mut Option<Target>, t: Target) -> Result<(), TargetError> {
+    match found {
+        Some(prev) if *prev != t => Err(TargetError::Conflict),
+        _ => {
+            *found = Some(t);
+            Ok(())
+        }
     }
 }
 
@@ -130,7 +210,7 @@ mod tests {
             ("x-original-method", "post"),
         ]);
         assert_eq!(
-            target(&nginx, "GET", "/verify", "/verify"),
+            target(&nginx, "GET", "/verify", "/verify", Trust::default()),
             known("POST", "/orders/7")
         );
         let caddy = headers(&[
@@ -138,7 +218,7 @@ mod tests {
             ("x-forwarded-method", "GET"),
         ]);
         assert_eq!(
-            target(&caddy, "GET", "/verify", "/verify"),
+            target(&caddy, "GET", "/verify", "/verify", Trust::default()),
             known("GET", "/orders")
         );
         assert_eq!(
@@ -146,16 +226,29 @@ mod tests {
                 &HeaderMap::new(),
                 "delete",
                 "/verify/orders/%2e%2e/admin",
-                "/verify"
+                "/verify",
+                Trust::default()
             ),
             known("DELETE", "/admin")
         );
         assert_eq!(
-            target(&HeaderMap::new(), "GET", "/verify", "/verify"),
+            target(
+                &HeaderMap::new(),
+                "GET",
+                "/verify",
+                "/verify",
+                Trust::default()
+            ),
             Ok(Target::Unknown)
         );
         assert_eq!(
-            target(&HeaderMap::new(), "GET", "/verify/", "/verify"),
+            target(
+                &HeaderMap::new(),
+                "GET",
+                "/verify/",
+                "/verify",
+                Trust::default()
+            ),
             Ok(Target::Unknown)
         );
         // Both families naming the same request is fine (a proxy that sets both)…
@@ -166,7 +259,7 @@ mod tests {
             ("x-forwarded-method", "get"),
         ]);
         assert_eq!(
-            target(&same, "GET", "/verify", "/verify"),
+            target(&same, "GET", "/verify", "/verify", Trust::default()),
             known("GET", "/orders")
         );
         // … but `/orders` and `/orders/` are two requests.
@@ -177,7 +270,7 @@ mod tests {
             ("x-forwarded-method", "GET"),
         ]);
         assert_eq!(
-            target(&slash, "GET", "/verify", "/verify"),
+            target(&slash, "GET", "/verify", "/verify", Trust::default()),
             Err(TargetError::Conflict)
         );
     }
@@ -192,7 +285,7 @@ mod tests {
             ("x-forwarded-method", "GET"),
         ]);
         assert_eq!(
-            target(&smuggled, "GET", "/verify", "/verify"),
+            target(&smuggled, "GET", "/verify", "/verify", Trust::default()),
             Err(TargetError::Conflict)
         );
         let method_differs = headers(&[
@@ -202,12 +295,18 @@ mod tests {
             ("x-forwarded-method", "GET"),
         ]);
         assert_eq!(
-            target(&method_differs, "GET", "/verify", "/verify"),
+            target(
+                &method_differs,
+                "GET",
+                "/verify",
+                "/verify",
+                Trust::default()
+            ),
             Err(TargetError::Conflict)
         );
         let half = headers(&[("x-original-uri", "/orders")]);
         assert!(matches!(
-            target(&half, "GET", "/verify", "/verify"),
+            target(&half, "GET", "/verify", "/verify", Trust::default()),
             Err(TargetError::Incomplete(_))
         ));
         let twice = headers(&[
@@ -216,7 +315,7 @@ mod tests {
             ("x-original-method", "GET"),
         ]);
         assert!(matches!(
-            target(&twice, "GET", "/verify", "/verify"),
+            target(&twice, "GET", "/verify", "/verify", Trust::default()),
             Err(TargetError::Incomplete(_))
         ));
         let slash = headers(&[
@@ -224,7 +323,7 @@ mod tests {
             ("x-forwarded-method", "GET"),
         ]);
         assert_eq!(
-            target(&slash, "GET", "/verify", "/verify"),
+            target(&slash, "GET", "/verify", "/verify", Trust::default()),
             Err(TargetError::Path(PathError::EncodedSlash))
         );
     }

@@ -12,6 +12,7 @@ use super::revoke;
 use super::stats::Batch;
 use super::{NO_STATE_DIR, Shared};
 use crate::revocation::StoreError;
+use crate::routes::Check;
 
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -319,19 +320,39 @@ fn answer(
 ) -> Option<usize> {
     match line::parse(line) {
         Request::Verify(token) => {
-            let result = if may_wait {
-                match shared.try_verify(snap, token, now, batch, |claims| line::ok(out, claims)) {
-                    super::Attempt::Done(r) => r,
-                    super::Attempt::NeedKeys(issuer) => return Some(issuer),
-                }
-            } else {
-                shared.verify(snap, token, now, batch, |claims| line::ok(out, claims))
-            };
-            batch.requests += 1;
-            if let Err(e) = result {
-                tracing::debug!(token = %crate::crypto::token_digest(token), code = e.code(), "rejected");
-                line::err(out, &e);
+            return verify(token, Check::Token, shared, snap, now, out, batch, may_wait);
+        }
+        Request::VerifyFor {
+            token,
+            method,
+            path,
+        } => match crate::routes::target::from_line(method, path) {
+            Ok(target) => {
+                return verify(
+                    token,
+                    Check::Request(&target),
+                    shared,
+                    snap,
+                    now,
+                    out,
+                    batch,
+                    may_wait,
+                );
             }
+            Err(e) => {
+                batch.requests += 1;
+                batch.protocol_errors += 1;
+                line::protocol_err(out, "bad_request", &e.to_string());
+            }
+        },
+        Request::BadVerify => {
+            batch.requests += 1;
+            batch.protocol_errors += 1;
+            line::protocol_err(
+                out,
+                "bad_request",
+                "expected VERIFY <token> or VERIFY <token> <METHOD> <PATH>",
+            );
         }
         Request::Ping => {
             batch.requests += 1;
@@ -362,6 +383,39 @@ fn answer(
                 "expected VERIFY <token>, PING, STATS, RELOAD, REVOKE, UNREVOKE or REVOCATIONS",
             );
         }
+    }
+    None
+}
+
+/// One `VERIFY`: answers into `out`, or (when `may_wait` and the issuer should fetch keys first) returns
+/// that issuer without answering.
+#[allow(clippy::too_many_arguments)]
+fn verify(
+    token: &[u8],
+    check: Check<'_>,
+    shared: &Shared,
+    snap: &super::Snapshot,
+    now: u64,
+    out: &mut Vec<u8>,
+    batch: &mut Batch,
+    may_wait: bool,
+) -> Option<usize> {
+    let result = if may_wait {
+        match shared.try_verify(snap, token, check, now, batch, |claims| {
+            line::ok(out, claims)
+        }) {
+            super::Attempt::Done(r) => r,
+            super::Attempt::NeedKeys(issuer) => return Some(issuer),
+        }
+    } else {
+        shared.verify(snap, token, check, now, batch, |claims| {
+            line::ok(out, claims)
+        })
+    };
+    batch.requests += 1;
+    if let Err(e) = result {
+        tracing::debug!(token = %crate::crypto::token_digest(token), code = e.code(), "rejected");
+        line::err(out, &e);
     }
     None
 }

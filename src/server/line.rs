@@ -6,7 +6,16 @@ use crate::error::Error;
 /// One request line, borrowed from the read buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request<'a> {
+    /// `VERIFY <token>`: is the token valid (no route applies).
     Verify(&'a [u8]),
+    /// `VERIFY <token> <METHOD> <PATH>`: may this token make this request (the routes apply).
+    VerifyFor {
+        token: &'a [u8],
+        method: &'a [u8],
+        path: &'a [u8],
+    },
+    /// `VERIFY` with something after the token that is not `<METHOD> <PATH>`.
+    BadVerify,
     Ping,
     Stats,
     /// Admin: re-read keys and configuration.
@@ -69,7 +78,20 @@ pub fn parse(line: &[u8]) -> Request<'_> {
         b"PING" => Request::Ping,
         b"STATS" => Request::Stats,
         b"RELOAD" => Request::Reload,
-        [b'V', b'E', b'R', b'I', b'F', b'Y', b' ', token @ ..] => Request::Verify(token),
+        [b'V', b'E', b'R', b'I', b'F', b'Y', b' ', rest @ ..] => match memchr::memchr(b' ', rest) {
+            None => Request::Verify(rest),
+            Some(i) => {
+                let (token, after) = (&rest[..i], &rest[i + 1..]);
+                match memchr::memchr(b' ', after) {
+                    Some(j) if j > 0 && j + 1 < after.len() => Request::VerifyFor {
+                        token,
+                        method: &after[..j],
+                        path: &after[j + 1..],
+                    },
+                    _ => Request::BadVerify,
+                }
+            }
+        },
         b"REVOCATIONS" => Request::Revocation {
             verb: "REVOCATIONS",
             args: b"",
@@ -172,6 +194,27 @@ mod tests {
         assert_eq!(parse(b"STATS"), Request::Stats);
         assert_eq!(parse(b"VERIFY a.b.c"), Request::Verify(b"a.b.c"));
         assert_eq!(parse(b"VERIFY "), Request::Verify(b""));
+        assert_eq!(
+            parse(b"VERIFY a.b.c GET /orders/7?x=1 y"),
+            Request::VerifyFor {
+                token: b"a.b.c",
+                method: b"GET",
+                path: b"/orders/7?x=1 y"
+            }
+        );
+        for bad in [
+            &b"VERIFY a.b.c GET"[..],
+            b"VERIFY a.b.c ",
+            b"VERIFY a.b.c GET ",
+            b"VERIFY a.b.c  /x",
+        ] {
+            assert_eq!(
+                parse(bad),
+                Request::BadVerify,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
         assert_eq!(parse(b"ping"), Request::Unknown(b"ping"));
         assert_eq!(parse(b"VERIFY"), Request::Unknown(b"VERIFY"));
         assert_eq!(parse(b"PING x"), Request::Unknown(b"PING x"));

@@ -32,6 +32,7 @@ use crate::error::Error;
 use crate::issuers::Issuers;
 use crate::revocation::Presented;
 use crate::revocation::store::Store;
+use crate::routes::{Check, Gate};
 use stats::{Batch, Stats};
 use verdict::Verdict;
 
@@ -43,6 +44,8 @@ pub type Reloader =
 /// settings that only a restart applies.
 pub struct Reload {
     pub issuers: Issuers,
+    /// The routes (`[[route]]`, `--require-scope`).
+    pub routes: crate::routes::Routes,
     /// `None`: the live settings are unchanged.
     pub live: Option<Live>,
     pub restart_needed: Vec<String>,
@@ -77,6 +80,8 @@ pub struct Shared {
     client_timeout_ms: std::sync::atomic::AtomicU64,
     /// HTTP auth subrequests: path, token source, claim headers; swapped whole by a reload.
     pub http: ArcSwap<http::Options>,
+    /// The routes in force; swapped whole by a reload.
+    pub gate: ArcSwap<Gate>,
     /// Peers (by uid, from SO_PEERCRED) allowed to use admin commands.
     pub admin_uids: Vec<u32>,
     /// How to reload; `None` where reloading makes no sense (tests).
@@ -123,6 +128,7 @@ pub enum Attempt<R> {
 /// What a batch of requests verifies with: the issuers, and the generation that names them for the cache.
 pub struct Snapshot {
     pub issuers: arc_swap::Guard<Arc<Issuers>>,
+    pub gate: arc_swap::Guard<Arc<Gate>>,
     pub generation: u32,
 }
 
@@ -179,6 +185,7 @@ impl Shared {
                 DEFAULT_CLIENT_TIMEOUT.as_millis() as u64,
             ),
             http: ArcSwap::from_pointee(http),
+            gate: ArcSwap::from_pointee(Gate::default()),
             admin_uids: default_admin_uids(own_uid(), overflow_uid()),
             reloader: None,
             cache: None,
@@ -239,21 +246,23 @@ impl Shared {
         let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
         Snapshot {
             issuers: self.issuers.load(),
+            gate: self.gate.load(),
             generation,
         }
     }
 
-    /// Verifies `token` at `now` through the cache (when on), calling `ok` with the claims JSON on success.
-    /// Counts the outcome and the cache hit or miss in `batch`.
+    /// Verifies `token` at `now` through the cache (when on) and applies the routes `check` asks for, calling
+    /// `ok` with the claims JSON on success. Counts the outcome and the cache hit or miss in `batch`.
     pub fn verify<R>(
         &self,
         snap: &Snapshot,
         token: &[u8],
+        check: Check<'_>,
         now: u64,
         batch: &mut Batch,
         mut ok: impl FnMut(&str) -> R,
     ) -> Result<R, Error> {
-        let result = self.verify_inner(snap, token, now, batch, &mut ok);
+        let result = self.verify_inner(snap, token, check, now, batch, &mut ok);
         batch.outcome(&result);
         result
     }
@@ -265,12 +274,13 @@ impl Shared {
         &self,
         snap: &Snapshot,
         token: &[u8],
+        check: Check<'_>,
         now: u64,
         batch: &mut Batch,
         mut ok: impl FnMut(&str) -> R,
     ) -> Attempt<R> {
         let misses = batch.cache_misses;
-        let result = self.verify_inner(snap, token, now, batch, &mut ok);
+        let result = self.verify_inner(snap, token, check, now, batch, &mut ok);
         if let (Err(Error::UnknownKey(_) | Error::KeysUnavailable(_)), Some(remote)) =
             (&result, &self.remote)
             && let Some(i) = snap.issuers.route(token)
@@ -289,18 +299,19 @@ impl Shared {
     pub async fn verify_waiting<R>(
         &self,
         token: &[u8],
+        check: Check<'_>,
         batch: &mut Batch,
         mut ok: impl FnMut(&str) -> R,
     ) -> Result<R, Error> {
         let snap = self.snapshot();
-        match self.try_verify(&snap, token, unix_now(), batch, &mut ok) {
+        match self.try_verify(&snap, token, check, unix_now(), batch, &mut ok) {
             Attempt::Done(r) => r,
             Attempt::NeedKeys(issuer) => {
                 if let Some(remote) = &self.remote {
                     remote.refetch_for_unknown_kid(&snap.issuers, issuer).await;
                 }
                 drop(snap);
-                self.verify(&self.snapshot(), token, unix_now(), batch, ok)
+                self.verify(&self.snapshot(), token, check, unix_now(), batch, ok)
             }
         }
     }
@@ -309,6 +320,7 @@ impl Shared {
         &self,
         snap: &Snapshot,
         token: &[u8],
+        check: Check<'_>,
         now: u64,
         batch: &mut Batch,
         ok: &mut impl FnMut(&str) -> R,
@@ -337,6 +349,10 @@ impl Shared {
                         v.mark_clean(epoch);
                     }
                 }
+                // The routes, from the bits computed when it was verified.
+                if let Err(e) = snap.gate.check(check, v.gate(), v.claims()) {
+                    return Some(Err(e));
+                }
                 Some(Ok(ok(v.claims())))
             });
             if let Some(Some(r)) = hit {
@@ -349,14 +365,18 @@ impl Shared {
         if let Some(r) = revocations {
             r.check(&presented(v.jti(), v.sub(), v.iat(), token), now)?;
         }
+        let assessment = snap
+            .gate
+            .assess(v.claims_json(), v.registered().route_audience_only);
         if let (Some(tc), Some(key)) = (cached, key)
-            && let Some(verdict) = Verdict::new(&v, stamp)
+            && let Some(verdict) = Verdict::new(&v, stamp, assessment)
         {
             let size = verdict.heap_size();
             let window = snap.issuers.window(&v, now);
             tc.cache
                 .insert(key, snap.generation, window, now, verdict, size);
         }
+        snap.gate.check(check, assessment, v.claims_json())?;
         Ok(ok(v.claims_json()))
     }
 
@@ -371,6 +391,9 @@ impl Shared {
         if let Some(live) = r.live {
             self.apply_live(live);
         }
+        // Before the issuers: the generation bump in `reload` then retires verdicts assessed with the old
+        // routes too (and bits are only ever believed by the table that computed them).
+        self.gate.store(Arc::new(Gate::new(r.routes)));
         self.reload(r.issuers);
         for name in &r.restart_needed {
             tracing::warn!(

@@ -1,10 +1,12 @@
 //! What the cache keeps for a verified token: the reply's claims, and what a revocation check on a hit
-//! needs (`jti`, `sub`, `iat`) without parsing the claims again, and which issuer's keys (at which epoch)
-//! accepted it. 40 bytes plus the claims.
+//! needs (`jti`, `sub`, `iat`) without parsing the claims again, which issuer's keys (at which epoch)
+//! accepted it, and what it means for each route (so a hit does not parse the claims for the routes
+//! either). 56 bytes plus the claims.
 
 use crate::Verified;
 use crate::claims::Text;
 use crate::issuers::Stamp;
+use crate::routes::Assessment;
 
 /// A cached verification result.
 #[derive(Debug)]
@@ -20,6 +22,8 @@ pub struct Verdict {
     sub: (u16, u16),
     /// The issuer and key epoch that accepted the token: a hit holds only while that epoch is current.
     stamp: Stamp,
+    /// The token's standing with each route of the table it was assessed with.
+    gate: Assessment,
 }
 
 impl Clone for Verdict {
@@ -31,6 +35,7 @@ impl Clone for Verdict {
             jti: self.jti,
             sub: self.sub,
             stamp: self.stamp,
+            gate: self.gate,
         }
     }
 }
@@ -40,7 +45,7 @@ const NONE: (u16, u16) = (u16::MAX, u16::MAX);
 impl Verdict {
     /// The cacheable form of `v`; `None` when its claims are over 64 KiB or its `jti`/`sub` contain JSON
     /// escapes (rare; such tokens are simply verified every time).
-    pub fn new(v: &Verified, stamp: Stamp) -> Option<Verdict> {
+    pub fn new(v: &Verified, stamp: Stamp, gate: Assessment) -> Option<Verdict> {
         let claims = v.claims_json();
         if claims.len() >= usize::from(u16::MAX) {
             return None;
@@ -66,7 +71,13 @@ impl Verdict {
             jti: span(&r.jti)?,
             sub: span(&r.sub)?,
             stamp,
+            gate,
         })
+    }
+
+    /// The token's standing with the routes.
+    pub fn gate(&self) -> Assessment {
+        self.gate
     }
 
     /// The claims JSON, compact, as `Verified::claims_json` gave it.
@@ -158,7 +169,7 @@ mod tests {
     #[test]
     fn keeps_claims_and_the_revocation_fields() {
         let v = verified(r#"{"sub":"alice","jti":"j-1","iat":990.5,"x":1}"#);
-        let d = Verdict::new(&v, STAMP).unwrap();
+        let d = Verdict::new(&v, STAMP, Assessment::default()).unwrap();
         assert_eq!(d.claims(), v.claims_json());
         // iat is kept to the second: cutoffs are whole seconds, so `iat < cutoff` does not change.
         assert_eq!(
@@ -171,14 +182,26 @@ mod tests {
         assert!(d.clean_at(0) && !d.clean_at(7));
         d.mark_clean(7);
         assert!(d.clean_at(7));
-        let none = Verdict::new(&verified(r#"{"x":1}"#), STAMP).unwrap();
+        let none = Verdict::new(&verified(r#"{"x":1}"#), STAMP, Assessment::default()).unwrap();
         assert_eq!((none.sub(), none.jti(), none.iat()), (None, None, None));
         // Whitespace in the payload: the spans still point into the compacted claims.
-        let spaced = Verdict::new(&verified("{ \"x\" : 1 , \"sub\" : \"bob\" }"), STAMP).unwrap();
+        let spaced = Verdict::new(
+            &verified("{ \"x\" : 1 , \"sub\" : \"bob\" }"),
+            STAMP,
+            Assessment::default(),
+        )
+        .unwrap();
         assert_eq!(spaced.sub(), Some("bob"));
         // Escaped strings are not cached.
-        assert!(Verdict::new(&verified(r#"{"sub":"a\u0041"}"#), STAMP).is_none());
-        assert_eq!(std::mem::size_of::<Verdict>(), 40);
+        assert!(
+            Verdict::new(
+                &verified(r#"{"sub":"a\u0041"}"#),
+                STAMP,
+                Assessment::default()
+            )
+            .is_none()
+        );
+        assert_eq!(std::mem::size_of::<Verdict>(), 56);
         assert_eq!(d.stamp(), STAMP);
     }
 }

@@ -17,15 +17,18 @@ use tokio_util::sync::CancellationToken;
 use super::Shared;
 use super::stats::Batch;
 use crate::error::Error;
+use crate::routes::Check;
 
 mod claim_headers;
 mod credentials;
 mod options;
 
 use claim_headers::claim_headers;
+pub use claim_headers::{Arrays, parse_arrays};
 use credentials::{Token, find_token};
 pub use options::{
-    Options, parse_claim_header, parse_cookie_name, parse_header_name, parse_verify_path,
+    Options, check_distinct, parse_claim_header, parse_cookie_name, parse_header_name,
+    parse_output_header, parse_verify_path,
 };
 
 /// Largest accepted request body (introspection forms), in bytes.
@@ -149,28 +152,75 @@ async fn verify(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes
             batch.protocol_errors += 1;
             invalid_request(StatusCode::UNAUTHORIZED, why)
         }
-        Token::Found(token) => match shared
-            .verify_waiting(token, &mut batch, |claims| {
-                match claim_headers(claims, &options.claim_headers) {
-                    Ok(headers) => {
-                        let mut r = json(StatusCode::OK, claims.to_owned());
-                        r.headers_mut().extend(headers);
-                        r
+        Token::Found(token) => {
+            // The original request, when routes need it; a request that names it ambiguously is refused
+            // before the token is looked at.
+            let target = if shared.gate.load().has_routes() {
+                match crate::routes::target::target(
+                    req.headers(),
+                    req.method().as_str(),
+                    req.uri().path(),
+                    &options.verify_path,
+                    options.trust,
+                ) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        batch.protocol_errors += 1;
+                        tracing::info!(error = %e, "auth request refused: the original request cannot be told");
+                        shared.stats.add(&batch);
+                        return invalid_request(StatusCode::BAD_REQUEST, &e.to_string());
                     }
-                    Err(why) => not_representable(&why),
                 }
-            })
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::debug!(token = %crate::crypto::token_digest(token), code = e.code(), "rejected (http)");
-                rejected(&e)
+            } else {
+                None
+            };
+            if target == Some(crate::routes::Target::Unknown) {
+                tracing::info!(
+                    "auth request without its original method and path (X-Original-URI/-Method, X-Forwarded-Uri/-Method or a path after the verify path): matched by no route but a catch-all, denied otherwise"
+                );
             }
-        },
+            let check = match &target {
+                Some(t) => Check::Request(t),
+                None => Check::Token,
+            };
+            verified(token, check, shared, &options, &mut batch).await
+        }
     };
     shared.stats.add(&batch);
     response
+}
+
+async fn verified(
+    token: &[u8],
+    check: Check<'_>,
+    shared: &Shared,
+    options: &Options,
+    batch: &mut Batch,
+) -> Response<Full<Bytes>> {
+    match shared
+        .verify_waiting(token, check, batch, |claims| {
+            match claim_headers(
+                claims,
+                &options.claim_headers,
+                options.arrays,
+                options.payload_header.as_ref(),
+            ) {
+                Ok(headers) => {
+                    let mut r = json(StatusCode::OK, claims.to_owned());
+                    r.headers_mut().extend(headers);
+                    r
+                }
+                Err(why) => not_representable(&why),
+            }
+        })
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(token = %crate::crypto::token_digest(token), code = e.code(), "rejected (http)");
+            rejected(&e)
+        }
+    }
 }
 
 /// A credential of the wrong shape (RFC 6750 §3.1 `invalid_request`), with `status`.
@@ -186,8 +236,28 @@ fn invalid_request(status: StatusCode, why: &str) -> Response<Full<Bytes>> {
     r
 }
 
-/// 401 with RFC 6750 §3 `WWW-Authenticate` and a JSON body naming the code.
+/// 401 with RFC 6750 §3 `WWW-Authenticate` and a JSON body naming the code; 403 for a valid token a route
+/// refuses (`insufficient_scope` with the scopes the route asks for, RFC 6750 §3.1).
 fn rejected(e: &Error) -> Response<Full<Bytes>> {
+    if e.is_forbidden() {
+        let body = serde_json::json!({"error": "insufficient_scope", "code": e.code(), "message": e.to_string()});
+        let mut r = json(StatusCode::FORBIDDEN, body.to_string());
+        let challenge = match e {
+            // Scopes are RFC 6749 scope-tokens (checked when configured): no quote or backslash.
+            Error::InsufficientScope(scopes) => format!(
+                "Bearer error=\"insufficient_scope\", error_description=\"{}\", scope=\"{scopes}\"",
+                e.code()
+            ),
+            _ => format!(
+                "Bearer error=\"insufficient_scope\", error_description=\"{}\"",
+                e.code()
+            ),
+        };
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        return r;
+    }
     let body =
         serde_json::json!({"error": "invalid_token", "code": e.code(), "message": e.to_string()});
     let mut r = json(StatusCode::UNAUTHORIZED, body.to_string());
@@ -332,7 +402,7 @@ async fn introspect(req: Request<Incoming>, shared: &Shared) -> Response<Full<By
         ..Batch::default()
     };
     let verified = shared
-        .verify_waiting(token.as_bytes(), &mut batch, |claims| {
+        .verify_waiting(token.as_bytes(), Check::Token, &mut batch, |claims| {
             let mut claims: serde_json::Map<String, serde_json::Value> =
                 serde_json::from_str(claims).unwrap_or_default();
             claims.insert("active".into(), true.into());

@@ -18,6 +18,12 @@ pub struct Options {
     /// Claims copied into `/verify` response headers: (header, claim). Every one is always answered (empty
     /// when the claim is absent), so that a proxy copying it replaces any copy the client sent.
     pub claim_headers: Vec<(HeaderName, String)>,
+    /// How arrays become claim header values.
+    pub arrays: super::claim_headers::Arrays,
+    /// A header carrying the whole payload (base64url of the claims JSON).
+    pub payload_header: Option<HeaderName>,
+    /// Which ways of naming the original request (for routes) are believed.
+    pub trust: crate::routes::target::Trust,
 }
 
 impl Default for Options {
@@ -31,6 +37,9 @@ impl Default for Options {
                 (HeaderName::from_static("x-jwt-sub"), "sub".into()),
                 (HeaderName::from_static("x-jwt-iss"), "iss".into()),
             ],
+            arrays: super::claim_headers::Arrays::default(),
+            payload_header: None,
+            trust: crate::routes::target::Trust::default(),
         }
     }
 }
@@ -85,21 +94,104 @@ pub fn parse_header_name(s: &str) -> Result<HeaderName, InvalidValue> {
     HeaderName::from_bytes(s.as_bytes()).map_err(|_| InvalidValue::new(s, "not a header name"))
 }
 
-/// Parses `--claim-header X-Jwt-Sub=sub`.
+/// Headers a claim may never be written to: hop-by-hop headers (RFC 9110 §7.6.1), credentials and
+/// framing, and the headers proxies use to name the original request (a claim there could steer routes).
+const RESERVED: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "www-authenticate",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+    "content-type",
+    "content-encoding",
+    "cookie",
+    "set-cookie",
+    "forwarded",
+    "x-original-uri",
+    "x-original-method",
+    "x-forwarded-uri",
+    "x-forwarded-method",
+    "x-forwarded-host",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+];
+
+/// Checks the name of a header jwtd writes claims into: a header name, and not one of [`RESERVED`].
+pub fn parse_output_header(s: &str) -> Result<HeaderName, InvalidValue> {
+    let name = parse_header_name(s)?;
+    if RESERVED.contains(&name.as_str()) {
+        return Err(InvalidValue::new(
+            s,
+            "reserved: hop-by-hop, credential, framing and original-request headers cannot carry claims",
+        ));
+    }
+    Ok(name)
+}
+
+/// Parses `--claim-header X-Jwt-Sub=sub` (a dotted claim name is a path into nested objects).
 pub fn parse_claim_header(s: &str) -> Result<(HeaderName, String), InvalidValue> {
     let (name, claim) = s
         .split_once('=')
         .ok_or_else(|| InvalidValue::new(s, "expected HEADER=claim, e.g. X-Jwt-Sub=sub"))?;
-    let name = parse_header_name(name)?;
+    let name = parse_output_header(name)?;
     if claim.is_empty() {
         return Err(InvalidValue::new(s, "the claim name is empty"));
     }
     Ok((name, claim.to_string()))
 }
 
+/// Checks that no header is written twice (claim headers and the payload header).
+pub fn check_distinct(o: &Options) -> Result<(), InvalidValue> {
+    let mut seen: Vec<&HeaderName> = Vec::new();
+    for name in o
+        .claim_headers
+        .iter()
+        .map(|(n, _)| n)
+        .chain(&o.payload_header)
+    {
+        if seen.contains(&name) {
+            return Err(InvalidValue::new(
+                name.as_str(),
+                "this header is configured twice",
+            ));
+        }
+        seen.push(name);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn claims_never_go_to_reserved_headers() {
+        for bad in [
+            "Authorization=sub",
+            "connection=sub",
+            "X-Original-URI=sub",
+            "Transfer-Encoding=x",
+            "Host=iss",
+        ] {
+            assert!(parse_claim_header(bad).is_err(), "{bad}");
+        }
+        assert!(parse_claim_header("X-Jwt-Country=address.country").is_ok());
+        assert!(parse_output_header("set-cookie").is_err());
+        let twice = Options {
+            claim_headers: vec![parse_claim_header("X-A=sub").unwrap()],
+            payload_header: Some(parse_output_header("x-a").unwrap()),
+            ..Options::default()
+        };
+        assert!(check_distinct(&twice).is_err());
+        assert!(check_distinct(&Options::default()).is_ok());
+    }
 
     #[test]
     fn verify_paths_match_exactly_or_as_a_prefix_segment() {
