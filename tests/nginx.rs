@@ -1,7 +1,9 @@
 //! A real nginx (Debian's, installed by `.ci/run`) in front of `jwtd serve`, configured with the recipe of
-//! docs/PROTOCOL.md as written (one source: the docs cannot drift from what is tested), its workers as the
-//! stock `www-data` user and jwtd's socket group set as the recipe says: a valid token reaches the upstream
-//! with its subject forwarded; an invalid or missing one gets 401; without the socket group, 500.
+//! docs/PROTOCOL.md as written (one source: the docs cannot drift from what is tested) — nginx's config and
+//! the routes jwtd is given — its workers as the stock `www-data` user and jwtd's socket group set as the
+//! recipe says: a valid token reaches the upstream with its subject forwarded; a token without the scope a
+//! route asks for gets 403 and the upstream never sees the request, whatever spelling of the path; an invalid
+//! or missing one gets 401; without the socket group, 500.
 
 mod common;
 
@@ -141,9 +143,21 @@ fn nginx_auth_request_in_front_of_jwtd() {
     let socket = dir.join("jwtd.sock");
     // As the recipe says: the socket stays 0660 and its group is nginx's worker's.
     let user = stock_worker_user();
+    // jwtd: the test's issuer, then the routes of the recipe as written.
+    let routes = only_block("docs/PROTOCOL.md", "toml");
+    let config = dir.join("jwtd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[issuer]]\niss = \"https://issuer.test\"\nkeys = [\"{}\"]\naudiences = [\"api\"]\n\n{}",
+            data("keys/HS256.public.jwks").display(),
+            routes.text
+        ),
+    )
+    .unwrap();
     let mut jwtd = Command::new(env!("CARGO_BIN_EXE_jwtd"));
-    jwtd.args(["serve", "--aud", "api", "--keys"])
-        .arg(data("keys/HS256.public.jwks"))
+    jwtd.args(["serve", "--config"])
+        .arg(&config)
         .arg("--socket")
         .arg(&socket)
         .stderr(Stdio::null());
@@ -181,7 +195,7 @@ fn nginx_auth_request_in_front_of_jwtd() {
     wait_until("nginx", || TcpStream::connect(("127.0.0.1", port)).is_ok());
 
     let good = common::daemon::valid_token();
-    let (status, body) = get(port, "/api/orders", Some(&good));
+    let (status, body) = get(port, "/api/items", Some(&good));
     assert_eq!(status, 200, "{body}");
     assert!(
         body.ends_with("upstream reached, user=user-1234567890 iss=https://issuer.test\n"),
@@ -190,7 +204,7 @@ fn nginx_auth_request_in_front_of_jwtd() {
     // A client's own identity headers never reach the upstream: jwtd always answers the claim headers
     // (empty when the claim is absent) and the documented config replaces the client's copies.
     let forged = "X-Jwt-Sub: admin\r\nX-Jwt-Iss: https://evil\r\n";
-    let (status, body) = get_with(port, "/api/orders", Some(&good), forged);
+    let (status, body) = get_with(port, "/api/items", Some(&good), forged);
     assert_eq!(status, 200, "{body}");
     assert!(
         body.ends_with("user=user-1234567890 iss=https://issuer.test\n"),
@@ -199,30 +213,72 @@ fn nginx_auth_request_in_front_of_jwtd() {
     let mut no_sub = common::live_claims();
     no_sub.as_object_mut().unwrap().remove("sub");
     let anonymous = token_with(Alg::HS256, serde_json::json!({}), &no_sub);
-    let (status, body) = get_with(port, "/api/orders", Some(&anonymous), forged);
+    let (status, body) = get_with(port, "/api/items", Some(&anonymous), forged);
     assert_eq!(status, 200, "{body}");
     assert!(
         body.ends_with("upstream reached, user= iss=https://issuer.test\n"),
         "a forged X-Jwt-Sub passed: {body}"
     );
 
+    // The routes: a scope per path and method, judged on the request nginx guards, however it is spelled.
+    let with_scope = |scope: &str| {
+        let mut c = common::live_claims();
+        c["scope"] = serde_json::json!(scope);
+        token_with(Alg::HS256, serde_json::json!({}), &c)
+    };
+    let reader = with_scope("read:orders");
+    let (status, body) = get(port, "/api/orders/7", Some(&reader));
+    assert_eq!(status, 200, "{body}");
+    for path in [
+        "/api/admin/users",
+        "/api/orders/../admin",
+        "/api/orders/%2e%2e/admin",
+        "/api/Orders/../admin",
+    ] {
+        let (status, body) = get(port, path, Some(&reader));
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(!body.contains("upstream reached"), "{path}: {body}");
+    }
+    let (status, body) = get_with(
+        port,
+        "/api/orders/7",
+        Some(&reader),
+        "X-Original-Method: PUT\r\n",
+    );
+    assert_eq!(
+        status, 200,
+        "a client's X-Original-Method is replaced by nginx's: {body}"
+    );
+    let (status, body) = get(port, "/api/admin", Some(&with_scope("admin")));
+    assert_eq!(status, 200, "{body}");
+    // A client's X-Forwarded-Uri naming a friendlier path is removed by the recipe: still 403, not a 400 (500).
+    let (status, body) = get_with(
+        port,
+        "/api/admin",
+        Some(&reader),
+        "X-Forwarded-Uri: /api/items\r\nX-Forwarded-Method: GET\r\n",
+    );
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = get(port, "/public/page", None);
+    assert_eq!(status, 200, "{body}");
+
     let expired = token(Alg::HS256);
-    let (status, body) = get(port, "/api/orders", Some(&expired));
+    let (status, body) = get(port, "/api/items", Some(&expired));
     assert_eq!(status, 401, "{body}");
     assert!(!body.contains("upstream reached"));
-    let (status, _) = get(port, "/api/orders", Some("garbage"));
+    let (status, _) = get(port, "/api/items", Some("garbage"));
     assert_eq!(status, 401);
-    let (status, _) = get(port, "/api/orders", None);
+    let (status, _) = get(port, "/api/items", None);
     assert_eq!(status, 401);
     // Many subrequests in a row over the keepalive upstream.
     for _ in 0..50 {
-        assert_eq!(get(port, "/api/orders", Some(&good)).0, 200);
+        assert_eq!(get(port, "/api/items", Some(&good)).0, 200);
     }
     if user.is_some() {
         // What the recipe warns of: without the socket group, nginx's worker cannot connect and every
         // protected request answers 500.
         std::os::unix::fs::chown(&socket, None, Some(0)).unwrap();
-        let (status, body) = get(port, "/api/orders", Some(&good));
+        let (status, body) = get(port, "/api/items", Some(&good));
         assert_eq!(status, 500, "{body}");
         let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
         assert!(log.contains("Permission denied"), "{log}");
