@@ -372,10 +372,32 @@ fn bench_e2e(c: &mut Criterion) {
     drop(snap);
     // The same hit with 50 routes, the request matching the last (every path compared): what route
     // evaluation costs a hit, the request's method and path parsed as the line protocol does.
+    // A fresh cache, as after a reload (whose generation bump retires verdicts assessed with other routes).
     shared
         .gate
         .store(std::sync::Arc::new(jwtd::routes::Gate::new(fifty_routes())));
+    shared.cache = Some(TokenCache::new(&Config::default(), 8192).unwrap());
     let snap = shared.snapshot();
+    let gate = jwtd::routes::Gate::new(fifty_routes());
+    g.bench_function("tmp_parse", |b| {
+        b.iter(|| {
+            black_box(
+                jwtd::routes::target::from_line(b"GET", black_box(b"/api/r49/items/7?x=1"))
+                    .unwrap(),
+            )
+        })
+    });
+    let t0 = jwtd::routes::target::from_line(b"GET", b"/api/r49/items/7?x=1").unwrap();
+    g.bench_function("tmp_find", |b| {
+        b.iter(|| black_box(gate.routes().find(black_box(&t0))))
+    });
+    g.bench_function("tmp_parse_find", |b| {
+        b.iter(|| {
+            let t = jwtd::routes::target::from_line(b"GET", black_box(b"/api/r49/items/7?x=1"))
+                .unwrap();
+            black_box(gate.routes().find(&t))
+        })
+    });
     g.bench_function("again_50_routes", |b| {
         b.iter(|| {
             let mut batch = Batch::default();
@@ -403,8 +425,8 @@ fn bench_e2e(c: &mut Criterion) {
 fn fifty_routes() -> jwtd::routes::Routes {
     let tenant =
         jwtd::routes::claims::ClaimRule::new("tenant", &serde_json::json!("acme")).unwrap();
-    jwtd::routes::Routes {
-        routes: (0..50)
+    jwtd::routes::Routes::new(
+        (0..50)
             .map(|i| jwtd::routes::Route {
                 path: format!("/api/r{i}"),
                 methods: Some(vec!["GET".into(), "HEAD".into()]),
@@ -415,8 +437,8 @@ fn fifty_routes() -> jwtd::routes::Routes {
                 claims: vec![tenant.clone()],
             })
             .collect(),
-        deny_unmatched: true,
-    }
+        true,
+    )
 }
 
 /// The revocation check for 10,000 distinct tokens (distinct jti and sub), with no rules and with 1M jti

@@ -439,3 +439,57 @@ fn the_whole_payload_header_and_reserved_names() {
         assert!(out.contains("reserved"), "{name}: {out}");
     }
 }
+
+#[test]
+fn a_routes_file_in_flag_mode_reloads_and_widens_the_audience() {
+    let dir = temp_dir("routes-file");
+    let file = dir.join("routes.toml");
+    let write = |scope: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "[[route]]\npath = \"/orders\"\nscopes = [\"{scope}\"]\n\n[[route]]\npath = \"/billing\"\naudiences = [\"billing-api\"]\n"
+            ),
+        )
+        .unwrap()
+    };
+    write("read:orders");
+    let d = start_in(
+        dir.clone(),
+        &["--routes", file.to_str().unwrap(), "--no-watch"],
+    );
+    let t = token_with(Alg::HS256, json!({}), &common::live_claims());
+    let mut billing = common::live_claims();
+    billing["aud"] = json!("billing-api");
+    let b = token_with(Alg::HS256, json!({}), &billing);
+    let out = ask(
+        &d.socket,
+        &[
+            format!("VERIFY {t} GET /orders/1"),
+            format!("VERIFY {b} GET /billing/1"),
+            format!("VERIFY {b} GET /orders/1"),
+            format!("VERIFY {b}"),
+        ],
+    );
+    assert!(out[0].starts_with("ERR insufficient_scope "), "{out:?}");
+    assert!(out[1].starts_with("OK "), "{out:?}");
+    assert!(out[2].starts_with("ERR wrong_audience "), "{out:?}");
+    assert!(out[3].starts_with("ERR wrong_audience "), "{out:?}");
+    // The token's scope is read:items: a reload that asks for it lets the (cached) token through.
+    write("read:items");
+    let r = exchange(&d.socket, b"RELOAD\n");
+    assert!(r.starts_with("OK "), "{r}");
+    assert!(verify_for(&d.socket, &t, "GET /orders/1").starts_with("OK "));
+    // A broken routes file is refused whole.
+    std::fs::write(&file, "[[route]]\npath = \"orders\"\n").unwrap();
+    let r = exchange(&d.socket, b"RELOAD\n");
+    assert!(
+        r.starts_with("ERR reload_failed ") && r.contains("route[0].path"),
+        "{r}"
+    );
+    assert!(verify_for(&d.socket, &t, "GET /orders/1").starts_with("OK "));
+}
+
+fn verify_for(socket: &Path, token: &str, request: &str) -> String {
+    exchange(socket, format!("VERIFY {token} {request}\n").as_bytes())
+}

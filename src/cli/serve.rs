@@ -112,6 +112,10 @@ pub(super) struct ServeArgs {
     #[arg(long = "require-scope", value_name = "SCOPE", conflicts_with = "config",
           value_parser = parse_scope)]
     require_scopes: Vec<String>,
+    /// A TOML file of [[route]] tables (and default_route), as in --config, for a daemon configured by
+    /// flags; re-read on reload. See docs/CONFIG.md, "Routes".
+    #[arg(long = "routes", value_name = "FILE", conflicts_with_all = ["config", "require_scopes"])]
+    routes_file: Option<PathBuf>,
     /// Cookie that holds the token, tried when the token header is absent.
     #[arg(long, value_name = "NAME", value_parser = server::http::parse_cookie_name)]
     token_cookie: Option<String>,
@@ -126,6 +130,7 @@ struct Source {
     config: Option<PathBuf>,
     policy: PolicyArgs,
     require_scopes: Vec<String>,
+    routes_file: Option<PathBuf>,
 }
 
 /// What a load read: the issuers with their file keys, the remote sources, and the file (if any).
@@ -152,11 +157,31 @@ impl Source {
                 })
             }
             None => {
-                let v = Verifier::new(
-                    self.policy.key_set()?,
-                    self.policy.policy(),
-                    self.policy.limits(),
-                );
+                // `--routes FILE`, or `--require-scope`: one route for every request.
+                let routes = match &self.routes_file {
+                    Some(path) => {
+                        let shown = path.display().to_string();
+                        let bytes = jwtd::keys::file::read_regular(path)?;
+                        let text = String::from_utf8(bytes)
+                            .map_err(|_| format!("{shown}: not UTF-8 text"))?;
+                        let issuers: Vec<&str> =
+                            self.policy.issuers.iter().map(String::as_str).collect();
+                        jwtd::routes::config::load_file(&text, &shown, &issuers)?
+                    }
+                    None => self.scope_route(),
+                };
+                // Route audiences, for whichever accepted issuer the routes name.
+                let mut policy = self.policy.policy();
+                let mut route_audiences = jwtd::routes::config::route_audiences(&routes, None);
+                for iss in &self.policy.issuers {
+                    for a in jwtd::routes::config::route_audiences(&routes, Some(iss)) {
+                        if !route_audiences.contains(&a) {
+                            route_audiences.push(a);
+                        }
+                    }
+                }
+                policy.route_audiences = route_audiences;
+                let v = Verifier::new(self.policy.key_set()?, policy, self.policy.limits());
                 let iss = self.policy.issuers.first().map(String::as_str);
                 let sources = self
                     .policy
@@ -164,23 +189,6 @@ impl Source {
                     .source(iss, self.policy.alg)?
                     .into_iter()
                     .collect();
-                // `--require-scope`: one route for every request.
-                let routes = jwtd::routes::Routes {
-                    routes: if self.require_scopes.is_empty() {
-                        Vec::new()
-                    } else {
-                        vec![jwtd::routes::Route {
-                            path: "/".into(),
-                            methods: None,
-                            scopes: self.require_scopes.clone(),
-                            any_scopes: Vec::new(),
-                            issuers: None,
-                            audiences: None,
-                            claims: Vec::new(),
-                        }]
-                    },
-                    deny_unmatched: false,
-                };
                 Ok(Load {
                     issuers: Issuers::single(v),
                     sources,
@@ -189,6 +197,26 @@ impl Source {
                 })
             }
         }
+    }
+
+    /// `--require-scope`: one route for every request needing those scopes (none without the flag).
+    fn scope_route(&self) -> jwtd::routes::Routes {
+        jwtd::routes::Routes::new(
+            if self.require_scopes.is_empty() {
+                Vec::new()
+            } else {
+                vec![jwtd::routes::Route {
+                    path: "/".into(),
+                    methods: None,
+                    scopes: self.require_scopes.clone(),
+                    any_scopes: Vec::new(),
+                    issuers: None,
+                    audiences: None,
+                    claims: Vec::new(),
+                }]
+            },
+            false,
+        )
     }
 
     /// The files whose changes reload the daemon.
@@ -200,6 +228,7 @@ impl Source {
                 .keys
                 .iter()
                 .chain(&self.policy.secrets)
+                .chain(&self.routes_file)
                 .cloned()
                 .collect(),
         }
@@ -368,6 +397,7 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitCode, super::Failure> {
         config: args.config.clone(),
         policy,
         require_scopes: args.require_scopes.clone(),
+        routes_file: args.routes_file.clone(),
     };
     // An invalid configuration stops the start: never serve half-configured.
     let Load {

@@ -162,17 +162,32 @@ pub fn build(
             claims,
         });
     }
-    Ok(Routes {
-        routes,
-        deny_unmatched,
-    })
+    Ok(Routes::new(routes, deny_unmatched))
+}
+
+/// A file of `[[route]]` tables and an optional `default_route`, for `serve --routes FILE` (flag mode).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoutesFile {
+    #[serde(rename = "route", default)]
+    routes: Vec<RouteConfig>,
+    default_route: Option<String>,
+}
+
+/// Reads a routes file (`shown` names it in errors); `issuers`: the `iss` values a route may name.
+pub fn load_file(text: &str, shown: &str, issuers: &[&str]) -> Result<Routes, String> {
+    let f: RoutesFile =
+        toml::from_str(text).map_err(|e| format!("{shown}: {}", e.to_string().trim_end()))?;
+    let deny = default_route(f.default_route.as_deref())
+        .map_err(|e| format!("{shown}: {}: {}", e.key, e.message))?;
+    build(&f.routes, deny, issuers).map_err(|e| format!("{shown}: {}: {}", e.key, e.message))
 }
 
 /// The audiences that routes applying to issuer `iss` accept on its behalf (see
 /// [`crate::claims::Policy::route_audiences`]).
 pub fn route_audiences(routes: &Routes, iss: Option<&str>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for r in &routes.routes {
+    for r in routes.routes() {
         let applies = match (&r.issuers, iss) {
             (None, _) => true,
             (Some(list), Some(iss)) => list.iter().any(|i| i == iss),
@@ -217,7 +232,7 @@ claims = { tenant = "acme", roles = { contains = "admin" }, "address.country" = 
 "#,
         )
         .unwrap();
-        let route = &r.routes[0];
+        let route = &r.routes()[0];
         assert_eq!(route.path, "/orders");
         assert_eq!(
             route.methods.as_deref(),
@@ -229,6 +244,26 @@ claims = { tenant = "acme", roles = { contains = "admin" }, "address.country" = 
             ["orders-api"]
         );
         assert!(route_audiences(&r, Some("https://other.example")).is_empty());
+    }
+
+    #[test]
+    fn a_routes_file() {
+        let r = load_file(
+            "default_route = \"deny\"\n[[route]]\npath = \"/a\"\nscopes = [\"x\"]\n",
+            "r.toml",
+            &[],
+        )
+        .unwrap();
+        assert!(r.deny_unmatched() && r.routes().len() == 1);
+        let e = load_file(
+            "[[route]]\npath = \"/a\"\nissuers = [\"https://x\"]\n",
+            "r.toml",
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.starts_with("r.toml: route[0].issuers:"), "{e}");
+        let e = load_file("[[issuer]]\niss = \"x\"\n", "r.toml", &[]).unwrap_err();
+        assert!(e.starts_with("r.toml:"), "{e}");
     }
 
     #[test]

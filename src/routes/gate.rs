@@ -40,7 +40,7 @@ pub enum Check<'a> {
     /// Only whether the token is valid (`VERIFY <token>`, introspection): no route applies.
     Token,
     /// Whether this request may pass, by the routes.
-    Request(&'a Target),
+    Request(&'a Target<'a>),
 }
 
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
@@ -83,7 +83,7 @@ impl Gate {
             // then decides from the claims, and fails the same way there.
             return a;
         };
-        for (i, r) in self.routes.routes.iter().take(BITS).enumerate() {
+        for (i, r) in self.routes.routes().iter().take(BITS).enumerate() {
             if r.decide(&claims, route_audience_only) == Decision::Allow {
                 a.allowed |= 1 << i;
             }
@@ -109,14 +109,14 @@ impl Gate {
                 "routes are configured and the original request's method and path are unknown (no \
                  X-Original-URI/-Method, X-Forwarded-Uri/-Method or path after the verify path)",
             )),
-            None if self.routes.deny_unmatched => Err(Error::NoRoute(
+            None if self.routes.deny_unmatched() => Err(Error::NoRoute(
                 "no route matches this request and default_route is \"deny\"",
             )),
             None => unrouted(),
             Some(i) if a.table == self.id && i < BITS && a.allowed & (1 << i) != 0 => Ok(()),
             Some(i) => {
                 let claims: Value = serde_json::from_str(claims).unwrap_or(Value::Null);
-                match self.routes.routes[i].decide(&claims, a.route_audience_only) {
+                match self.routes.routes()[i].decide(&claims, a.route_audience_only) {
                     Decision::Allow => Ok(()),
                     Decision::InsufficientScope(s) => Err(Error::InsufficientScope(s)),
                     Decision::ClaimMismatch(c) => Err(Error::ClaimMismatch(c)),
@@ -148,11 +148,8 @@ mod tests {
         }
     }
 
-    fn at(method: &str, path: &str) -> Target {
-        Target::Known {
-            method: method.into(),
-            path: path.into(),
-        }
+    fn at(method: &'static str, path: &'static str) -> Target<'static> {
+        Target::known(method, path)
     }
 
     fn gate(n: usize) -> Gate {
@@ -171,10 +168,7 @@ mod tests {
             audiences: Some(vec!["orders-api".into()]),
             ..route("/orders")
         });
-        Gate::new(Routes {
-            routes,
-            deny_unmatched: false,
-        })
+        Gate::new(Routes::new(routes, false))
     }
 
     /// The bits and a decision from the claims always agree, for every route, whichever way it is asked.

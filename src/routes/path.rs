@@ -10,6 +10,8 @@
 //!   do not), so no answer would be safe.
 //! - Empty segments (`//`) collapse; dot segments are resolved (RFC 3986 §5.2.4), never above the root.
 
+use std::borrow::Cow;
+
 /// Why a path cannot be matched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathError {
@@ -51,11 +53,22 @@ fn hex(b: u8) -> Option<u8> {
 }
 
 /// `raw` (a request target's path, possibly with a query) normalised, or why it cannot be.
-pub fn normalize(raw: &str) -> Result<String, PathError> {
-    let path = raw.split(['?', '#']).next().unwrap_or("");
+pub fn normalize(raw: &str) -> Result<Cow<'_, str>, PathError> {
+    let path = match memchr::memchr2(b'?', b'#', raw.as_bytes()) {
+        Some(i) => &raw[..i],
+        None => raw,
+    };
     if !path.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }
+    if is_normal(path) {
+        return Ok(Cow::Borrowed(path));
+    }
+    rebuild(path).map(Cow::Owned)
+}
+
+/// [`normalize`] the long way: decode, check, resolve the segments, rebuild.
+fn rebuild(path: &str) -> Result<String, PathError> {
     // Decode what may be decoded; check the rest.
     let bytes = path.as_bytes();
     let mut decoded = String::with_capacity(path.len());
@@ -120,6 +133,30 @@ pub fn normalize(raw: &str) -> Result<String, PathError> {
         norm.push('/');
     }
     Ok(norm)
+}
+
+/// Whether `path` (absolute, without query) is already what [`normalize`] would make of it: nothing to
+/// decode or refuse, no empty segment but a trailing one, no dot segment. Most requests are: one scan, no
+/// rebuilding.
+fn is_normal(path: &str) -> bool {
+    // One pass; `start` is where the current segment began (just after its '/').
+    let b = path.as_bytes();
+    let mut start = 1;
+    for (i, &c) in b.iter().enumerate().skip(1) {
+        match c {
+            b'/' => {
+                if matches!(&b[start..i], b"" | b"." | b"..") {
+                    return false;
+                }
+                start = i + 1;
+            }
+            b'%' | b'\\' | 0x7f => return false,
+            _ if c < 0x20 => return false,
+            _ => {}
+        }
+    }
+    // The last segment may be empty (a trailing slash), never a dot segment.
+    !matches!(&b[start.min(b.len())..], b"." | b"..")
 }
 
 fn utf8_len(first: u8) -> usize {
@@ -246,9 +283,14 @@ mod properties {
         }
 
         #[test]
+        fn the_fast_path_agrees_with_the_long_way(p in path()) {
+            prop_assert_eq!(normalize(&p).map(Cow::into_owned), rebuild(&p), "{}", p);
+        }
+
+        #[test]
         fn a_dot_dot_never_stays_under_the_prefix_it_left(prefix in "[a-z]{1,4}", rest in "[a-z]{1,4}") {
             for dots in ["..", "%2e%2e", ".%2E", "%2E."] {
-                let n = normalize(&format!("/{prefix}/{dots}/{rest}")).unwrap();
+                let n = normalize(&format!("/{prefix}/{dots}/{rest}")).unwrap().into_owned();
                 prop_assert_eq!(n, format!("/{rest}"));
             }
         }

@@ -1,10 +1,11 @@
 //! The route table: which rule applies to a request (first match, as written), and what it decides for a
 //! verified token's claims.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use super::claims::ClaimRule;
-use super::path::under;
 use super::scope::scopes;
 
 /// One `[[route]]`.
@@ -26,13 +27,42 @@ pub struct Route {
     pub claims: Vec<ClaimRule>,
 }
 
-/// The original request, as far as it is known.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// Method (upper-case) and normalised path.
-    Known { method: String, path: String },
+/// The original request, as far as it is known. Borrowed from the request where it can be (a path that is
+/// already normal, the method as sent): telling the target costs no allocation on the usual request.
+#[derive(Debug, Clone, Eq)]
+pub enum Target<'a> {
+    /// Method (compared without regard to case) and normalised path.
+    Known {
+        method: Cow<'a, str>,
+        path: Cow<'a, str>,
+    },
     /// The proxy did not say, or said something unusable: matched by no route.
     Unknown,
+}
+
+impl PartialEq for Target<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (
+                Target::Known { method, path },
+                Target::Known {
+                    method: m2,
+                    path: p2,
+                },
+            ) => method.eq_ignore_ascii_case(m2) && path == p2,
+            (Target::Unknown, Target::Unknown) => true,
+            _ => false,
+        }
+    }
+}
+
+impl<'a> Target<'a> {
+    pub fn known(method: impl Into<Cow<'a, str>>, path: impl Into<Cow<'a, str>>) -> Target<'a> {
+        Target::Known {
+            method: method.into(),
+            path: path.into(),
+        }
+    }
 }
 
 /// What a route decides.
@@ -56,14 +86,71 @@ pub enum Decision {
 /// The routes, in order, and what happens to requests none matches.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Routes {
-    pub routes: Vec<Route>,
+    routes: Vec<Route>,
     /// `default_route = "deny"`.
-    pub deny_unmatched: bool,
+    deny_unmatched: bool,
+    /// The routes by path segment, so that a request visits only the routes on its own path.
+    index: Node,
+}
+
+/// A node of the segment trie: the routes whose prefix ends here (ascending, as written), and the next
+/// segments (sorted, for binary search).
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Node {
+    routes: Vec<usize>,
+    children: Vec<(Box<str>, Node)>,
+}
+
+impl Node {
+    fn child(&self, segment: &str) -> Option<&Node> {
+        self.children
+            .binary_search_by(|(s, _)| (**s).cmp(segment))
+            .ok()
+            .map(|i| &self.children[i].1)
+    }
+
+    fn insert(&mut self, segments: &[&str], route: usize) {
+        match segments.split_first() {
+            None => self.routes.push(route),
+            Some((first, rest)) => {
+                let i = match self.children.binary_search_by(|(s, _)| (**s).cmp(first)) {
+                    Ok(i) => i,
+                    Err(i) => {
+                        self.children.insert(i, ((*first).into(), Node::default()));
+                        i
+                    }
+                };
+                self.children[i].1.insert(rest, route);
+            }
+        }
+    }
 }
 
 impl Routes {
+    /// The table for `routes` (normalised prefixes) in order; `deny_unmatched` for `default_route = "deny"`.
+    pub fn new(routes: Vec<Route>, deny_unmatched: bool) -> Routes {
+        let mut index = Node::default();
+        for (i, r) in routes.iter().enumerate() {
+            let segments: Vec<&str> = r.path.split('/').filter(|s| !s.is_empty()).collect();
+            index.insert(&segments, i);
+        }
+        Routes {
+            routes,
+            deny_unmatched,
+            index,
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.routes.is_empty()
+    }
+
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    pub fn deny_unmatched(&self) -> bool {
+        self.deny_unmatched
     }
 
     /// The first route that matches `target`, if any. An unknown target matches only a route for every
@@ -71,16 +158,32 @@ impl Routes {
     pub fn find(&self, target: &Target) -> Option<usize> {
         let Target::Known { method, path } = target else {
             return self
+                .index
                 .routes
                 .iter()
-                .position(|r| r.path == "/" && r.methods.is_none());
+                .copied()
+                .find(|&i| self.routes[i].methods.is_none());
         };
-        self.routes.iter().position(|r| {
-            under(path, &r.path)
-                && r.methods
-                    .as_ref()
-                    .is_none_or(|m| m.iter().any(|x| x == method))
-        })
+        // Walk the path's segments: every route met on the way covers the path (segment-aware prefix);
+        // the first as written whose methods allow the request wins.
+        let allows = |i: &usize| {
+            self.routes[*i]
+                .methods
+                .as_ref()
+                .is_none_or(|m| m.iter().any(|x| x.eq_ignore_ascii_case(method)))
+        };
+        let mut best = self.index.routes.iter().copied().find(allows);
+        let mut node = &self.index;
+        for segment in path.split('/').filter(|s| !s.is_empty()) {
+            match node.child(segment) {
+                Some(next) => node = next,
+                None => break,
+            }
+            if let Some(i) = node.routes.iter().copied().find(allows) {
+                best = Some(best.map_or(i, |b| b.min(i)));
+            }
+        }
+        best
     }
 
     /// The decision for a valid token with `claims` (its `iss` among them) on `target`;
@@ -161,16 +264,13 @@ mod tests {
         }
     }
 
-    fn at(method: &str, path: &str) -> Target {
-        Target::Known {
-            method: method.into(),
-            path: path.into(),
-        }
+    fn at<'a>(method: &'a str, path: &'a str) -> Target<'a> {
+        Target::known(method, path)
     }
 
     fn table() -> Routes {
-        Routes {
-            routes: vec![
+        Routes::new(
+            vec![
                 Route {
                     methods: Some(vec!["GET".into(), "HEAD".into()]),
                     scopes: vec!["read:orders".into()],
@@ -188,8 +288,8 @@ mod tests {
                     ..route("/admin")
                 },
             ],
-            deny_unmatched: false,
-        }
+            false,
+        )
     }
 
     #[test]
@@ -222,10 +322,7 @@ mod tests {
             t.decide(&at("GET", "/ordersx"), &reader, false),
             Decision::Allow
         );
-        let deny = Routes {
-            deny_unmatched: true,
-            ..table()
-        };
+        let deny = Routes::new(table().routes, true);
         assert_eq!(
             deny.decide(&at("GET", "/public"), &reader, false),
             Decision::NoRoute
@@ -239,6 +336,57 @@ mod tests {
             Routes::default().decide(&Target::Unknown, &reader, false),
             Decision::Allow
         );
+    }
+
+    /// The segment index finds what scanning every route in order finds.
+    #[test]
+    fn the_index_agrees_with_a_scan_in_order() {
+        use crate::routes::path::under;
+        use proptest::prelude::*;
+        let seg = prop::sample::select(vec!["a", "b", "ab", "c"]);
+        let path = proptest::collection::vec(seg, 0..4).prop_map(|v| {
+            if v.is_empty() {
+                "/".to_string()
+            } else {
+                format!("/{}", v.join("/"))
+            }
+        });
+        let method = prop::sample::select(vec!["GET", "POST"]);
+        let route_spec = (path.clone(), proptest::option::of(method.clone()));
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        runner
+            .run(
+                &(
+                    proptest::collection::vec(route_spec, 0..8),
+                    path,
+                    method,
+                    any::<bool>(),
+                ),
+                |(specs, req, m, trailing)| {
+                    let routes: Vec<Route> = specs
+                        .iter()
+                        .map(|(p, meth)| Route {
+                            methods: meth.map(|x| vec![x.to_string()]),
+                            ..route(p)
+                        })
+                        .collect();
+                    let t = Routes::new(routes.clone(), false);
+                    let req = if trailing && req != "/" {
+                        format!("{req}/")
+                    } else {
+                        req
+                    };
+                    let scan = routes.iter().position(|r| {
+                        under(&req, &r.path)
+                            && r.methods
+                                .as_ref()
+                                .is_none_or(|ms| ms.iter().any(|x| x == m))
+                    });
+                    prop_assert_eq!(t.find(&at(m, &req)), scan, "{} {}", m, req);
+                    Ok(())
+                },
+            )
+            .unwrap();
     }
 
     #[test]

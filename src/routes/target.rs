@@ -113,14 +113,14 @@ fn single<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&'a s
 
 /// The original request of an auth request with `headers`, whose own method is `method` and whose own path
 /// is `own_path`, received on `verify_path`, believing the ways `trust` names.
-pub fn target(
-    headers: &HeaderMap,
-    method: &str,
-    own_path: &str,
+pub fn target<'a>(
+    headers: &'a HeaderMap,
+    method: &'a str,
+    own_path: &'a str,
     verify_path: &str,
     trust: Trust,
-) -> Result<Target, TargetError> {
-    let mut found: Option<Target> = None;
+) -> Result<Target<'a>, TargetError> {
+    let mut found: Option<Target<'a>> = None;
     for (i, (uri, meth)) in FAMILIES.into_iter().enumerate() {
         if !(if i == 0 { trust.nginx } else { trust.forwarded }) {
             continue;
@@ -128,10 +128,9 @@ pub fn target(
         let (u, m) = (single(headers, uri)?, single(headers, meth)?);
         let t = match (u, m) {
             (None, None) => continue,
-            (Some(u), Some(m)) => Target::Known {
-                method: m.trim().to_ascii_uppercase(),
-                path: normalize(u.trim()).map_err(TargetError::Path)?,
-            },
+            (Some(u), Some(m)) => {
+                Target::known(m.trim(), normalize(u.trim()).map_err(TargetError::Path)?)
+            }
             _ => {
                 return Err(TargetError::Incomplete(
                     "an original-request header family without both its path and its method",
@@ -148,17 +147,14 @@ pub fn target(
         && rest.starts_with('/')
         && rest.len() > 1
     {
-        let t = Target::Known {
-            method: method.to_ascii_uppercase(),
-            path: normalize(rest).map_err(TargetError::Path)?,
-        };
+        let t = Target::known(method, normalize(rest).map_err(TargetError::Path)?);
         merge(&mut found, t)?;
     }
     Ok(found.unwrap_or(Target::Unknown))
 }
 
 /// The request a line-protocol client names (`VERIFY <token> <METHOD> <PATH>`).
-pub fn from_line(method: &[u8], path: &[u8]) -> Result<Target, TargetError> {
+pub fn from_line<'a>(method: &'a [u8], path: &'a [u8]) -> Result<Target<'a>, TargetError> {
     let tchar = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
     if method.is_empty() || !method.iter().all(tchar) {
         return Err(TargetError::Incomplete(
@@ -167,14 +163,17 @@ pub fn from_line(method: &[u8], path: &[u8]) -> Result<Target, TargetError> {
     }
     let path = std::str::from_utf8(path)
         .map_err(|_| TargetError::Incomplete("the path is not UTF-8 text"))?;
-    Ok(Target::Known {
-        method: String::from_utf8_lossy(method).to_ascii_uppercase(),
-        path: normalize(path).map_err(TargetError::Path)?,
-    })
+    // Checked: ASCII token characters only.
+    let method = std::str::from_utf8(method)
+        .map_err(|_| TargetError::Incomplete("the method is not an HTTP method token"))?;
+    Ok(Target::known(
+        method,
+        normalize(path).map_err(TargetError::Path)?,
+    ))
 }
 
 /// Keeps `t` as the target, unless another source named a different one.
-fn merge(found: &mut Option<Target>, t: Target) -> Result<(), TargetError> {
+fn merge<'a>(found: &mut Option<Target<'a>>, t: Target<'a>) -> Result<(), TargetError> {
     match found {
         Some(prev) if *prev != t => Err(TargetError::Conflict),
         _ => {
@@ -196,11 +195,8 @@ mod tests {
         h
     }
 
-    fn known(method: &str, path: &str) -> Result<Target, TargetError> {
-        Ok(Target::Known {
-            method: method.into(),
-            path: path.into(),
-        })
+    fn known(method: &'static str, path: &'static str) -> Result<Target<'static>, TargetError> {
+        Ok(Target::known(method, path))
     }
 
     #[test]
