@@ -378,26 +378,6 @@ fn bench_e2e(c: &mut Criterion) {
         .store(std::sync::Arc::new(jwtd::routes::Gate::new(fifty_routes())));
     shared.cache = Some(TokenCache::new(&Config::default(), 8192).unwrap());
     let snap = shared.snapshot();
-    let gate = jwtd::routes::Gate::new(fifty_routes());
-    g.bench_function("tmp_parse", |b| {
-        b.iter(|| {
-            black_box(
-                jwtd::routes::target::from_line(b"GET", black_box(b"/api/r49/items/7?x=1"))
-                    .unwrap(),
-            )
-        })
-    });
-    let t0 = jwtd::routes::target::from_line(b"GET", b"/api/r49/items/7?x=1").unwrap();
-    g.bench_function("tmp_find", |b| {
-        b.iter(|| black_box(gate.routes().find(black_box(&t0))))
-    });
-    g.bench_function("tmp_parse_find", |b| {
-        b.iter(|| {
-            let t = jwtd::routes::target::from_line(b"GET", black_box(b"/api/r49/items/7?x=1"))
-                .unwrap();
-            black_box(gate.routes().find(&t))
-        })
-    });
     g.bench_function("again_50_routes", |b| {
         b.iter(|| {
             let mut batch = Batch::default();

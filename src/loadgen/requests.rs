@@ -57,13 +57,26 @@ impl Requests {
 
     /// Adds a `VERIFY` of `token` that must get `accept`.
     pub fn push_verify(&mut self, token: &str, accept: Accept) -> io::Result<()> {
-        if token.is_empty() {
+        self.push_verify_for(token, None, accept)
+    }
+
+    /// Adds a `VERIFY` of `token` for `request` (`"GET /orders/7"`: the routes apply), if given.
+    pub fn push_verify_for(
+        &mut self,
+        token: &str,
+        request: Option<&str>,
+        accept: Accept,
+    ) -> io::Result<()> {
+        if token.is_empty() || token.contains([' ', '\n']) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "a token must be one non-empty line",
+                "a token must be one non-empty line without spaces",
             ));
         }
-        self.push_request(&format!("VERIFY {token}"), accept)
+        match request {
+            Some(r) => self.push_request(&format!("VERIFY {token} {r}"), accept),
+            None => self.push_request(&format!("VERIFY {token}"), accept),
+        }
     }
 
     /// Adds any one-line request (`REVOKE JTI x 0`, `PING`); `expect_ok` is whether its reply must be `OK …`

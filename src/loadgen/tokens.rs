@@ -168,6 +168,15 @@ impl Generated {
     /// revocation during the run ([`Generated::live`]) being judged by its revocation's phase — sent in
     /// `order`; and those revocations, ready to issue with [`Live::issue`] while the load runs.
     pub fn requests(&self, order: Vec<u32>) -> std::io::Result<(super::Requests, Arc<Live>)> {
+        self.requests_for(order, None)
+    }
+
+    /// [`Generated::requests`], each `VERIFY` asking for `request` (`"GET /orders/7"`) when given.
+    pub fn requests_for(
+        &self,
+        order: Vec<u32>,
+        request: Option<&str>,
+    ) -> std::io::Result<(super::Requests, Arc<Live>)> {
         let mut live = Live::default();
         let mut wants: Vec<Accept> = self
             .tokens
@@ -180,7 +189,7 @@ impl Generated {
         let live = Arc::new(live);
         let mut requests = super::Requests::default();
         for (t, want) in self.tokens.iter().zip(wants) {
-            requests.push_verify(&t.text, want)?;
+            requests.push_verify_for(&t.text, request, want)?;
         }
         requests.set_live(live.clone());
         requests.set_order(order)?;

@@ -1,12 +1,14 @@
-//! The route table as the daemon applies it: what a verified token means for each route, computed once
-//! when it is verified (and kept in its cache entry), and the answer for a request from that.
+//! The route table as the daemon applies it: what a verified token means for each route, learned once per
+//! token and route and kept in the token's cache entry, and the answer for a request from that.
 //!
-//! A cache hit must not parse the claims again: [`Gate::assess`] records, per route (the first 64), whether
-//! the token satisfies that route's token-dependent rules (issuers, audiences, scopes, claims). A request
-//! then costs the path match and a bit test. The bits belong to the table they were computed with (each
-//! [`Gate`] has its own id): bits of another table, and routes past the 64th, are decided from the claims.
+//! A cache hit must not parse the claims again: an [`Assessment`] records, per route (the first 64), whether
+//! the token satisfies that route's token rules (issuers, audiences, scopes, claims) — learned the first
+//! time the token meets the route, from its claims, so a verification pays nothing for routes it never
+//! meets. A request then costs the path match and a bit test. The bits belong to the table they were
+//! learned with (each [`Gate`] has its own id): under another table, and past the 64th route, requests are
+//! decided from the claims.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use serde_json::Value;
 
@@ -23,15 +25,47 @@ pub struct Gate {
     routes: Routes,
 }
 
-/// What a verified token means for each route of one table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What a verified token means for the routes of one table, as far as learned.
+#[derive(Debug, Default)]
 pub struct Assessment {
-    /// The [`Gate`] these bits were computed with (0: none).
+    /// The [`Gate`] these bits belong to (0: none).
     table: u32,
-    /// Bit `i`: route `i` allows the token.
-    allowed: u64,
     /// The token's `aud` was accepted only as a route's audience ([`crate::claims::Policy::route_audiences`]).
     route_audience_only: bool,
+    /// Bit `i`: whether route `i` allows the token is known …
+    known: AtomicU64,
+    /// … and bit `i` says it does.
+    allowed: AtomicU64,
+}
+
+impl Clone for Assessment {
+    fn clone(&self) -> Assessment {
+        Assessment {
+            table: self.table,
+            route_audience_only: self.route_audience_only,
+            known: AtomicU64::new(self.known.load(Ordering::Relaxed)),
+            allowed: AtomicU64::new(self.allowed.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl Assessment {
+    /// Whether route `i` allows the token, if learned.
+    fn get(&self, i: usize) -> Option<bool> {
+        let bit = 1u64 << i;
+        // `allowed` is written before `known`: seeing the `known` bit means the `allowed` bit is final.
+        (self.known.load(Ordering::Acquire) & bit != 0)
+            .then(|| self.allowed.load(Ordering::Relaxed) & bit != 0)
+    }
+
+    /// Records that route `i` does (or does not) allow the token.
+    fn learn(&self, i: usize, allows: bool) {
+        let bit = 1u64 << i;
+        if allows {
+            self.allowed.fetch_or(bit, Ordering::Relaxed);
+        }
+        self.known.fetch_or(bit, Ordering::Release);
+    }
 }
 
 /// What a request asks besides the token's validity.
@@ -68,31 +102,19 @@ impl Gate {
         &self.routes
     }
 
-    /// The per-route bits for a token with `claims` (compact JSON, as verified).
-    pub fn assess(&self, claims: &str, route_audience_only: bool) -> Assessment {
-        let mut a = Assessment {
+    /// A fresh assessment for a token just verified (nothing learned yet).
+    pub fn assess(&self, route_audience_only: bool) -> Assessment {
+        Assessment {
             table: self.id,
-            allowed: 0,
             route_audience_only,
-        };
-        if self.routes.is_empty() {
-            return a;
+            known: AtomicU64::new(0),
+            allowed: AtomicU64::new(0),
         }
-        let Ok(claims) = serde_json::from_str::<Value>(claims) else {
-            // Verification read these claims; serde reads every document it accepts. No bits: each request
-            // then decides from the claims, and fails the same way there.
-            return a;
-        };
-        for (i, r) in self.routes.routes().iter().take(BITS).enumerate() {
-            if r.decide(&claims, route_audience_only) == Decision::Allow {
-                a.allowed |= 1 << i;
-            }
-        }
-        a
     }
 
-    /// Whether a valid token with `claims` and assessment `a` may make the request `check`.
-    pub fn check(&self, check: Check<'_>, a: Assessment, claims: &str) -> Result<(), Error> {
+    /// Whether a valid token with `claims` and assessment `a` may make the request `check`; what is learned
+    /// about a route on the way is recorded in `a`.
+    pub fn check(&self, check: Check<'_>, a: &Assessment, claims: &str) -> Result<(), Error> {
         let unrouted = || {
             if a.route_audience_only {
                 Err(Error::WrongAudience)
@@ -104,27 +126,38 @@ impl Gate {
             Check::Request(t) if !self.routes.is_empty() => t,
             _ => return unrouted(),
         };
-        match self.routes.find(target) {
-            None if *target == Target::Unknown => Err(Error::NoRoute(
-                "routes are configured and the original request's method and path are unknown (no \
-                 X-Original-URI/-Method, X-Forwarded-Uri/-Method or path after the verify path)",
-            )),
-            None if self.routes.deny_unmatched() => Err(Error::NoRoute(
-                "no route matches this request and default_route is \"deny\"",
-            )),
-            None => unrouted(),
-            Some(i) if a.table == self.id && i < BITS && a.allowed & (1 << i) != 0 => Ok(()),
-            Some(i) => {
-                let claims: Value = serde_json::from_str(claims).unwrap_or(Value::Null);
-                match self.routes.routes()[i].decide(&claims, a.route_audience_only) {
-                    Decision::Allow => Ok(()),
-                    Decision::InsufficientScope(s) => Err(Error::InsufficientScope(s)),
-                    Decision::ClaimMismatch(c) => Err(Error::ClaimMismatch(c)),
-                    Decision::IssuerNotAllowed => Err(Error::IssuerNotAllowed),
-                    Decision::WrongAudience => Err(Error::WrongAudience),
-                    Decision::NoRoute => Err(Error::NoRoute("no route applies")),
-                }
+        let i = match self.routes.find(target) {
+            None if *target == Target::Unknown => {
+                return Err(Error::NoRoute(
+                    "routes are configured and the original request's method and path are unknown \
+                     (no X-Original-URI/-Method, X-Forwarded-Uri/-Method or path after the verify path)",
+                ));
             }
+            None if self.routes.deny_unmatched() => {
+                return Err(Error::NoRoute(
+                    "no route matches this request and default_route is \"deny\"",
+                ));
+            }
+            None => return unrouted(),
+            Some(i) => i,
+        };
+        let learnable = a.table == self.id && i < BITS;
+        if learnable && a.get(i) == Some(true) {
+            return Ok(());
+        }
+        // Not learned yet, or a refusal (whose reason the bits do not keep): from the claims.
+        let claims: Value = serde_json::from_str(claims).unwrap_or(Value::Null);
+        let decision = self.routes.routes()[i].decide(&claims, a.route_audience_only);
+        if learnable {
+            a.learn(i, decision == Decision::Allow);
+        }
+        match decision {
+            Decision::Allow => Ok(()),
+            Decision::InsufficientScope(s) => Err(Error::InsufficientScope(s)),
+            Decision::ClaimMismatch(c) => Err(Error::ClaimMismatch(c)),
+            Decision::IssuerNotAllowed => Err(Error::IssuerNotAllowed),
+            Decision::WrongAudience => Err(Error::WrongAudience),
+            Decision::NoRoute => Err(Error::NoRoute("no route applies")),
         }
     }
 }
@@ -171,9 +204,9 @@ mod tests {
         Gate::new(Routes::new(routes, false))
     }
 
-    /// The bits and a decision from the claims always agree, for every route, whichever way it is asked.
+    /// Learned bits and a decision from the claims always agree, for every route, in any order of asking.
     #[test]
-    fn cached_bits_agree_with_deciding_from_the_claims() {
+    fn learned_bits_agree_with_deciding_from_the_claims() {
         for n in [0, 3, 63, 64, 70] {
             let g = gate(n);
             for claims in [
@@ -183,20 +216,19 @@ mod tests {
             ] {
                 let text = claims.to_string();
                 for rao in [false, true] {
-                    let a = g.assess(&text, rao);
-                    // No bits: decided from the claims.
-                    let none = Assessment {
-                        table: 0,
-                        allowed: 0,
-                        route_audience_only: rao,
-                    };
-                    for path in [
+                    let a = g.assess(rao);
+                    let paths = [
                         "/r0", "/r1", "/r2", "/r63", "/r65", "/admin", "/orders", "/x",
-                    ] {
-                        let t = at("GET", path);
-                        let with_bits = g.check(Check::Request(&t), a, &text);
-                        let from_claims = g.check(Check::Request(&t), none, &text);
-                        assert_eq!(with_bits, from_claims, "{n} {path} {text} {rao}");
+                    ];
+                    // Twice over: the second round answers from what the first learned.
+                    for _ in 0..2 {
+                        for path in paths {
+                            let t = at("GET", path);
+                            let fresh = g.assess(rao);
+                            let learned = g.check(Check::Request(&t), &a, &text);
+                            let from_claims = g.check(Check::Request(&t), &fresh, &text);
+                            assert_eq!(learned, from_claims, "{n} {path} {text} {rao}");
+                        }
                     }
                 }
             }
@@ -207,7 +239,7 @@ mod tests {
     fn answers() {
         let g = gate(3);
         let ok = json!({"scope": "s0", "roles": ["user"], "aud": "api"}).to_string();
-        let a = g.assess(&ok, false);
+        let a = &g.assess(false);
         assert_eq!(g.check(Check::Request(&at("GET", "/r0/x")), a, &ok), Ok(()));
         assert_eq!(
             g.check(Check::Request(&at("GET", "/r1")), a, &ok),
@@ -230,7 +262,7 @@ mod tests {
         assert_eq!(g.check(Check::Token, a, &ok), Ok(()));
         // A token whose aud only a route accepts: good on that route, refused everywhere else.
         let orders = json!({"aud": "orders-api"}).to_string();
-        let a = g.assess(&orders, true);
+        let a = &g.assess(true);
         assert_eq!(
             g.check(Check::Request(&at("GET", "/orders")), a, &orders),
             Ok(())
@@ -245,7 +277,7 @@ mod tests {
         assert_eq!(
             empty.check(
                 Check::Request(&at("GET", "/x")),
-                empty.assess(&orders, true),
+                &empty.assess(true),
                 &orders
             ),
             Err(Error::WrongAudience)
@@ -256,16 +288,14 @@ mod tests {
     fn bits_of_another_table_are_not_believed() {
         let (g1, g2) = (gate(3), gate(3));
         let claims = json!({"scope": "s0"}).to_string();
-        let a1 = g1.assess(&claims, false);
         let t = at("GET", "/r1");
-        // Forge: a1 says everything is allowed; g2 must not believe it.
-        let forged = Assessment {
-            allowed: u64::MAX,
-            ..a1
-        };
-        assert!(g1.check(Check::Request(&t), forged, &claims).is_ok());
+        // Forge: a1 says every route is known to allow the token; g2 must not believe it.
+        let forged = g1.assess(false);
+        forged.known.store(u64::MAX, Ordering::Relaxed);
+        forged.allowed.store(u64::MAX, Ordering::Relaxed);
+        assert!(g1.check(Check::Request(&t), &forged, &claims).is_ok());
         assert_eq!(
-            g2.check(Check::Request(&t), forged, &claims),
+            g2.check(Check::Request(&t), &forged, &claims),
             Err(Error::InsufficientScope("s1".into()))
         );
     }

@@ -25,6 +25,8 @@ pub enum PathError {
     BadEscape,
     /// A NUL or another control character (raw or encoded).
     Control,
+    /// Not UTF-8 (line protocol).
+    NotUtf8,
 }
 
 impl std::fmt::Display for PathError {
@@ -35,6 +37,7 @@ impl std::fmt::Display for PathError {
             PathError::Backslash => "the path has a backslash",
             PathError::BadEscape => "the path has a malformed %-escape",
             PathError::Control => "the path has a control character",
+            PathError::NotUtf8 => "the path is not UTF-8",
         })
     }
 }
@@ -65,6 +68,44 @@ pub fn normalize(raw: &str) -> Result<Cow<'_, str>, PathError> {
         return Ok(Cow::Borrowed(path));
     }
     rebuild(path).map(Cow::Owned)
+}
+
+/// [`normalize`] for a path given as bytes (the line protocol's): one pass over the usual request (visible
+/// ASCII, already normal); anything else must be UTF-8 and takes the long way.
+pub fn normalize_bytes(raw: &[u8]) -> Result<Cow<'_, str>, PathError> {
+    if let Some(end) = normal_ascii(raw)
+        && let Ok(path) = std::str::from_utf8(&raw[..end])
+    {
+        return Ok(Cow::Borrowed(path));
+    }
+    normalize(std::str::from_utf8(raw).map_err(|_| PathError::NotUtf8)?)
+}
+
+/// Where the path part of `raw` ends, if it is visible ASCII without `%` or `\\` and already normal (see
+/// [`is_normal`]).
+fn normal_ascii(raw: &[u8]) -> Option<usize> {
+    if raw.first() != Some(&b'/') {
+        return None;
+    }
+    let mut start = 1;
+    for (i, &c) in raw.iter().enumerate().skip(1) {
+        match c {
+            b'/' | b'?' | b'#' => {
+                let last = c != b'/';
+                if matches!(&raw[start..i], b"." | b"..") || (!last && start == i) {
+                    return None;
+                }
+                if last {
+                    return Some(i);
+                }
+                start = i + 1;
+            }
+            b'%' | b'\\' => return None,
+            0x21..=0x7e => {}
+            _ => return None,
+        }
+    }
+    (!matches!(&raw[start..], b"." | b"..")).then_some(raw.len())
 }
 
 /// [`normalize`] the long way: decode, check, resolve the segments, rebuild.
@@ -283,8 +324,15 @@ mod properties {
         }
 
         #[test]
-        fn the_fast_path_agrees_with_the_long_way(p in path()) {
+        fn the_fast_path_agrees_with_the_long_way(p in path(), q in "(\\?[a-z=&/.%]{0,6})?") {
             prop_assert_eq!(normalize(&p).map(Cow::into_owned), rebuild(&p), "{}", p);
+            let with_query = format!("{p}{q}");
+            prop_assert_eq!(
+                normalize_bytes(with_query.as_bytes()).map(Cow::into_owned),
+                normalize(&with_query).map(Cow::into_owned),
+                "{}",
+                with_query
+            );
         }
 
         #[test]

@@ -2,6 +2,7 @@
 //! verified token's claims.
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 
 use serde_json::Value;
 
@@ -93,35 +94,80 @@ pub struct Routes {
     index: Node,
 }
 
-/// A node of the segment trie: the routes whose prefix ends here (ascending, as written), and the next
-/// segments (sorted, for binary search).
+/// A node of the segment trie: the routes whose prefix ends here (ascending, as written), the next
+/// segments, and an open-addressing table over them (built once; paths come from the configuration, so a
+/// plain FNV hash cannot be steered into collisions by requests, which only look up).
 #[derive(Debug, Clone, PartialEq, Default)]
 struct Node {
     routes: Vec<usize>,
     children: Vec<(Box<str>, Node)>,
+    /// `children` index + 1 by hash (0: empty); a power of two in length, at most half full.
+    slots: Vec<u32>,
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 impl Node {
-    fn child(&self, segment: &str) -> Option<&Node> {
-        self.children
-            .binary_search_by(|(s, _)| (**s).cmp(segment))
-            .ok()
-            .map(|i| &self.children[i].1)
+    fn child(&self, segment: &[u8]) -> Option<&Node> {
+        if self.slots.is_empty() {
+            return self
+                .children
+                .iter()
+                .find(|(s, _)| s.as_bytes() == segment)
+                .map(|(_, n)| n);
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = fnv(segment) as usize & mask;
+        loop {
+            match self.slots[i] {
+                0 => return None,
+                c => {
+                    let (s, n) = &self.children[c as usize - 1];
+                    if s.as_bytes() == segment {
+                        return Some(n);
+                    }
+                }
+            }
+            i = (i + 1) & mask;
+        }
     }
 
     fn insert(&mut self, segments: &[&str], route: usize) {
         match segments.split_first() {
             None => self.routes.push(route),
             Some((first, rest)) => {
-                let i = match self.children.binary_search_by(|(s, _)| (**s).cmp(first)) {
-                    Ok(i) => i,
-                    Err(i) => {
-                        self.children.insert(i, ((*first).into(), Node::default()));
-                        i
+                let i = match self.children.iter().position(|(s, _)| **s == **first) {
+                    Some(i) => i,
+                    None => {
+                        self.children.push(((*first).into(), Node::default()));
+                        self.children.len() - 1
                     }
                 };
                 self.children[i].1.insert(rest, route);
             }
+        }
+    }
+
+    /// Builds the lookup tables, here and below (after every insert).
+    fn seal(&mut self) {
+        self.slots.clear();
+        if self.children.len() > 4 {
+            let size = (self.children.len() * 2).next_power_of_two();
+            self.slots = vec![0; size];
+            for (c, (s, _)) in self.children.iter().enumerate() {
+                let mut i = fnv(s.as_bytes()) as usize & (size - 1);
+                while self.slots[i] != 0 {
+                    i = (i + 1) & (size - 1);
+                }
+                self.slots[i] = c as u32 + 1;
+            }
+        }
+        for (_, n) in &mut self.children {
+            n.seal();
         }
     }
 }
@@ -134,6 +180,7 @@ impl Routes {
             let segments: Vec<&str> = r.path.split('/').filter(|s| !s.is_empty()).collect();
             index.insert(&segments, i);
         }
+        index.seal();
         Routes {
             routes,
             deny_unmatched,
@@ -174,11 +221,20 @@ impl Routes {
         };
         let mut best = self.index.routes.iter().copied().find(allows);
         let mut node = &self.index;
-        for segment in path.split('/').filter(|s| !s.is_empty()) {
-            match node.child(segment) {
-                Some(next) => node = next,
-                None => break,
-            }
+        let mut rest = path.as_bytes();
+        while !node.children.is_empty() {
+            // The next segment (a normalised path has no empty one but a trailing slash).
+            rest = match rest {
+                [b'/', tail @ ..] => tail,
+                _ => break,
+            };
+            let end = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
+            let (segment, tail) = rest.split_at(end);
+            let Some(next) = node.child(segment) else {
+                break;
+            };
+            node = next;
+            rest = tail;
             if let Some(i) = node.routes.iter().copied().find(allows) {
                 best = Some(best.map_or(i, |b| b.min(i)));
             }
@@ -209,10 +265,40 @@ impl Routes {
 impl Route {
     /// This route's decision for `claims` (see [`Routes::decide`] for `route_audience_only`).
     pub fn decide(&self, claims: &Value, route_audience_only: bool) -> Decision {
+        let has = scopes(claims);
+        match self.first_failure(claims, &has, route_audience_only) {
+            None => Decision::Allow,
+            Some(Failure::Issuer) => Decision::IssuerNotAllowed,
+            Some(Failure::Audience) => Decision::WrongAudience,
+            Some(Failure::Scope { any_missing }) => {
+                let mut wanted = self.scopes.clone();
+                if any_missing {
+                    wanted.extend(self.any_scopes.iter().cloned());
+                }
+                Decision::InsufficientScope(wanted.join(" "))
+            }
+            Some(Failure::Claim(r)) => Decision::ClaimMismatch(r.name.clone()),
+        }
+    }
+
+    /// Whether this route allows a token with `claims` granting scopes `has` ([`scopes`], computed once for
+    /// every route): [`Route::decide`] without building the refusal.
+    pub fn allows(&self, claims: &Value, has: &BTreeSet<&str>, route_audience_only: bool) -> bool {
+        self.first_failure(claims, has, route_audience_only)
+            .is_none()
+    }
+
+    /// The first rule that fails, in the documented order: issuers, audiences, scopes, claims.
+    fn first_failure(
+        &self,
+        claims: &Value,
+        has: &BTreeSet<&str>,
+        route_audience_only: bool,
+    ) -> Option<Failure<'_>> {
         if let Some(allowed) = &self.issuers {
             let iss = claims.get("iss").and_then(Value::as_str);
             if !iss.is_some_and(|i| allowed.iter().any(|a| a == i)) {
-                return Decision::IssuerNotAllowed;
+                return Some(Failure::Issuer);
             }
         }
         let audience_ok = match &self.audiences {
@@ -227,24 +313,27 @@ impl Route {
             }
         };
         if !audience_ok {
-            return Decision::WrongAudience;
+            return Some(Failure::Audience);
         }
-        let has = scopes(claims);
         let all = self.scopes.iter().all(|s| has.contains(s.as_str()));
         let any =
             self.any_scopes.is_empty() || self.any_scopes.iter().any(|s| has.contains(s.as_str()));
         if !(all && any) {
-            let mut wanted = self.scopes.clone();
-            if !any {
-                wanted.extend(self.any_scopes.iter().cloned());
-            }
-            return Decision::InsufficientScope(wanted.join(" "));
+            return Some(Failure::Scope { any_missing: !any });
         }
-        match self.claims.iter().find(|r| !r.holds(claims)) {
-            Some(r) => Decision::ClaimMismatch(r.name.clone()),
-            None => Decision::Allow,
-        }
+        self.claims
+            .iter()
+            .find(|r| !r.holds(claims))
+            .map(Failure::Claim)
     }
+}
+
+/// Which rule of a route failed.
+enum Failure<'r> {
+    Issuer,
+    Audience,
+    Scope { any_missing: bool },
+    Claim(&'r ClaimRule),
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@
 
 use hyper::HeaderMap;
 
-use super::path::{PathError, normalize};
+use super::path::{PathError, normalize, normalize_bytes};
 use super::table::Target;
 
 /// Why the original request cannot be told.
@@ -161,14 +161,12 @@ pub fn from_line<'a>(method: &'a [u8], path: &'a [u8]) -> Result<Target<'a>, Tar
             "the method is not an HTTP method token",
         ));
     }
-    let path = std::str::from_utf8(path)
-        .map_err(|_| TargetError::Incomplete("the path is not UTF-8 text"))?;
     // Checked: ASCII token characters only.
     let method = std::str::from_utf8(method)
         .map_err(|_| TargetError::Incomplete("the method is not an HTTP method token"))?;
     Ok(Target::known(
         method,
-        normalize(path).map_err(TargetError::Path)?,
+        normalize_bytes(path).map_err(TargetError::Path)?,
     ))
 }
 

@@ -365,9 +365,10 @@ impl Shared {
         if let Some(r) = revocations {
             r.check(&presented(v.jti(), v.sub(), v.iat(), token), now)?;
         }
-        let assessment = snap
-            .gate
-            .assess(v.claims_json(), v.registered().route_audience_only);
+        // The routes first (what is learned about this request's route goes into the cache with the token);
+        // a token the route refuses is cached all the same: it is valid.
+        let assessment = snap.gate.assess(v.registered().route_audience_only);
+        let allowed = snap.gate.check(check, &assessment, v.claims_json());
         if let (Some(tc), Some(key)) = (cached, key)
             && let Some(verdict) = Verdict::new(&v, stamp, assessment)
         {
@@ -376,7 +377,7 @@ impl Shared {
             tc.cache
                 .insert(key, snap.generation, window, now, verdict, size);
         }
-        snap.gate.check(check, assessment, v.claims_json())?;
+        allowed?;
         Ok(ok(v.claims_json()))
     }
 

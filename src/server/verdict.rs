@@ -1,7 +1,7 @@
 //! What the cache keeps for a verified token: the reply's claims, and what a revocation check on a hit
 //! needs (`jti`, `sub`, `iat`) without parsing the claims again, which issuer's keys (at which epoch)
 //! accepted it, and what it means for each route (so a hit does not parse the claims for the routes
-//! either). 56 bytes plus the claims.
+//! either). 64 bytes plus the claims.
 
 use crate::Verified;
 use crate::claims::Text;
@@ -35,7 +35,7 @@ impl Clone for Verdict {
             jti: self.jti,
             sub: self.sub,
             stamp: self.stamp,
-            gate: self.gate,
+            gate: self.gate.clone(),
         }
     }
 }
@@ -75,9 +75,9 @@ impl Verdict {
         })
     }
 
-    /// The token's standing with the routes.
-    pub fn gate(&self) -> Assessment {
-        self.gate
+    /// The token's standing with the routes, as far as learned.
+    pub fn gate(&self) -> &Assessment {
+        &self.gate
     }
 
     /// The claims JSON, compact, as `Verified::claims_json` gave it.
@@ -201,7 +201,7 @@ mod tests {
             )
             .is_none()
         );
-        assert_eq!(std::mem::size_of::<Verdict>(), 56);
+        assert_eq!(std::mem::size_of::<Verdict>(), 64);
         assert_eq!(d.stamp(), STAMP);
     }
 }

@@ -77,6 +77,11 @@ pub(crate) struct BenchArgs {
     /// second during the run (fetches are counted in the report). HMAC secrets stay in a file.
     #[arg(long, value_name = "SOURCE", default_value = "file", value_parser = ["file", "remote"], conflicts_with = "socket")]
     pub(super) keys_from: String,
+    /// Give the started daemon this many routes (`/api/r0` … , each needing the corpus's scope and
+    /// audience: docs/CONFIG.md, "Routes") and send every request as `VERIFY <token> GET
+    /// /api/r<N-1>/items/7`, so that each answer is judged by a route: what route evaluation costs [default: 0]
+    #[arg(long, value_name = "N", default_value_t = 0, conflicts_with = "socket")]
+    pub(super) routes: usize,
     /// An extra flag for the daemon (repeatable), e.g. --serve-arg=--cache-entries=0.
     #[arg(long = "serve-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub(super) serve_args: Vec<String>,

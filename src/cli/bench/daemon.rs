@@ -38,6 +38,19 @@ impl Drop for Daemon {
     }
 }
 
+/// `n` routes `/api/r0` … `/api/r{n-1}` for GET and HEAD, each needing the corpus's scope (`read:items`)
+/// and a claim rule on its audience; anything else is denied.
+fn routes_file(n: usize, audience: &str) -> String {
+    let mut out = String::from("default_route = \"deny\"\n");
+    for i in 0..n {
+        out.push_str(&format!(
+            "\n[[route]]\npath = \"/api/r{i}\"\nmethods = [\"GET\", \"HEAD\"]\nscopes = [\"read:items\"]\nclaims = {{ aud = {} }}\n",
+            serde_json::Value::from(audience)
+        ));
+    }
+    out
+}
+
 pub(super) fn start_daemon(
     args: &BenchArgs,
     spec: &Spec,
@@ -90,6 +103,12 @@ pub(super) fn start_daemon(
     .arg(dir.join("state"));
     if let Some(w) = args.workers {
         cmd.args(["--workers", &w.to_string()]);
+    }
+    if args.routes > 0 {
+        let path = dir.join("routes.toml");
+        std::fs::write(&path, routes_file(args.routes, &spec.audience))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        cmd.arg("--routes").arg(path);
     }
     cmd.args(&args.serve_args);
     let log = std::fs::File::create(dir.join("jwtd.log")).map_err(|e| e.to_string())?;

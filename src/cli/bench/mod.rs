@@ -111,8 +111,9 @@ pub(super) fn run(args: BenchArgs) -> Result<ExitCode, String> {
     );
     revoke(&daemon.socket, &generated.revocations)?;
     let order = tokens::sequence(spec.tokens, 1 << 20, args.zipf, args.seed);
+    let request = (args.routes > 0).then(|| format!("GET /api/r{}/items/7", args.routes - 1));
     let (requests, live) = generated
-        .requests(order.clone())
+        .requests_for(order.clone(), request.as_deref())
         .map_err(|e| e.to_string())?;
 
     if args.warmup > 0 {
@@ -223,6 +224,7 @@ pub(super) fn run(args: BenchArgs) -> Result<ExitCode, String> {
             json["inprocess"] = p;
         }
         json["keys_from"] = args.keys_from.clone().into();
+        json["routes"] = args.routes.into();
         if let Some(server) = &jwks_fetches {
             json["jwks_fetches"] = (*server).into();
         }
