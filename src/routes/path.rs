@@ -78,7 +78,9 @@ pub fn normalize_bytes(raw: &[u8]) -> Result<Cow<'_, str>, PathError> {
     {
         return Ok(Cow::Borrowed(path));
     }
-    normalize(std::str::from_utf8(raw).map_err(|_| PathError::NotUtf8)?)
+    // Only the path must be text: the query and fragment are not looked at.
+    let end = memchr::memchr2(b'?', b'#', raw).unwrap_or(raw.len());
+    normalize(std::str::from_utf8(&raw[..end]).map_err(|_| PathError::NotUtf8)?)
 }
 
 /// Where the path part of `raw` ends, if it is visible ASCII without `%` or `\\` and already normal (see
