@@ -31,6 +31,15 @@ pub use options::{
     parse_output_header, parse_verify_path,
 };
 
+/// Whether the proxy's misconfiguration (no original request, or two disagreeing ones) was logged at warn
+/// level yet: once per daemon, then at debug level, so that a client cannot flood the log.
+static UNKNOWN_LOGGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static CONFLICT_LOGGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn first(flag: &std::sync::atomic::AtomicBool) -> bool {
+    !flag.swap(true, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Largest accepted request body (introspection forms), in bytes.
 const MAX_BODY: usize = 64 * 1024;
 
@@ -166,7 +175,11 @@ async fn verify(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes
                     Ok(t) => Some(t),
                     Err(e) => {
                         batch.protocol_errors += 1;
-                        tracing::info!(error = %e, "auth request refused: the original request cannot be told");
+                        if first(&CONFLICT_LOGGED) {
+                            tracing::warn!(error = %e, "auth request refused (400): the original request cannot be told; further ones are logged at debug level");
+                        } else {
+                            tracing::debug!(error = %e, "auth request refused (400): the original request cannot be told");
+                        }
                         shared.stats.add(&batch);
                         return invalid_request(StatusCode::BAD_REQUEST, &e.to_string());
                     }
@@ -175,9 +188,12 @@ async fn verify(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes
                 None
             };
             if target == Some(crate::routes::Target::Unknown) {
-                tracing::info!(
-                    "auth request without its original method and path (X-Original-URI/-Method, X-Forwarded-Uri/-Method or a path after the verify path): matched by no route but a catch-all, denied otherwise"
-                );
+                const WHY: &str = "auth request without its original method and path (X-Original-URI/-Method, X-Forwarded-Uri/-Method or a path after the verify path): matched by no route but a catch-all (path = \"/\", any method), denied otherwise";
+                if first(&UNKNOWN_LOGGED) {
+                    tracing::warn!("{WHY}; further ones are logged at debug level");
+                } else {
+                    tracing::debug!("{WHY}");
+                }
             }
             let check = match &target {
                 Some(t) => Check::Request(t),
