@@ -408,13 +408,10 @@ fn fifty_routes() -> jwtd::routes::Routes {
     jwtd::routes::Routes::new(
         (0..50)
             .map(|i| jwtd::routes::Route {
-                path: format!("/api/r{i}"),
                 methods: Some(vec!["GET".into(), "HEAD".into()]),
                 scopes: vec!["read:item".into()],
-                any_scopes: vec![],
-                issuers: None,
-                audiences: None,
                 claims: vec![tenant.clone()],
+                ..jwtd::routes::Route::at(format!("/api/r{i}"))
             })
             .collect(),
         true,

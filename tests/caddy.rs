@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -66,32 +66,6 @@ fn backend() -> (u16, Arc<AtomicUsize>) {
     (port, hits)
 }
 
-fn get(port: u16, path: &str, token: Option<&str>, extra: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: test\r\n{auth}{extra}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, out)
-}
-
-fn substitute(recipe: &str, from: &str, to: &str) -> String {
-    assert_eq!(
-        recipe.matches(from).count(),
-        1,
-        "docs/PROTOCOL.md's Caddyfile should contain `{from}` once"
-    );
-    recipe.replace(from, to)
-}
-
 fn with_scope(scope: &str) -> String {
     let mut c = common::live_claims();
     c["scope"] = serde_json::json!(scope);
@@ -112,17 +86,7 @@ fn caddy_forward_auth_in_front_of_jwtd() {
     }
     let dir = common::daemon::Scratch::new("caddy");
     let socket = dir.join("jwtd.sock");
-    let routes = only_block("docs/PROTOCOL.md", "toml");
-    let config = dir.join("jwtd.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[issuer]]\niss = \"https://issuer.test\"\nkeys = [\"{}\"]\naudiences = [\"api\"]\n\n{}",
-            data("keys/HS256.public.jwks").display(),
-            routes.text
-        ),
-    )
-    .unwrap();
+    let config = recipe_config(&dir);
     let _jwtd = Stop(
         Command::new(env!("CARGO_BIN_EXE_jwtd"))
             .args(["serve", "--config"])
@@ -174,14 +138,14 @@ fn caddy_forward_auth_in_front_of_jwtd() {
     // Allowed: any valid token outside the routes; the claim headers reach the upstream, the client's don't.
     let good = common::daemon::valid_token();
     let forged = "X-Jwt-Sub: admin\r\nX-Jwt-Iss: https://evil\r\n";
-    let (status, body) = get(port, "/api/items", Some(&good), forged);
+    let (status, body) = proxy_get(port, "/api/items", Some(&good), forged);
     assert_eq!(status, 200, "{body}");
     assert!(
         body.ends_with("upstream reached, user=user-1234567890 iss=https://issuer.test\n"),
         "{body}"
     );
     let reader = with_scope("read:orders");
-    let (status, body) = get(port, "/api/orders/7?x=1", Some(&reader), "");
+    let (status, body) = proxy_get(port, "/api/orders/7?x=1", Some(&reader), "");
     assert_eq!(status, 200, "{body}");
     // 403 for the missing scope, whatever the spelling; the upstream never sees these requests.
     let before = hits.load(Ordering::SeqCst);
@@ -191,12 +155,12 @@ fn caddy_forward_auth_in_front_of_jwtd() {
         "/api/orders/%2e%2e/admin",
         "//api//admin",
     ] {
-        let (status, body) = get(port, path, Some(&reader), "");
+        let (status, body) = proxy_get(port, path, Some(&reader), "");
         assert_eq!(status, 403, "{path}: {body}");
         assert!(body.contains("insufficient_scope"), "{path}: {body}");
     }
     // A client's X-Original-URI naming a friendlier path is removed by the recipe: still judged as /api/admin.
-    let (status, body) = get(
+    let (status, body) = proxy_get(
         port,
         "/api/admin",
         Some(&reader),
@@ -204,20 +168,20 @@ fn caddy_forward_auth_in_front_of_jwtd() {
     );
     assert_eq!(status, 403, "{body}");
     // Invalid tokens: 401 with jwtd's challenge.
-    let (status, body) = get(port, "/api/items", Some("garbage"), "");
+    let (status, body) = proxy_get(port, "/api/items", Some("garbage"), "");
     assert_eq!(status, 401, "{body}");
     assert!(
         body.to_ascii_lowercase()
             .contains("www-authenticate: bearer"),
         "{body}"
     );
-    let (status, _) = get(port, "/api/items", Some(&token(Alg::HS256)), "");
+    let (status, _) = proxy_get(port, "/api/items", Some(&token(Alg::HS256)), "");
     assert_eq!(status, 401);
     assert_eq!(
         hits.load(Ordering::SeqCst),
         before,
         "a refused request reached the upstream"
     );
-    let (status, body) = get(port, "/api/admin", Some(&with_scope("admin")), "");
+    let (status, body) = proxy_get(port, "/api/admin", Some(&with_scope("admin")), "");
     assert_eq!(status, 200, "{body}");
 }

@@ -7,12 +7,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use common::docs::only_block;
 use common::process::*;
@@ -20,39 +18,6 @@ use common::*;
 use jwtd::Alg;
 
 const NGINX: &str = "/usr/sbin/nginx";
-
-fn get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
-    get_with(port, path, token, "")
-}
-
-/// A GET with `extra` header lines (each ending in CRLF).
-fn get_with(port: u16, path: &str, token: Option<&str>, extra: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: test\r\n{auth}{extra}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, out)
-}
-
-/// Replaces the one occurrence of `from` in the recipe (a recipe that no longer has it fails here, loudly,
-/// rather than running something else).
-fn substitute(recipe: &str, from: &str, to: &str) -> String {
-    assert_eq!(
-        recipe.matches(from).count(),
-        1,
-        "docs/PROTOCOL.md's nginx recipe should contain `{from}` once"
-    );
-    recipe.replace(from, to)
-}
 
 /// The nginx configuration: docs/PROTOCOL.md's recipe as written, with this test's socket, ports and backend
 /// (an nginx server that echoes the identity headers it receives), wrapped in the `http` block with temporary
@@ -144,17 +109,7 @@ fn nginx_auth_request_in_front_of_jwtd() {
     // As the recipe says: the socket stays 0660 and its group is nginx's worker's.
     let user = stock_worker_user();
     // jwtd: the test's issuer, then the routes of the recipe as written.
-    let routes = only_block("docs/PROTOCOL.md", "toml");
-    let config = dir.join("jwtd.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[issuer]]\niss = \"https://issuer.test\"\nkeys = [\"{}\"]\naudiences = [\"api\"]\n\n{}",
-            data("keys/HS256.public.jwks").display(),
-            routes.text
-        ),
-    )
-    .unwrap();
+    let config = recipe_config(&dir);
     let mut jwtd = Command::new(env!("CARGO_BIN_EXE_jwtd"));
     jwtd.args(["serve", "--config"])
         .arg(&config)
@@ -195,7 +150,7 @@ fn nginx_auth_request_in_front_of_jwtd() {
     wait_until("nginx", || TcpStream::connect(("127.0.0.1", port)).is_ok());
 
     let good = common::daemon::valid_token();
-    let (status, body) = get(port, "/api/items", Some(&good));
+    let (status, body) = proxy_get(port, "/api/items", Some(&good), "");
     assert_eq!(status, 200, "{body}");
     assert!(
         body.ends_with("upstream reached, user=user-1234567890 iss=https://issuer.test\n"),
@@ -204,7 +159,7 @@ fn nginx_auth_request_in_front_of_jwtd() {
     // A client's own identity headers never reach the upstream: jwtd always answers the claim headers
     // (empty when the claim is absent) and the documented config replaces the client's copies.
     let forged = "X-Jwt-Sub: admin\r\nX-Jwt-Iss: https://evil\r\n";
-    let (status, body) = get_with(port, "/api/items", Some(&good), forged);
+    let (status, body) = proxy_get(port, "/api/items", Some(&good), forged);
     assert_eq!(status, 200, "{body}");
     assert!(
         body.ends_with("user=user-1234567890 iss=https://issuer.test\n"),
@@ -213,7 +168,7 @@ fn nginx_auth_request_in_front_of_jwtd() {
     let mut no_sub = common::live_claims();
     no_sub.as_object_mut().unwrap().remove("sub");
     let anonymous = token_with(Alg::HS256, serde_json::json!({}), &no_sub);
-    let (status, body) = get_with(port, "/api/items", Some(&anonymous), forged);
+    let (status, body) = proxy_get(port, "/api/items", Some(&anonymous), forged);
     assert_eq!(status, 200, "{body}");
     assert!(
         body.ends_with("upstream reached, user= iss=https://issuer.test\n"),
@@ -227,7 +182,7 @@ fn nginx_auth_request_in_front_of_jwtd() {
         token_with(Alg::HS256, serde_json::json!({}), &c)
     };
     let reader = with_scope("read:orders");
-    let (status, body) = get(port, "/api/orders/7", Some(&reader));
+    let (status, body) = proxy_get(port, "/api/orders/7", Some(&reader), "");
     assert_eq!(status, 200, "{body}");
     for path in [
         "/api/admin/users",
@@ -235,11 +190,11 @@ fn nginx_auth_request_in_front_of_jwtd() {
         "/api/orders/%2e%2e/admin",
         "/api/Orders/../admin",
     ] {
-        let (status, body) = get(port, path, Some(&reader));
+        let (status, body) = proxy_get(port, path, Some(&reader), "");
         assert_eq!(status, 403, "{path}: {body}");
         assert!(!body.contains("upstream reached"), "{path}: {body}");
     }
-    let (status, body) = get_with(
+    let (status, body) = proxy_get(
         port,
         "/api/orders/7",
         Some(&reader),
@@ -249,36 +204,36 @@ fn nginx_auth_request_in_front_of_jwtd() {
         status, 200,
         "a client's X-Original-Method is replaced by nginx's: {body}"
     );
-    let (status, body) = get(port, "/api/admin", Some(&with_scope("admin")));
+    let (status, body) = proxy_get(port, "/api/admin", Some(&with_scope("admin")), "");
     assert_eq!(status, 200, "{body}");
     // A client's X-Forwarded-Uri naming a friendlier path is removed by the recipe: still 403, not a 400 (500).
-    let (status, body) = get_with(
+    let (status, body) = proxy_get(
         port,
         "/api/admin",
         Some(&reader),
         "X-Forwarded-Uri: /api/items\r\nX-Forwarded-Method: GET\r\n",
     );
     assert_eq!(status, 403, "{body}");
-    let (status, body) = get(port, "/public/page", None);
+    let (status, body) = proxy_get(port, "/public/page", None, "");
     assert_eq!(status, 200, "{body}");
 
     let expired = token(Alg::HS256);
-    let (status, body) = get(port, "/api/items", Some(&expired));
+    let (status, body) = proxy_get(port, "/api/items", Some(&expired), "");
     assert_eq!(status, 401, "{body}");
     assert!(!body.contains("upstream reached"));
-    let (status, _) = get(port, "/api/items", Some("garbage"));
+    let (status, _) = proxy_get(port, "/api/items", Some("garbage"), "");
     assert_eq!(status, 401);
-    let (status, _) = get(port, "/api/items", None);
+    let (status, _) = proxy_get(port, "/api/items", None, "");
     assert_eq!(status, 401);
     // Many subrequests in a row over the keepalive upstream.
     for _ in 0..50 {
-        assert_eq!(get(port, "/api/items", Some(&good)).0, 200);
+        assert_eq!(proxy_get(port, "/api/items", Some(&good), "").0, 200);
     }
     if user.is_some() {
         // What the recipe warns of: without the socket group, nginx's worker cannot connect and every
         // protected request answers 500.
         std::os::unix::fs::chown(&socket, None, Some(0)).unwrap();
-        let (status, body) = get(port, "/api/items", Some(&good));
+        let (status, body) = proxy_get(port, "/api/items", Some(&good), "");
         assert_eq!(status, 500, "{body}");
         let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
         assert!(log.contains("Permission denied"), "{log}");

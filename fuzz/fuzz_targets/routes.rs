@@ -12,13 +12,8 @@ use libfuzzer_sys::fuzz_target;
 
 fn route(path: &str, methods: Option<&[&str]>) -> Route {
     Route {
-        path: path.into(),
         methods: methods.map(|m| m.iter().map(|s| s.to_string()).collect()),
-        scopes: vec![],
-        any_scopes: vec![],
-        issuers: None,
-        audiences: None,
-        claims: vec![],
+        ..Route::at(path)
     }
 }
 

@@ -206,13 +206,8 @@ impl Source {
                 Vec::new()
             } else {
                 vec![jwtd::routes::Route {
-                    path: "/".into(),
-                    methods: None,
                     scopes: self.require_scopes.clone(),
-                    any_scopes: Vec::new(),
-                    issuers: None,
-                    audiences: None,
-                    claims: Vec::new(),
+                    ..jwtd::routes::Route::at("/")
                 }]
             },
             false,

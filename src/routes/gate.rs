@@ -170,15 +170,7 @@ mod tests {
     use serde_json::json;
 
     fn route(path: &str) -> Route {
-        Route {
-            path: path.into(),
-            methods: None,
-            scopes: vec![],
-            any_scopes: vec![],
-            issuers: None,
-            audiences: None,
-            claims: vec![],
-        }
+        Route::at(path)
     }
 
     fn at(method: &'static str, path: &'static str) -> Target<'static> {

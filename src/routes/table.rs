@@ -263,6 +263,20 @@ impl Routes {
 }
 
 impl Route {
+    /// A route for the requests under `path` (normalised, without a trailing slash) with no rule yet: any
+    /// method, any valid token. Rules are set on the result.
+    pub fn at(path: impl Into<String>) -> Route {
+        Route {
+            path: path.into(),
+            methods: None,
+            scopes: Vec::new(),
+            any_scopes: Vec::new(),
+            issuers: None,
+            audiences: None,
+            claims: Vec::new(),
+        }
+    }
+
     /// This route's decision for `claims` (see [`Routes::decide`] for `route_audience_only`).
     pub fn decide(&self, claims: &Value, route_audience_only: bool) -> Decision {
         let has = scopes(claims);
@@ -342,15 +356,7 @@ mod tests {
     use serde_json::json;
 
     fn route(path: &str) -> Route {
-        Route {
-            path: path.into(),
-            methods: None,
-            scopes: vec![],
-            any_scopes: vec![],
-            issuers: None,
-            audiences: None,
-            claims: vec![],
-        }
+        Route::at(path)
     }
 
     fn at<'a>(method: &'a str, path: &'a str) -> Target<'a> {

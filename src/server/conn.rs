@@ -339,21 +339,14 @@ fn answer(
                     may_wait,
                 );
             }
-            Err(e) => {
-                batch.requests += 1;
-                batch.protocol_errors += 1;
-                line::protocol_err(out, "bad_request", &e.to_string());
-            }
+            Err(e) => refused(out, batch, "bad_request", &e.to_string()),
         },
-        Request::BadVerify => {
-            batch.requests += 1;
-            batch.protocol_errors += 1;
-            line::protocol_err(
-                out,
-                "bad_request",
-                "expected VERIFY <token> or VERIFY <token> <METHOD> <PATH>",
-            );
-        }
+        Request::BadVerify => refused(
+            out,
+            batch,
+            "bad_request",
+            "expected VERIFY <token> or VERIFY <token> <METHOD> <PATH>",
+        ),
         Request::Ping => {
             batch.requests += 1;
             out.extend_from_slice(b"PONG\n");
@@ -374,17 +367,21 @@ fn answer(
         }
         // Handled before `answer` is called.
         Request::Reload | Request::Revocation { .. } => {}
-        Request::Unknown(_) => {
-            batch.requests += 1;
-            batch.protocol_errors += 1;
-            line::protocol_err(
-                out,
-                "unknown_command",
-                "expected VERIFY <token>, PING, STATS, RELOAD, REVOKE, UNREVOKE or REVOCATIONS",
-            );
-        }
+        Request::Unknown(_) => refused(
+            out,
+            batch,
+            "unknown_command",
+            "expected VERIFY <token>, PING, STATS, RELOAD, REVOKE, UNREVOKE or REVOCATIONS",
+        ),
     }
     None
+}
+
+/// Answers a request that cannot be served with `ERR <code> <message>`, counting it.
+fn refused(out: &mut Vec<u8>, batch: &mut Batch, code: &str, message: &str) {
+    batch.requests += 1;
+    batch.protocol_errors += 1;
+    line::protocol_err(out, code, message);
 }
 
 /// One `VERIFY`: answers into `out`, or (when `may_wait` and the issuer should fetch keys first) returns

@@ -1,7 +1,8 @@
 //! Real servers started by tests (nginx, and whatever comes next: Caddy, Redis, an OpenID provider): stopped
 //! cleanly, on free loopback ports, waited for.
 
-use std::net::TcpListener;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -41,4 +42,51 @@ pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "{what} did not come up");
         std::thread::sleep(Duration::from_millis(25));
     }
+}
+
+/// A `GET path` to a proxy on loopback `port`, with the token as a Bearer credential if given and `extra`
+/// header lines (each ending in CRLF); the status and the whole response.
+pub fn proxy_get(port: u16, path: &str, token: Option<&str>, extra: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: test\r\n{auth}{extra}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, out)
+}
+
+/// Replaces the one occurrence of `from` in a recipe from the docs (a recipe that no longer has it fails
+/// here, loudly, rather than running something else).
+pub fn substitute(recipe: &str, from: &str, to: &str) -> String {
+    assert_eq!(
+        recipe.matches(from).count(),
+        1,
+        "the documented recipe should contain `{from}` once"
+    );
+    recipe.replace(from, to)
+}
+
+/// A jwtd configuration for the proxy tests: the test issuer (HS256 test keys, audience `api`), then the
+/// routes of docs/PROTOCOL.md's recipe as written. Written to `dir/jwtd.toml`.
+pub fn recipe_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let routes = super::docs::only_block("docs/PROTOCOL.md", "toml");
+    let config = dir.join("jwtd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[issuer]]\niss = \"https://issuer.test\"\nkeys = [\"{}\"]\naudiences = [\"api\"]\n\n{}",
+            super::data("keys/HS256.public.jwks").display(),
+            routes.text
+        ),
+    )
+    .unwrap();
+    config
 }
