@@ -40,6 +40,23 @@ pub fn shared() -> Arc<Shared> {
     };
     let issuers = jwtd::issuers::Issuers::single(Verifier::new(keys, policy, Limits::default()));
     let mut shared = Shared::new(issuers, MAX_LINE, http::Options::default());
+    // Routes, so that original-request headers and `VERIFY <token> <METHOD> <PATH>` are judged too.
+    use jwtd::routes::{Gate, Route, Routes};
+    shared.gate.store(Arc::new(Gate::new(Routes::new(
+        vec![
+            Route {
+                methods: Some(vec!["GET".into(), "HEAD".into()]),
+                scopes: vec!["read:items".into()],
+                ..Route::at("/orders")
+            },
+            Route {
+                any_scopes: vec!["admin".into(), "ops".into()],
+                audiences: Some(vec!["api".into()]),
+                ..Route::at("/admin")
+            },
+        ],
+        false,
+    ))));
     shared.cache = Some(
         TokenCache::new(
             &jwtd::cache::Config {
