@@ -46,6 +46,8 @@ pub mod client;
 pub mod config;
 pub mod crypto;
 pub mod error;
+#[cfg(feature = "daemon")]
+pub mod fleet;
 pub mod issuers;
 pub mod json;
 pub mod jws;

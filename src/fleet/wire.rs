@@ -1,0 +1,280 @@
+//! One revocation as a Redis stream entry (docs/FLEET.md, "Model"): flat fields, no JSON, every value
+//! bounded, so that an entry written by any daemon — or by anyone who can write to the stream — is read back
+//! exactly or refused with a reason, never half-applied.
+//!
+//! `v 1 origin <32 hex> seq <n> op revoke|unrevoke kind jti|sub|token target <…> expires <s> cutoff <s> at <ms>`
+
+use crate::revocation::log::{MAX_VALUE, Op};
+use crate::revocation::{Rule, Target};
+
+/// The wire version this daemon writes and reads.
+pub const VERSION: &str = "1";
+
+/// A daemon's identity in the fleet: 16 random bytes, created once in its state directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Instance(pub [u8; 16]);
+
+impl Instance {
+    pub fn hex(&self) -> String {
+        hex(&self.0)
+    }
+
+    pub fn parse(s: &[u8]) -> Option<Instance> {
+        let mut out = [0u8; 16];
+        unhex(s, &mut out).then_some(Instance(out))
+    }
+}
+
+/// What travels: who acknowledged which operation, as its how-many-th, and when (Unix milliseconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub origin: Instance,
+    pub seq: u64,
+    pub op: Op,
+    pub at_ms: u64,
+}
+
+/// Why an entry cannot be applied (it is logged with its stream ID and skipped).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("unknown wire version {0:?}")]
+    Version(String),
+    #[error("field {0} is missing")]
+    Missing(&'static str),
+    #[error("field {0} appears twice")]
+    Repeated(String),
+    #[error("field {0} is malformed")]
+    Malformed(&'static str),
+    #[error("the target is longer than {MAX_VALUE} bytes")]
+    TooLong,
+}
+
+/// The entry's fields, in order.
+pub fn encode(p: &Published) -> Vec<(&'static str, Vec<u8>)> {
+    let (op, target, expires, cutoff) = match &p.op {
+        Op::Revoke(r) => ("revoke", &r.target, r.expires, r.cutoff),
+        Op::Unrevoke(t) => ("unrevoke", t, 0, 0),
+    };
+    let (kind, value) = match target {
+        Target::Jti(s) => ("jti", s.as_bytes().to_vec()),
+        Target::Sub(s) => ("sub", s.as_bytes().to_vec()),
+        Target::Token(d) => ("token", hex(d).into_bytes()),
+    };
+    vec![
+        ("v", VERSION.into()),
+        ("origin", p.origin.hex().into_bytes()),
+        ("seq", p.seq.to_string().into_bytes()),
+        ("op", op.into()),
+        ("kind", kind.into()),
+        ("target", value),
+        ("expires", expires.to_string().into_bytes()),
+        ("cutoff", cutoff.to_string().into_bytes()),
+        ("at", p.at_ms.to_string().into_bytes()),
+    ]
+}
+
+const FIELDS: [&str; 9] = [
+    "v", "origin", "seq", "op", "kind", "target", "expires", "cutoff", "at",
+];
+
+/// Reads an entry's fields (as Redis returns them). Unknown extra fields are ignored (a newer writer may add
+/// some); a known field twice, or any field malformed, refuses the entry.
+pub fn decode(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Published, WireError> {
+    let mut got: [Option<&[u8]>; 9] = [None; 9];
+    for (name, value) in fields {
+        if let Some(i) = FIELDS.iter().position(|f| f.as_bytes() == name.as_slice())
+            && got[i].replace(value).is_some()
+        {
+            return Err(WireError::Repeated(FIELDS[i].to_string()));
+        }
+    }
+    let field = |i: usize| got[i].ok_or(WireError::Missing(FIELDS[i]));
+    let number = |i: usize| -> Result<u64, WireError> {
+        let v = field(i)?;
+        // Plain decimal digits only: no sign, no spaces, no leading zeros but "0".
+        if v.is_empty()
+            || v.len() > 20
+            || !v.iter().all(u8::is_ascii_digit)
+            || (v.len() > 1 && v[0] == b'0')
+        {
+            return Err(WireError::Malformed(FIELDS[i]));
+        }
+        std::str::from_utf8(v)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or(WireError::Malformed(FIELDS[i]))
+    };
+    let version = field(0)?;
+    if version != VERSION.as_bytes() {
+        return Err(WireError::Version(
+            String::from_utf8_lossy(&version[..version.len().min(16)]).into_owned(),
+        ));
+    }
+    let origin = Instance::parse(field(1)?).ok_or(WireError::Malformed("origin"))?;
+    let seq = number(2)?;
+    let value = field(5)?;
+    if value.len() > MAX_VALUE {
+        return Err(WireError::TooLong);
+    }
+    let text = || {
+        std::str::from_utf8(value)
+            .map(str::to_string)
+            .map_err(|_| WireError::Malformed("target"))
+    };
+    let target = match field(4)? {
+        b"jti" => Target::Jti(text()?),
+        b"sub" => Target::Sub(text()?),
+        b"token" => {
+            let mut d = [0u8; 32];
+            if !unhex(value, &mut d) {
+                return Err(WireError::Malformed("target"));
+            }
+            Target::Token(d)
+        }
+        _ => return Err(WireError::Malformed("kind")),
+    };
+    let op = match field(3)? {
+        b"revoke" => Op::Revoke(Rule {
+            target,
+            expires: number(6)?,
+            cutoff: number(7)?,
+        }),
+        b"unrevoke" => Op::Unrevoke(target),
+        _ => return Err(WireError::Malformed("op")),
+    };
+    Ok(Published {
+        origin,
+        seq,
+        op,
+        at_ms: number(8)?,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Lower-case hex of exactly `out.len()` bytes.
+fn unhex(s: &[u8], out: &mut [u8]) -> bool {
+    if s.len() != out.len() * 2 {
+        return false;
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    for (i, pair) in s.chunks_exact(2).enumerate() {
+        match (nibble(pair[0]), nibble(pair[1])) {
+            (Some(h), Some(l)) => out[i] = h << 4 | l,
+            _ => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owned(fields: Vec<(&'static str, Vec<u8>)>) -> Vec<(Vec<u8>, Vec<u8>)> {
+        fields
+            .into_iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v))
+            .collect()
+    }
+
+    fn sample(op: Op) -> Published {
+        Published {
+            origin: Instance([0xab; 16]),
+            seq: 42,
+            op,
+            at_ms: 1_800_000_000_123,
+        }
+    }
+
+    #[test]
+    fn every_operation_round_trips() {
+        for op in [
+            Op::Revoke(Rule {
+                target: Target::Jti("j-1 with spaces, é".into()),
+                expires: 1_900_000_000,
+                cutoff: 0,
+            }),
+            Op::Revoke(Rule {
+                target: Target::Sub("alice".into()),
+                expires: 0,
+                cutoff: 1_800_000_000,
+            }),
+            Op::Revoke(Rule {
+                target: Target::Token([7; 32]),
+                expires: 1,
+                cutoff: 0,
+            }),
+            Op::Unrevoke(Target::Sub("bob".into())),
+        ] {
+            let p = sample(op);
+            assert_eq!(decode(&owned(encode(&p))), Ok(p));
+        }
+    }
+
+    #[test]
+    fn malformed_entries_are_refused_with_a_reason() {
+        let good = owned(encode(&sample(Op::Unrevoke(Target::Jti("x".into())))));
+        let with = |name: &str, value: &[u8]| -> Vec<(Vec<u8>, Vec<u8>)> {
+            good.iter()
+                .map(|(k, v)| {
+                    if k == name.as_bytes() {
+                        (k.clone(), value.to_vec())
+                    } else {
+                        (k.clone(), v.clone())
+                    }
+                })
+                .collect()
+        };
+        assert_eq!(
+            decode(&with("v", b"2")),
+            Err(WireError::Version("2".into()))
+        );
+        assert_eq!(
+            decode(&with("origin", b"zz")),
+            Err(WireError::Malformed("origin"))
+        );
+        for bad in [&b""[..], b"-1", b"01", b"1 ", b"99999999999999999999999"] {
+            assert_eq!(
+                decode(&with("seq", bad)),
+                Err(WireError::Malformed("seq")),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            decode(&with("op", b"delete")),
+            Err(WireError::Malformed("op"))
+        );
+        assert_eq!(
+            decode(&with("kind", b"iss")),
+            Err(WireError::Malformed("kind"))
+        );
+        assert_eq!(
+            decode(&with("target", &[0xff])),
+            Err(WireError::Malformed("target"))
+        );
+        assert_eq!(
+            decode(&with("target", &vec![b'a'; MAX_VALUE + 1])),
+            Err(WireError::TooLong)
+        );
+        let mut twice = good.clone();
+        twice.push((b"seq".to_vec(), b"7".to_vec()));
+        assert_eq!(decode(&twice), Err(WireError::Repeated("seq".into())));
+        let missing: Vec<_> = good.iter().filter(|(k, _)| k != b"at").cloned().collect();
+        assert_eq!(decode(&missing), Err(WireError::Missing("at")));
+        // A newer writer's extra field is ignored.
+        let mut extra = good.clone();
+        extra.push((b"note".to_vec(), b"x".to_vec()));
+        assert!(decode(&extra).is_ok());
+        // A token digest must be 64 lower-case hex digits.
+        let mut token = owned(encode(&sample(Op::Unrevoke(Target::Token([1; 32])))));
+        token[5].1 = b"AB".repeat(32);
+        assert_eq!(decode(&token), Err(WireError::Malformed("target")));
+    }
+}
