@@ -3,9 +3,6 @@
 //! written atomically (temporary file, fsync, rename, directory fsync) and private (0600). The file holds
 //! the JWKS exactly as fetched: loading it runs the same validation as a fetch.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
@@ -34,11 +31,10 @@ pub fn path(state_dir: &Path, id: &str) -> PathBuf {
 pub fn save(state_dir: &Path, id: &str, saved: &Saved) -> std::io::Result<()> {
     let target = path(state_dir, id);
     let dir = target.parent().unwrap_or(state_dir);
-    match fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => File::open(state_dir)?.sync_all()?,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e),
-    }
+    let name = target
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("saved.json");
     let doc = json!({
         "source": id,
         "fetched_at": saved.fetched_at,
@@ -47,19 +43,7 @@ pub fn save(state_dir: &Path, id: &str, saved: &Saved) -> std::io::Result<()> {
         "jwks_url": saved.jwks_url,
         "jwks": String::from_utf8_lossy(&saved.jwks),
     });
-    let tmp = target.with_extension("tmp");
-    let _ = fs::remove_file(&tmp);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)?;
-    f.write_all(doc.to_string().as_bytes())?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, &target)?;
-    File::open(dir)?.sync_all()
+    crate::revocation::dir::write_atomic(dir, name, doc.to_string().as_bytes())
 }
 
 /// Reads what was saved for source `id`: `Ok(None)` when nothing was; an error for a file that is not ours
@@ -94,6 +78,7 @@ pub fn load(state_dir: &Path, id: &str) -> Result<Option<Saved>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::os::unix::fs::PermissionsExt;
 
     #[test]

@@ -16,6 +16,35 @@ use std::path::{Path, PathBuf};
 
 use super::StoreError;
 
+/// Writes `bytes` as the file `name` in `dir` (created 0700 if missing) atomically and privately: a
+/// temporary file (0600, never through a symlink) is written and fsync'd, renamed over `name`, and the
+/// directory fsync'd — a crash leaves the old content or the new, never a mix.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {
+            if let Some(parent) = dir.parent() {
+                File::open(parent)?.sync_all()?;
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let target = dir.join(name);
+    let tmp = dir.join(format!("{name}.tmp"));
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, &target)?;
+    File::open(dir)?.sync_all()
+}
+
 /// The lock file's name in the state directory.
 pub const LOCK: &str = "lock";
 
