@@ -82,10 +82,7 @@ fn write_file(path: &std::path::Path, text: &str, mode: u32) -> Result<(), Strin
         .to_string_lossy();
     let mut nonce = [0u8; 8];
     getrandom::fill(&mut nonce).map_err(|e| format!("no randomness: {e}"))?;
-    let tmp = dir.join(format!(
-        ".{name}.{}.tmp",
-        nonce.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    ));
+    let tmp = dir.join(format!(".{name}.{}.tmp", jwtd::crypto::hex(&nonce)));
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::OpenOptions::new()
             .write(true)

@@ -276,11 +276,21 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     out
 }
 
+/// Lower-case hex of `bytes` (digests in file names, logs and the wire).
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
 /// A short, stable name for a token in logs: the first 12 hex digits of its SHA-256. Logs never carry the
 /// token itself (a bearer token in a log is a leaked credential).
 pub fn token_digest(token: &[u8]) -> String {
     let d = backend::digest::digest(&backend::digest::SHA256, token);
-    d.as_ref()[..6].iter().map(|b| format!("{b:02x}")).collect()
+    hex(&d.as_ref()[..6])
 }
 
 fn strip_zeros(b: &[u8]) -> &[u8] {

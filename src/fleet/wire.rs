@@ -4,6 +4,7 @@
 //!
 //! `v 1 origin <32 hex> seq <n> op revoke|unrevoke kind jti|sub|token target <…> expires <s> cutoff <s> at <ms>`
 
+use crate::crypto::hex;
 use crate::revocation::log::{MAX_VALUE, Op};
 use crate::revocation::{Rule, Target};
 
@@ -148,10 +149,6 @@ pub fn decode(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Published, WireError> {
         op,
         at_ms: number(8)?,
     })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Lower-case hex of exactly `out.len()` bytes.

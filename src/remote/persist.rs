@@ -23,7 +23,7 @@ pub struct Saved {
 /// Where source `id` (issuer and configured source) is kept under `state_dir`.
 pub fn path(state_dir: &Path, id: &str) -> PathBuf {
     let digest = crate::crypto::sha256(id.as_bytes());
-    let name: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    let name = crate::crypto::hex(&digest[..12]);
     state_dir.join("jwks").join(format!("{name}.json"))
 }
 

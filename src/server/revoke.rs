@@ -328,7 +328,7 @@ pub fn list(r: &Revocations, limit: usize) -> String {
         .map(|rule| {
             let value = match &rule.target {
                 Target::Jti(s) | Target::Sub(s) => s.clone(),
-                Target::Token(d) => d.iter().map(|b| format!("{b:02x}")).collect(),
+                Target::Token(d) => crate::crypto::hex(d),
             };
             let mut v = serde_json::json!({"kind": rule.target.kind(), "value": value, "expires": rule.expires});
             if matches!(rule.target, Target::Sub(_)) {
