@@ -4,7 +4,7 @@
 #![no_main]
 
 use jwtd::revocation::Revocations;
-use jwtd::revocation::log::{MAGIC, MAGIC_V1, Op, encode, parse};
+use jwtd::revocation::log::{MAGIC, MAGIC_V1, Op, encode_record, parse};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -27,8 +27,8 @@ fuzz_target!(|data: &[u8]| {
     );
     if valid >= MAGIC.len() && !replay.v1 {
         let mut again = MAGIC.to_vec();
-        for e in &replay.entries {
-            encode(&e.op, e.at, &mut again).expect("what replay accepts can be written");
+        for r in &replay.records {
+            encode_record(r, &mut again).expect("what replay accepts can be written");
         }
         assert_eq!(
             again,
@@ -37,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     let set = Revocations::new();
-    for e in replay.entries {
+    for e in replay.entries() {
         match e.op {
             Op::Revoke(rule) => {
                 set.insert(rule);

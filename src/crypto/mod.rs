@@ -305,6 +305,25 @@ fn bit_len(n: &[u8]) -> usize {
     }
 }
 
+/// Reads lower-case hex into `out`; false unless `s` is exactly twice as long and all hex digits.
+pub fn unhex(s: &[u8], out: &mut [u8]) -> bool {
+    if s.len() != out.len() * 2 {
+        return false;
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    for (i, pair) in s.chunks_exact(2).enumerate() {
+        match (nibble(pair[0]), nibble(pair[1])) {
+            (Some(h), Some(l)) => out[i] = h << 4 | l,
+            _ => return false,
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,5 +2,4 @@
 //! This step holds the pure parts, not wired to the daemon yet: the wire format (`wire`) and the instance
 //! identity kept in the state directory (`instance`).
 
-pub mod instance;
 pub mod wire;

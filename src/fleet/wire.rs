@@ -4,27 +4,13 @@
 //!
 //! `v 1 origin <32 hex> seq <n> op revoke|unrevoke kind jti|sub|token target <…> expires <s> cutoff <s> at <ms>`
 
-use crate::crypto::hex;
+use crate::crypto::{hex, unhex};
+pub use crate::revocation::instance::Instance;
 use crate::revocation::log::{MAX_VALUE, Op};
 use crate::revocation::{Rule, Target};
 
 /// The wire version this daemon writes and reads.
 pub const VERSION: &str = "1";
-
-/// A daemon's identity in the fleet: 16 random bytes, created once in its state directory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Instance(pub [u8; 16]);
-
-impl Instance {
-    pub fn hex(&self) -> String {
-        hex(&self.0)
-    }
-
-    pub fn parse(s: &[u8]) -> Option<Instance> {
-        let mut out = [0u8; 16];
-        unhex(s, &mut out).then_some(Instance(out))
-    }
-}
 
 /// What travels: who acknowledged which operation, as its how-many-th, and when (Unix milliseconds).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,25 +135,6 @@ pub fn decode(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Published, WireError> {
         op,
         at_ms: number(8)?,
     })
-}
-
-/// Lower-case hex of exactly `out.len()` bytes.
-fn unhex(s: &[u8], out: &mut [u8]) -> bool {
-    if s.len() != out.len() * 2 {
-        return false;
-    }
-    let nibble = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    for (i, pair) in s.chunks_exact(2).enumerate() {
-        match (nibble(pair[0]), nibble(pair[1])) {
-            (Some(h), Some(l)) => out[i] = h << 4 | l,
-            _ => return false,
-        }
-    }
-    true
 }
 
 #[cfg(test)]

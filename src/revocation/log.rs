@@ -5,11 +5,22 @@
 //! magic    = "JWTDREV2"
 //! record   = len:u32le lencheck:u32le crc:u32le payload
 //!            (lencheck = CRC-32 of the 4 len bytes; crc = CRC-32 of payload; len = payload bytes ≤ 64 KiB)
-//! payload  = op:u8 kind:u8 at:u64le expires:u64le cutoff:u64le value
-//! op       = 1 revoke | 2 unrevoke
+//! payload  = op:u8 kind:u8 at:u64le expires:u64le cutoff:u64le [prov] value
+//! op       = base | flags
+//! base     = 1 revoke | 2 unrevoke
+//!          | 3 published mark (expires: the highest own sequence number published; kind 0, no value)
+//!          | 4 cursor mark (value: "<stream id> <epoch>"; kind 0)
+//!          | 5 watermark (expires: the highest sequence number applied from the origin; value: the origin)
+//! flags    = 0x40 prov follows | 0x80 carried (kept for publishing only, not applied at replay)
+//!          | 0x20 restated (a rule re-published after a fleet reset: not a watermark)
+//! prov     = origin:16 bytes seq:u64le at_ms:u64le (who acknowledged it, as its how-many-th, when)
 //! kind     = 1 jti (value: UTF-8) | 2 sub (value: UTF-8) | 3 token (value: 32-byte SHA-256)
 //! at       = Unix seconds when the record was written (the clock check of compaction, see `store`)
 //! ```
+//!
+//! The marks and `prov` are the fleet's bookkeeping (docs/FLEET.md): they live in the same file, written
+//! by the same group commit, so that an applied entry and the stream position after it are durable
+//! together.
 //!
 //! Replay tells a crash from damage. A crash while appending leaves a prefix of the last write: a short
 //! header, a short payload, or (on file systems that grow the file before its data lands) a zero-filled or
@@ -46,13 +57,80 @@ pub enum Op {
     Unrevoke(Target),
 }
 
-/// One record: an operation and when it was written.
+/// Who acknowledged an operation first (the instance id of that daemon), as its how-many-th operation,
+/// and when (Unix milliseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Prov {
+    pub origin: [u8; 16],
+    pub seq: u64,
+    pub at_ms: u64,
+}
+
+/// One operation record and when it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// Unix seconds at the write (0 in migrated first-format logs: unknown).
     pub at: u64,
     pub op: Op,
+    /// Absent in records written before the fleet existed.
+    pub prov: Option<Prov>,
+    /// Kept by a compaction for publishing only: its effect is already in the live rules.
+    pub carried: bool,
+    /// A rule re-published after a fleet reset: applied, but it does not move its origin's watermark.
+    pub restated: bool,
 }
+
+impl Entry {
+    /// A plain record (no provenance).
+    pub fn plain(op: Op, at: u64) -> Entry {
+        Entry {
+            at,
+            op,
+            prov: None,
+            carried: false,
+            restated: false,
+        }
+    }
+}
+
+/// The fleet's bookkeeping records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mark {
+    /// This daemon's operations up to this sequence number are in the stream.
+    Published(u64),
+    /// The stream was applied up to this entry ID, under this epoch.
+    Cursor { id: String, epoch: String },
+    /// The operations of `origin` up to `seq` were applied (written by compaction, which drops records).
+    Watermark { origin: [u8; 16], seq: u64 },
+}
+
+/// What a log holds: operations and marks, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    Op(Entry),
+    Mark { at: u64, mark: Mark },
+}
+
+impl Record {
+    pub fn at(&self) -> u64 {
+        match self {
+            Record::Op(e) => e.at,
+            Record::Mark { at, .. } => *at,
+        }
+    }
+}
+
+const REVOKE: u8 = 1;
+const UNREVOKE: u8 = 2;
+const PUBLISHED: u8 = 3;
+const CURSOR: u8 = 4;
+const WATERMARK: u8 = 5;
+const HAS_PROV: u8 = 0x40;
+const CARRIED: u8 = 0x80;
+const RESTATED: u8 = 0x20;
+const PROV: usize = 16 + 8 + 8;
+/// Longest cursor mark value (a stream ID and an epoch).
+const MAX_CURSOR: usize = 256;
 
 fn target_of(op: &Op) -> &Target {
     match op {
@@ -83,16 +161,76 @@ pub fn validate(op: &Op) -> Result<(), StoreError> {
 
 /// Appends the framed record for `op`, written at `at`, to `out`; refuses what replay would refuse.
 pub fn encode(op: &Op, at: u64, out: &mut Vec<u8>) -> Result<(), StoreError> {
-    validate(op)?;
-    let (code, expires, cutoff) = match op {
-        Op::Revoke(r) => (1u8, r.expires, r.cutoff),
-        Op::Unrevoke(_) => (2u8, 0, 0),
+    encode_entry(&Entry::plain(op.clone(), at), out)
+}
+
+/// Appends the framed record for `e` to `out`; refuses what replay would refuse.
+pub fn encode_entry(e: &Entry, out: &mut Vec<u8>) -> Result<(), StoreError> {
+    validate(&e.op)?;
+    let (mut code, expires, cutoff) = match &e.op {
+        Op::Revoke(r) => (REVOKE, r.expires, r.cutoff),
+        Op::Unrevoke(_) => (UNREVOKE, 0, 0),
     };
-    let (kind, value): (u8, &[u8]) = match target_of(op) {
+    let (kind, value): (u8, &[u8]) = match target_of(&e.op) {
         Target::Jti(s) => (1, s.as_bytes()),
         Target::Sub(s) => (2, s.as_bytes()),
         Target::Token(d) => (3, d),
     };
+    let mut prov = [0u8; PROV];
+    if let Some(p) = &e.prov {
+        code |= HAS_PROV;
+        prov[..16].copy_from_slice(&p.origin);
+        prov[16..24].copy_from_slice(&p.seq.to_le_bytes());
+        prov[24..].copy_from_slice(&p.at_ms.to_le_bytes());
+    }
+    if e.carried {
+        code |= CARRIED;
+    }
+    if e.restated {
+        code |= RESTATED;
+    }
+    let prov = if e.prov.is_some() { &prov[..] } else { &[] };
+    frame(out, [code, kind], e.at, expires, cutoff, prov, value);
+    Ok(())
+}
+
+/// Appends the framed record for a mark, written at `at`.
+pub fn encode_mark(mark: &Mark, at: u64, out: &mut Vec<u8>) -> Result<(), StoreError> {
+    match mark {
+        Mark::Published(seq) => frame(out, [PUBLISHED, 0], at, *seq, 0, &[], &[]),
+        Mark::Cursor { id, epoch } => {
+            let value = format!("{id} {epoch}");
+            if value.len() > MAX_CURSOR || id.contains(' ') || epoch.contains(' ') {
+                return Err(StoreError::TooLong {
+                    what: "cursor",
+                    len: value.len(),
+                    max: MAX_CURSOR,
+                });
+            }
+            frame(out, [CURSOR, 0], at, 0, 0, &[], value.as_bytes())
+        }
+        Mark::Watermark { origin, seq } => frame(out, [WATERMARK, 0], at, *seq, 0, &[], origin),
+    }
+    Ok(())
+}
+
+/// Appends any record.
+pub fn encode_record(r: &Record, out: &mut Vec<u8>) -> Result<(), StoreError> {
+    match r {
+        Record::Op(e) => encode_entry(e, out),
+        Record::Mark { at, mark } => encode_mark(mark, *at, out),
+    }
+}
+
+fn frame(
+    out: &mut Vec<u8>,
+    [code, kind]: [u8; 2],
+    at: u64,
+    expires: u64,
+    cutoff: u64,
+    prov: &[u8],
+    value: &[u8],
+) {
     let start = out.len();
     out.extend_from_slice(&[0; HEADER]);
     out.push(code);
@@ -100,6 +238,7 @@ pub fn encode(op: &Op, at: u64, out: &mut Vec<u8>) -> Result<(), StoreError> {
     out.extend_from_slice(&at.to_le_bytes());
     out.extend_from_slice(&expires.to_le_bytes());
     out.extend_from_slice(&cutoff.to_le_bytes());
+    out.extend_from_slice(prov);
     out.extend_from_slice(value);
     let payload = &out[start + HEADER..];
     let len = (payload.len() as u32).to_le_bytes();
@@ -107,7 +246,6 @@ pub fn encode(op: &Op, at: u64, out: &mut Vec<u8>) -> Result<(), StoreError> {
     out[start..start + 4].copy_from_slice(&len);
     out[start + 4..start + 8].copy_from_slice(&crc32fast::hash(&len).to_le_bytes());
     out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
-    Ok(())
 }
 
 fn decode_target(kind: u8, value: &[u8]) -> Result<Target, String> {
@@ -126,12 +264,12 @@ fn decode_target(kind: u8, value: &[u8]) -> Result<Target, String> {
 
 fn decode_op(code: u8, target: Target, expires: u64, cutoff: u64) -> Result<Op, String> {
     match code {
-        1 => Ok(Op::Revoke(Rule {
+        REVOKE => Ok(Op::Revoke(Rule {
             target,
             expires,
             cutoff,
         })),
-        2 => Ok(Op::Unrevoke(target)),
+        UNREVOKE => Ok(Op::Unrevoke(target)),
         o => Err(format!("unknown op {o}")),
     }
 }
@@ -142,21 +280,82 @@ fn u64_at(p: &[u8], i: usize) -> u64 {
     u64::from_le_bytes(b)
 }
 
-fn decode(p: &[u8]) -> Result<Entry, String> {
+fn decode(p: &[u8]) -> Result<Record, String> {
     if p.len() < FIXED {
         return Err(format!("record of {} bytes is too short", p.len()));
     }
-    let target = decode_target(p[1], &p[FIXED..])?;
-    Ok(Entry {
-        at: u64_at(p, 2),
-        op: decode_op(p[0], target, u64_at(p, 10), u64_at(p, 18))?,
-    })
+    let (code, kind, at, expires, cutoff) =
+        (p[0], p[1], u64_at(p, 2), u64_at(p, 10), u64_at(p, 18));
+    let value = &p[FIXED..];
+    let mark = |mark| Ok(Record::Mark { at, mark });
+    let bare = || {
+        (kind == 0 && cutoff == 0)
+            .then_some(())
+            .ok_or("a mark with a kind or cutoff")
+    };
+    match code {
+        PUBLISHED if value.is_empty() => {
+            bare()?;
+            return mark(Mark::Published(expires));
+        }
+        CURSOR => {
+            bare()?;
+            let text = std::str::from_utf8(value).map_err(|_| "cursor is not UTF-8")?;
+            let (id, epoch) = text.split_once(' ').ok_or("cursor without an epoch")?;
+            if expires != 0 || text.len() > MAX_CURSOR || epoch.contains(' ') {
+                return Err("malformed cursor mark".into());
+            }
+            return mark(Mark::Cursor {
+                id: id.into(),
+                epoch: epoch.into(),
+            });
+        }
+        WATERMARK if value.len() == 16 => {
+            bare()?;
+            return mark(Mark::Watermark {
+                origin: value.try_into().map_err(|_| "origin")?,
+                seq: expires,
+            });
+        }
+        PUBLISHED | WATERMARK => {
+            return Err(format!("mark {code} with a value of {} bytes", value.len()));
+        }
+        _ => {}
+    }
+    let (prov, value) = if code & HAS_PROV != 0 {
+        if value.len() < PROV {
+            return Err("record too short for its provenance".into());
+        }
+        let prov = Prov {
+            origin: value[..16].try_into().map_err(|_| "origin")?,
+            seq: u64_at(value, 16),
+            at_ms: u64_at(value, 24),
+        };
+        (Some(prov), &value[PROV..])
+    } else {
+        (None, value)
+    };
+    let base = code & !(HAS_PROV | CARRIED | RESTATED);
+    if prov.is_none() && code & (CARRIED | RESTATED) != 0 {
+        return Err(format!("flags {code:#x} without provenance"));
+    }
+    if base == UNREVOKE && (expires != 0 || cutoff != 0) {
+        return Err("an unrevoke with an expiry".into());
+    }
+    let target = decode_target(kind, value)?;
+    Ok(Record::Op(Entry {
+        at,
+        op: decode_op(base, target, expires, cutoff)?,
+        prov,
+        carried: code & CARRIED != 0,
+        restated: code & RESTATED != 0,
+    }))
 }
 
 /// What replaying a log found.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Replay {
-    pub entries: Vec<Entry>,
+    pub records: Vec<Record>,
     /// Bytes of the file that hold the magic and whole, valid records.
     pub valid_len: u64,
     /// The file was longer: a torn last write from this offset on (to be moved aside and cut off).
@@ -168,7 +367,18 @@ pub struct Replay {
 impl Replay {
     /// The newest record's write time (`None`: no record says).
     pub fn newest_at(&self) -> Option<u64> {
-        self.entries.iter().map(|e| e.at).filter(|&a| a > 0).max()
+        self.records.iter().map(Record::at).filter(|&a| a > 0).max()
+    }
+
+    /// The operation records, in order.
+    pub fn entries(&self) -> Vec<Entry> {
+        self.records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Op(e) => Some(e.clone()),
+                Record::Mark { .. } => None,
+            })
+            .collect()
     }
 }
 
@@ -198,10 +408,10 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Replay, StoreError> {
     if &bytes[..MAGIC.len()] != MAGIC {
         return Err(not_a_log());
     }
-    let mut entries = Vec::new();
+    let mut records = Vec::new();
     let mut at = MAGIC.len();
-    let torn = |at: usize, entries: Vec<Entry>| Replay {
-        entries,
+    let torn = |at: usize, records: Vec<Record>| Replay {
+        records,
         valid_len: at as u64,
         torn_at: Some(at as u64),
         v1: false,
@@ -211,7 +421,7 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Replay, StoreError> {
         let rest = &bytes[at..];
         if rest.len() < HEADER {
             // Only the last write can be short.
-            return Ok(torn(at, entries));
+            return Ok(torn(at, records));
         }
         let len_bytes = [rest[0], rest[1], rest[2], rest[3]];
         let len_check = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
@@ -220,7 +430,7 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Replay, StoreError> {
             // A file grown before its data landed reads as zeros to the end: a torn write. Anything else
             // is a damaged header, whatever follows it.
             if all_zero(rest) {
-                return Ok(torn(at, entries));
+                return Ok(torn(at, records));
             }
             return Err(damage(at, "the length's checksum does not match"));
         }
@@ -233,23 +443,23 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Replay, StoreError> {
         }
         if rest.len() < HEADER + len {
             // A checked length running past the end: the last write was cut short.
-            return Ok(torn(at, entries));
+            return Ok(torn(at, records));
         }
         let payload = &rest[HEADER..HEADER + len];
         let end = at + HEADER + len;
         if crc32fast::hash(payload) != crc {
             if end == bytes.len() {
                 // The last record, garbled: its data never fully reached the disk.
-                return Ok(torn(at, entries));
+                return Ok(torn(at, records));
             }
             return Err(damage(at, "checksum mismatch"));
         }
         let entry = decode(payload).map_err(|e| bad_record(path, at, e))?;
-        entries.push(entry);
+        records.push(entry);
         at = end;
     }
     Ok(Replay {
-        entries,
+        records,
         valid_len: at as u64,
         torn_at: None,
         v1: false,
@@ -275,10 +485,10 @@ fn bad_record(path: &Path, at: usize, reason: String) -> StoreError {
 /// The first format: `len:u32le crc:u32le payload`, payload `op kind expires cutoff value`.
 fn parse_v1(bytes: &[u8], path: &Path) -> Result<Replay, StoreError> {
     const FIXED_V1: usize = 18;
-    let mut entries = Vec::new();
+    let mut records = Vec::new();
     let mut at = MAGIC_V1.len();
-    let torn = |at: usize, entries: Vec<Entry>| Replay {
-        entries,
+    let torn = |at: usize, records: Vec<Record>| Replay {
+        records,
         valid_len: at as u64,
         torn_at: Some(at as u64),
         v1: true,
@@ -286,36 +496,36 @@ fn parse_v1(bytes: &[u8], path: &Path) -> Result<Replay, StoreError> {
     while at < bytes.len() {
         let rest = &bytes[at..];
         if rest.len() < 8 {
-            return Ok(torn(at, entries));
+            return Ok(torn(at, records));
         }
         let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
         let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
         if !(FIXED_V1..=MAX_PAYLOAD).contains(&len) {
             if all_zero(rest) {
-                return Ok(torn(at, entries));
+                return Ok(torn(at, records));
             }
             return Err(damaged(path, at, &format!("length {len}")));
         }
         if rest.len() < 8 + len {
-            return Ok(torn(at, entries));
+            return Ok(torn(at, records));
         }
         let p = &rest[8..8 + len];
         let end = at + 8 + len;
         if crc32fast::hash(p) != crc {
             if end == bytes.len() {
-                return Ok(torn(at, entries));
+                return Ok(torn(at, records));
             }
             return Err(damaged(path, at, "checksum mismatch"));
         }
         let entry = decode_target(p[1], &p[FIXED_V1..])
             .and_then(|t| decode_op(p[0], t, u64_at(p, 2), u64_at(p, 10)))
-            .map(|op| Entry { at: 0, op })
+            .map(|op| Record::Op(Entry::plain(op, 0)))
             .map_err(|e| bad_record(path, at, e))?;
-        entries.push(entry);
+        records.push(entry);
         at = end;
     }
     Ok(Replay {
-        entries,
+        records,
         valid_len: at as u64,
         torn_at: None,
         v1: true,
@@ -415,11 +625,12 @@ impl Log {
                 .ok()
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map_or(0, |d| d.as_secs());
-            for e in &mut replay.entries {
-                e.at = at;
+            for r in &mut replay.records {
+                if let Record::Op(e) = r {
+                    e.at = at;
+                }
             }
-            let ops: Vec<&Op> = replay.entries.iter().map(|e| &e.op).collect();
-            let log = rewrite(dir, ops.into_iter(), at, |_| Ok(())).map_err(&io)?;
+            let log = rewrite(dir, &replay.records, |_| Ok(())).map_err(&io)?;
             replay.v1 = false;
             replay.valid_len = log.len;
             return Ok((log, replay, aside));
@@ -511,22 +722,25 @@ pub fn compact(
     at: u64,
     hook: impl FnMut(Step) -> io::Result<()>,
 ) -> io::Result<Log> {
-    let ops: Vec<Op> = live.iter().cloned().map(Op::Revoke).collect();
-    rewrite(dir, ops.iter(), at, hook)
+    let records: Vec<Record> = live
+        .iter()
+        .map(|r| Record::Op(Entry::plain(Op::Revoke(r.clone()), at)))
+        .collect();
+    rewrite(dir, &records, hook)
 }
 
-fn rewrite<'a>(
+/// Rewrites the log of `dir` as `records`, crash-safe like [`compact`].
+pub fn rewrite(
     dir: &Path,
-    ops: impl Iterator<Item = &'a Op>,
-    at: u64,
+    records: &[Record],
     mut hook: impl FnMut(Step) -> io::Result<()>,
 ) -> io::Result<Log> {
     let tmp = dir.join(COMPACT_TMP);
     let path = dir.join(FILE);
     let mut buf = Vec::with_capacity(4096);
     buf.extend_from_slice(MAGIC);
-    for op in ops {
-        encode(op, at, &mut buf).map_err(io::Error::other)?;
+    for r in records {
+        encode_record(r, &mut buf).map_err(io::Error::other)?;
     }
     let _ = std::fs::remove_file(&tmp);
     let mut f = private().write(true).create_new(true).open(&tmp)?;
@@ -575,10 +789,7 @@ mod tests {
     fn entries(ops: &[Op]) -> Vec<Entry> {
         ops.iter()
             .enumerate()
-            .map(|(i, op)| Entry {
-                at: 1_000 + i as u64,
-                op: op.clone(),
-            })
+            .map(|(i, op)| Entry::plain(op.clone(), 1_000 + i as u64))
             .collect()
     }
 
@@ -601,7 +812,7 @@ mod tests {
     fn records_round_trip() {
         let bytes = file_of(&ops());
         let r = parse(&bytes, Path::new("log")).unwrap();
-        assert_eq!(r.entries, entries(&ops()));
+        assert_eq!(r.entries(), entries(&ops()));
         assert_eq!(r.valid_len, bytes.len() as u64);
         assert_eq!(r.torn_at, None);
         assert_eq!(r.newest_at(), Some(1_003));
@@ -615,7 +826,7 @@ mod tests {
         // Every prefix of the last record's bytes: a crash at any point of its write.
         for cut in whole.len()..full.len() {
             let r = parse(&full[..cut], Path::new("log")).unwrap();
-            assert_eq!(r.entries, entries(&all[..3]), "cut {cut}");
+            assert_eq!(r.entries(), entries(&all[..3]), "cut {cut}");
             assert_eq!(r.valid_len, whole.len() as u64, "cut {cut}");
             assert_eq!(r.torn_at.is_some(), cut > whole.len(), "cut {cut}");
         }
@@ -624,18 +835,21 @@ mod tests {
         let n = garbled.len();
         garbled[n - 3] ^= 0x55;
         assert_eq!(
-            parse(&garbled, Path::new("log")).unwrap().entries,
+            parse(&garbled, Path::new("log")).unwrap().entries(),
             entries(&all[..3])
         );
         let mut zeros = whole.clone();
         zeros.extend_from_slice(&[0; 40]);
         assert_eq!(
-            parse(&zeros, Path::new("log")).unwrap().entries,
+            parse(&zeros, Path::new("log")).unwrap().entries(),
             entries(&all[..3])
         );
         // Prefixes of the magic: a crash while creating the file.
         for cut in 0..MAGIC.len() {
-            assert_eq!(parse(&MAGIC[..cut], Path::new("log")).unwrap().entries, []);
+            assert_eq!(
+                parse(&MAGIC[..cut], Path::new("log")).unwrap().entries(),
+                []
+            );
         }
     }
 
@@ -687,7 +901,7 @@ mod tests {
                     ),
                     Ok(r) => panic!(
                         "record {i}, bit {bit}: accepted {} entries",
-                        r.entries.len()
+                        r.entries().len()
                     ),
                 }
             }
@@ -714,7 +928,7 @@ mod tests {
         let mut b = MAGIC.to_vec();
         encode(&Op::Unrevoke(Target::Sub(most)), 1, &mut b).unwrap();
         assert_eq!(
-            parse(&b, Path::new("log")).unwrap().entries.len(),
+            parse(&b, Path::new("log")).unwrap().entries().len(),
             1,
             "the largest value replays"
         );
@@ -724,7 +938,7 @@ mod tests {
     fn open_append_reopen_and_move_a_torn_tail_aside() {
         let dir = dir("torn");
         let (mut log, r, aside) = Log::open(&dir).unwrap();
-        assert_eq!((r.entries, aside), (vec![], None));
+        assert_eq!((r.entries(), aside), (vec![], None));
         log.append(&ops()[..2], 7).unwrap();
         drop(log);
         // A torn third record.
@@ -737,14 +951,14 @@ mod tests {
         f.write_all(&rec[..rec.len() / 2]).unwrap();
         drop(f);
         let (mut log, r, aside) = Log::open(&dir).unwrap();
-        assert_eq!(r.entries.len(), 2);
+        assert_eq!(r.entries().len(), 2);
         let aside = aside.expect("the torn tail was moved aside");
         assert_eq!(aside.bytes, (rec.len() / 2) as u64);
         assert_eq!(std::fs::read(&aside.path).unwrap(), rec[..rec.len() / 2]);
         log.append(&ops()[2..], 8).unwrap();
         drop(log);
         let (_, r, aside) = Log::open(&dir).unwrap();
-        let got: Vec<Op> = r.entries.into_iter().map(|e| e.op).collect();
+        let got: Vec<Op> = r.entries().into_iter().map(|e| e.op).collect();
         assert_eq!(got, ops(), "appends after a cut tail replay cleanly");
         assert_eq!((r.torn_at, aside), (None, None));
         std::fs::remove_dir_all(&dir).unwrap();
@@ -779,7 +993,7 @@ mod tests {
             }),
         ];
         assert_eq!(
-            r.entries.iter().map(|e| e.op.clone()).collect::<Vec<_>>(),
+            r.entries().iter().map(|e| e.op.clone()).collect::<Vec<_>>(),
             want
         );
         let bytes = std::fs::read(dir.join(FILE)).unwrap();
@@ -787,7 +1001,7 @@ mod tests {
         let again = parse(&bytes, Path::new("log")).unwrap();
         assert_eq!(
             again
-                .entries
+                .entries()
                 .iter()
                 .map(|e| e.op.clone())
                 .collect::<Vec<_>>(),
@@ -824,7 +1038,7 @@ mod tests {
             // Whatever was on disk at the "crash", a restart rebuilds the same rules.
             let (_, r, _) = Log::open(&dir).unwrap();
             let set = super::super::Revocations::new();
-            for e in r.entries {
+            for e in r.entries() {
                 match e.op {
                     Op::Revoke(rule) => {
                         set.insert(rule);

@@ -15,8 +15,10 @@
 //! for almost every token without touching the maps, and only its positives look in a sharded map. The
 //! durable part (the log, group commit, replay, compaction) is [`log`] and [`store`].
 
+pub mod book;
 pub mod dir;
 mod error;
+pub mod instance;
 pub mod log;
 pub mod store;
 

@@ -20,8 +20,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use super::book::{Book, Cursor, Incoming, Outbox};
 use super::dir::StateDir;
-use super::log::{self, Log, Op};
+use super::instance::Instance;
+use super::log::{self, Log, Mark, Op, Prov, Record};
 use super::{Revocations, Rule, StoreError};
 
 /// How far past the log's newest record (plus the time measured since the start) the wall clock is trusted
@@ -45,6 +47,30 @@ type Ack = tokio::sync::oneshot::Sender<Result<bool, StoreError>>;
 enum Job {
     Op(Op, Ack),
     Compact(tokio::sync::oneshot::Sender<Result<usize, StoreError>>),
+    /// Operations read from the fleet's stream, and the cursor after them.
+    Foreign(
+        Vec<Incoming>,
+        Cursor,
+        tokio::sync::oneshot::Sender<Result<usize, StoreError>>,
+    ),
+    /// This daemon's operations up to this sequence number are in the stream.
+    Published(u64),
+    Held(tokio::sync::oneshot::Sender<Vec<(Rule, Prov)>>),
+    Oldest(tokio::sync::oneshot::Sender<Option<u64>>),
+}
+
+/// How the store is opened.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// A fleet is configured: keep the outbox of unpublished operations.
+    pub fleet: bool,
+}
+
+/// Unix milliseconds, for provenance (the origin's acknowledgement time).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The durable revocation list.
@@ -55,6 +81,10 @@ pub struct Store {
     writer: Option<std::thread::JoinHandle<()>>,
     stats: Arc<StoreStats>,
     dir: PathBuf,
+    instance: Instance,
+    outbox: Arc<Outbox>,
+    /// The stream position at open.
+    start_cursor: Option<Cursor>,
     /// Held for the store's life: no other daemon writes this directory.
     _state: StateDir,
 }
@@ -75,7 +105,18 @@ impl Store {
     /// Checks and locks the state directory `dir` (creating it, 0700), opens its log, replays it into
     /// memory — refusing to start on a damaged log, with the file and offset — and starts the writer thread.
     pub fn open(dir: &Path, clock: Clock) -> Result<Store, StoreError> {
+        Store::open_with(dir, clock, Options::default())
+    }
+
+    /// [`Store::open`] with options.
+    pub fn open_with(dir: &Path, clock: Clock, options: Options) -> Result<Store, StoreError> {
         let state = StateDir::open(dir)?;
+        let instance =
+            super::instance::load_or_create(dir).map_err(|reason| StoreError::BadRecord {
+                path: dir.join("fleet").join(super::instance::FILE),
+                offset: 0,
+                reason,
+            })?;
         for w in &state.warnings {
             tracing::warn!("{w}");
         }
@@ -100,14 +141,15 @@ impl Store {
             );
         }
         let set = Arc::new(Revocations::new());
-        let records = replay.entries.len() as u64;
-        for e in replay.entries {
-            apply(&set, e.op);
-        }
+        let records = replay.records.len() as u64;
+        let (book, rewrite) =
+            Book::replay(replay.records, &set, instance.0, options.fleet, now_ms());
         let expired = set.expire(gc.now());
         let stats = Arc::new(StoreStats::default());
         let (tx, rx) = crossbeam_channel::unbounded();
-        let writer = Writer {
+        let outbox = book.outbox().clone();
+        let start_cursor = book.cursor().cloned();
+        let mut writer = Writer {
             log,
             set: set.clone(),
             stats: stats.clone(),
@@ -115,7 +157,13 @@ impl Store {
             clock,
             gc,
             records,
+            book,
         };
+        if rewrite {
+            // Rules from before provenance existed: written once with this daemon's, so that their
+            // numbers do not change at the next start.
+            writer.compact()?;
+        }
         let writer = std::thread::Builder::new()
             .name("jwtd-revocations".into())
             .spawn(move || writer.run(rx))
@@ -127,8 +175,62 @@ impl Store {
             writer: Some(writer),
             stats,
             dir: dir.to_path_buf(),
+            instance,
+            outbox,
+            start_cursor,
             _state: state,
         })
+    }
+
+    /// This daemon's identity in the fleet.
+    pub fn instance(&self) -> Instance {
+        self.instance
+    }
+
+    /// This daemon's operations not yet published (kept only when opened with a fleet).
+    pub fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
+    }
+
+    /// The stream position the log held at open.
+    pub fn start_cursor(&self) -> Option<Cursor> {
+        self.start_cursor.clone()
+    }
+
+    /// Applies operations read from the stream (each once: see [`Book::admit`]) and moves the cursor,
+    /// durably and together; answers how many were applied.
+    pub async fn apply_foreign(
+        &self,
+        ops: Vec<Incoming>,
+        cursor: Cursor,
+    ) -> Result<usize, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(Job::Foreign(ops, cursor, tx))
+            .map_err(|_| StoreError::Stopped)?;
+        rx.await.unwrap_or(Err(StoreError::Stopped))
+    }
+
+    /// Records that this daemon's operations up to `seq` are in the stream (written with the next commit).
+    pub fn published(&self, seq: u64) {
+        self.outbox.done(seq);
+        let _ = self.tx.send(Job::Published(seq));
+    }
+
+    /// Every live rule with its provenance (to re-publish after the stream was lost).
+    pub async fn held(&self) -> Vec<(Rule, Prov)> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.tx.send(Job::Held(tx)).is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// The oldest origin time (Unix ms) among live rules.
+    pub async fn oldest_live_ms(&self) -> Option<u64> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.tx.send(Job::Oldest(tx)).ok()?;
+        rx.await.ok().flatten()
     }
 
     /// The in-memory set, for checks.
@@ -186,13 +288,6 @@ impl Drop for Store {
     }
 }
 
-fn apply(set: &Revocations, op: Op) -> bool {
-    match op {
-        Op::Revoke(rule) => set.insert(rule),
-        Op::Unrevoke(target) => set.remove(&target),
-    }
-}
-
 struct Writer {
     log: Log,
     set: Arc<Revocations>,
@@ -202,6 +297,16 @@ struct Writer {
     gc: GcClock,
     /// Records in the log file.
     records: u64,
+    book: Book,
+}
+
+type Applied = tokio::sync::oneshot::Sender<Result<usize, StoreError>>;
+
+/// What one commit writes besides local operations.
+#[derive(Default)]
+struct Extra {
+    foreign: Vec<(Vec<Incoming>, Cursor, Applied)>,
+    published: Option<u64>,
 }
 
 /// The time rules are dropped by (see the module's documentation).
@@ -236,19 +341,31 @@ impl Writer {
         let mut batch: Vec<(Op, Ack)> = Vec::new();
         while let Ok(first) = rx.recv() {
             let mut compacts = Vec::new();
-            let mut take = |job: Job, batch: &mut Vec<(Op, Ack)>| match job {
-                Job::Op(op, ack) => batch.push((op, ack)),
-                Job::Compact(done) => compacts.push(done),
-            };
-            take(first, &mut batch);
+            let mut extra = Extra::default();
+            let mut take =
+                |job: Job, batch: &mut Vec<(Op, Ack)>, book: &Book, set: &Revocations| match job {
+                    Job::Op(op, ack) => batch.push((op, ack)),
+                    Job::Compact(done) => compacts.push(done),
+                    Job::Foreign(ops, cursor, done) => extra.foreign.push((ops, cursor, done)),
+                    Job::Published(seq) => {
+                        extra.published = Some(extra.published.unwrap_or(0).max(seq))
+                    }
+                    Job::Held(done) => {
+                        let _ = done.send(book.held(set.rules()));
+                    }
+                    Job::Oldest(done) => {
+                        let _ = done.send(book.oldest_live_ms());
+                    }
+                };
+            take(first, &mut batch, &self.book, &self.set);
             while batch.len() < MAX_BATCH {
                 match rx.try_recv() {
-                    Ok(job) => take(job, &mut batch),
+                    Ok(job) => take(job, &mut batch, &self.book, &self.set),
                     Err(_) => break,
                 }
             }
-            if !batch.is_empty() {
-                self.commit(&mut batch, &mut buf);
+            if !batch.is_empty() || !extra.foreign.is_empty() || extra.published.is_some() {
+                self.commit(&mut batch, extra, &mut buf);
             }
             let wanted = !compacts.is_empty();
             if wanted || self.records > 2 * self.set.len() as u64 + 100_000 {
@@ -260,40 +377,109 @@ impl Writer {
         }
     }
 
-    fn commit(&mut self, batch: &mut Vec<(Op, Ack)>, buf: &mut Vec<u8>) {
+    /// One write and one fsync for local operations, operations from the stream with the cursor after
+    /// them, and the published mark; then everything is applied and answered.
+    fn commit(&mut self, batch: &mut Vec<(Op, Ack)>, extra: Extra, buf: &mut Vec<u8>) {
         buf.clear();
         let at = (self.clock)();
+        let ms = now_ms();
+        let marks_before = self.book.watermarks();
         // Refused operations were answered at submit; one that still cannot be encoded is answered here,
         // and never written.
-        batch.retain_mut(|(op, ack)| match log::encode(op, at, buf) {
-            Ok(()) => true,
-            Err(e) => {
-                let (dead, _) = tokio::sync::oneshot::channel();
-                let _ = std::mem::replace(ack, dead).send(Err(e));
-                false
+        let mut local: Vec<(Prov, Op, Ack)> = Vec::with_capacity(batch.len());
+        for (op, ack) in batch.drain(..) {
+            let prov = self.book.stamp(ms);
+            let entry = log::Entry {
+                at,
+                op,
+                prov: Some(prov),
+                carried: false,
+                restated: false,
+            };
+            match log::encode_entry(&entry, buf) {
+                Ok(()) => local.push((prov, entry.op, ack)),
+                Err(e) => {
+                    let _ = ack.send(Err(e));
+                }
             }
-        });
-        if batch.is_empty() {
+        }
+        let mut foreign = Vec::with_capacity(extra.foreign.len());
+        let mut records = local.len() as u64;
+        for (ops, cursor, done) in extra.foreign {
+            let mut admitted = Vec::new();
+            for inc in &ops {
+                if let Some(e) = self.book.admit(inc, at) {
+                    let mut one = Vec::new();
+                    // An entry the log cannot hold is skipped like a malformed one (the wire bounds it).
+                    if log::encode_entry(&e, &mut one).is_ok() {
+                        buf.extend_from_slice(&one);
+                        admitted.push(e);
+                    }
+                }
+            }
+            if !admitted.is_empty() || self.book.cursor().is_none_or(|c| c.epoch != cursor.epoch) {
+                let mark = Mark::Cursor {
+                    id: cursor.id.clone(),
+                    epoch: cursor.epoch.clone(),
+                };
+                let _ = log::encode_mark(&mark, at, buf);
+                records += 1 + admitted.len() as u64;
+                foreign.push((admitted, cursor, true, done));
+            } else {
+                foreign.push((admitted, cursor, false, done));
+            }
+        }
+        if let Some(seq) = extra.published {
+            let _ = log::encode_mark(&Mark::Published(seq), at, buf);
+            records += 1;
+        } else if !buf.is_empty()
+            && let Some(mark) = self.book.unsaved_cursor()
+        {
+            let _ = log::encode_mark(&mark, at, buf);
+            records += 1;
+        }
+        if buf.is_empty() {
+            // Only entries already applied: the cursor moves in memory (see `Book::set_cursor`).
+            for (_, cursor, _, done) in foreign {
+                self.book.set_cursor(cursor, false);
+                let _ = done.send(Ok(0));
+            }
             return;
         }
         match self.log.append_encoded(buf) {
             Ok(()) => {
-                self.records += batch.len() as u64;
+                self.records += records;
                 self.stats.commits.fetch_add(1, Ordering::Relaxed);
                 self.stats
                     .ops
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                for (op, ack) in batch.drain(..) {
-                    let changed = apply(&self.set, op);
+                    .fetch_add(local.len() as u64, Ordering::Relaxed);
+                for (prov, op, ack) in local {
+                    let changed = super::book::apply(&self.set, &op);
+                    self.book.local_done(prov, &op);
                     let _ = ack.send(Ok(changed));
+                }
+                for (admitted, cursor, saved, done) in foreign {
+                    for e in &admitted {
+                        super::book::apply(&self.set, &e.op);
+                        self.book.foreign_done(e);
+                    }
+                    self.book.set_cursor(cursor, saved);
+                    let _ = done.send(Ok(admitted.len()));
+                }
+                if let Some(seq) = extra.published {
+                    self.book.set_published(seq);
                 }
             }
             Err(e) => {
                 self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                self.book.restore_watermarks(marks_before);
                 let e = StoreError::io(self.log.path(), e);
                 tracing::error!(error = %e, "revocation log write failed; nothing in this batch was applied");
-                for (_, ack) in batch.drain(..) {
+                for (_, _, ack) in local {
                     let _ = ack.send(Err(e.clone()));
+                }
+                for (_, _, _, done) in foreign {
+                    let _ = done.send(Err(e.clone()));
                 }
             }
         }
@@ -303,10 +489,11 @@ impl Writer {
         let now = self.gc.now();
         let expired = self.set.expire(now);
         let live: Vec<Rule> = self.set.rules();
-        match log::compact(&self.dir, &live, now, |_| Ok(())) {
+        let records: Vec<Record> = self.book.compaction(&live, now, now_ms());
+        match log::rewrite(&self.dir, &records, |_| Ok(())) {
             Ok(log) => {
                 self.log = log;
-                self.records = live.len() as u64;
+                self.records = records.len() as u64;
                 self.stats.compactions.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(rules = live.len(), expired, "revocation log compacted");
                 Ok(live.len())
@@ -438,7 +625,7 @@ mod tests {
         assert_eq!(again.revocations().len(), 41);
         assert!(revoked(&again, "j99", 2_000) && revoked(&again, "after", 2_000));
         assert!(!revoked(&again, "j0", 2_000));
-        assert!(log_len < 41 * 64, "the log was rewritten: {log_len} bytes");
+        assert!(log_len < 41 * 110, "the log was rewritten: {log_len} bytes");
         std::fs::remove_dir_all(&d).unwrap();
     }
 
@@ -560,6 +747,133 @@ mod tests {
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&d), 0o700);
         assert_eq!(mode(&d.join(log::FILE)), 0o600, "after compaction too");
+        drop(store);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    fn incoming(origin: u8, seq: u64, op: Op) -> Incoming {
+        Incoming {
+            prov: Prov {
+                origin: [origin; 16],
+                seq,
+                at_ms: 1,
+            },
+            op,
+            restated: false,
+        }
+    }
+
+    fn cursor(id: &str) -> Cursor {
+        Cursor {
+            id: id.into(),
+            epoch: "e1".into(),
+        }
+    }
+
+    #[test]
+    fn the_outbox_and_the_stream_position_survive_restarts_and_compaction() {
+        let d = dir("fleet");
+        let clock: Clock = Arc::new(|| 1_000);
+        let fleet = Options { fleet: true };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let store = Store::open_with(&d, clock.clone(), fleet).unwrap();
+        let me = store.instance();
+        for i in 0..3 {
+            store.apply_blocking(jti(&format!("own{i}"), 0)).unwrap();
+        }
+        let seqs: Vec<u64> = store.outbox().peek(10).iter().map(|p| p.prov.seq).collect();
+        assert_eq!(seqs, [1, 2, 3]);
+        assert!(
+            store
+                .outbox()
+                .peek(10)
+                .iter()
+                .all(|p| p.prov.origin == me.0)
+        );
+        store.published(2);
+        // From the stream: another origin's operations, once each, and this daemon's own, skipped.
+        let batch = vec![
+            incoming(7, 1, jti("theirs1", 0)),
+            incoming(7, 2, jti("theirs2", 0)),
+            incoming(7, 1, Op::Unrevoke(Target::Jti("theirs1".into()))),
+            Incoming {
+                prov: Prov {
+                    origin: me.0,
+                    seq: 1,
+                    at_ms: 1,
+                },
+                op: Op::Unrevoke(Target::Jti("own0".into())),
+                restated: false,
+            },
+        ];
+        assert_eq!(
+            rt.block_on(store.apply_foreign(batch, cursor("5-0")))
+                .unwrap(),
+            2
+        );
+        assert!(
+            revoked(&store, "theirs1", 1_000),
+            "a repeated sequence number is not applied again"
+        );
+        assert!(
+            revoked(&store, "own0", 1_000),
+            "own entries coming back are skipped"
+        );
+        drop(store);
+        let store = Store::open_with(&d, clock.clone(), fleet).unwrap();
+        assert_eq!(store.start_cursor(), Some(cursor("5-0")));
+        let left: Vec<u64> = store.outbox().peek(10).iter().map(|p| p.prov.seq).collect();
+        assert_eq!(left, [3], "published operations leave the outbox durably");
+        assert_eq!(
+            rt.block_on(
+                store.apply_foreign(vec![incoming(7, 2, jti("theirs2", 0))], cursor("6-0"))
+            )
+            .unwrap(),
+            0,
+            "applied before the restart: not again"
+        );
+        // A compaction keeps the marks, the provenance and the unpublished operation.
+        store
+            .apply_blocking(Op::Unrevoke(Target::Jti("own2".into())))
+            .unwrap();
+        store.compact_blocking().unwrap();
+        drop(store);
+        let store = Store::open_with(&d, clock, fleet).unwrap();
+        assert_eq!(store.instance(), me);
+        let left: Vec<(u64, bool)> = store
+            .outbox()
+            .peek(10)
+            .iter()
+            .map(|p| (p.prov.seq, matches!(p.op, Op::Unrevoke(_))))
+            .collect();
+        assert_eq!(
+            left,
+            [(3, false), (4, true)],
+            "the revoke and the unrevoke that followed it"
+        );
+        assert!(
+            !revoked(&store, "own2", 1_000),
+            "the carried revoke is not applied again"
+        );
+        assert_eq!(
+            rt.block_on(store.apply_foreign(vec![incoming(7, 2, jti("x", 0))], cursor("7-0")))
+                .unwrap(),
+            0,
+            "the watermark survived compaction"
+        );
+        assert_eq!(
+            rt.block_on(store.apply_foreign(vec![incoming(7, 3, jti("x", 0))], cursor("8-0")))
+                .unwrap(),
+            1
+        );
+        store.apply_blocking(jti("own-next", 0)).unwrap();
+        assert_eq!(
+            store.outbox().peek(10).last().unwrap().prov.seq,
+            5,
+            "numbers continue"
+        );
         drop(store);
         std::fs::remove_dir_all(&d).unwrap();
     }

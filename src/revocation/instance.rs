@@ -4,7 +4,22 @@
 
 use std::path::Path;
 
-use super::wire::Instance;
+use crate::crypto::{hex, unhex};
+
+/// A daemon's identity in the fleet: 16 random bytes, created once in its state directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Instance(pub [u8; 16]);
+
+impl Instance {
+    pub fn hex(&self) -> String {
+        hex(&self.0)
+    }
+
+    pub fn parse(s: &[u8]) -> Option<Instance> {
+        let mut out = [0u8; 16];
+        unhex(s, &mut out).then_some(Instance(out))
+    }
+}
 
 /// The file's name under `state_dir/fleet/`.
 pub const FILE: &str = "instance";
@@ -25,7 +40,7 @@ pub fn load_or_create(state_dir: &Path) -> Result<Instance, String> {
     let mut id = [0u8; 16];
     getrandom::fill(&mut id).map_err(|e| format!("no randomness for the instance id: {e}"))?;
     let instance = Instance(id);
-    crate::revocation::dir::write_atomic(&dir, FILE, format!("{}\n", instance.hex()).as_bytes())
+    super::dir::write_atomic(&dir, FILE, format!("{}\n", instance.hex()).as_bytes())
         .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(instance)
 }
