@@ -86,6 +86,8 @@ pub struct Config {
     pub cache: CacheConfig,
     #[serde(default)]
     pub jwks: JwksConfig,
+    /// Revocations shared with other daemons through Redis (docs/FLEET.md).
+    pub fleet: Option<FleetTable>,
     #[serde(rename = "issuer", default)]
     pub issuers: Vec<IssuerConfig>,
     /// Authorization at the gate: `[[route]]` tables, first match as written.
@@ -114,6 +116,20 @@ pub struct JwksConfig {
     /// Allow `http://` URLs on loopback addresses (never elsewhere). Default false.
     #[serde(default)]
     pub allow_http: bool,
+}
+
+/// The `[fleet]` table.
+#[derive(Debug, Default, Deserialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FleetTable {
+    /// `redis://[user:password@]host:port/db`, `rediss://…` (TLS) or `unix:///path?db=N`.
+    pub redis: String,
+    /// A file holding the password (relative to the config file), instead of one in the URL.
+    pub password_file: Option<PathBuf>,
+    /// The stream's key. Default `jwtd:revocations`.
+    pub stream: Option<String>,
+    /// Seconds the stream keeps every entry whatever the rules. Default 86400.
+    pub keep: Option<u64>,
 }
 
 /// The `[cache]` table: the verified-token cache.

@@ -116,6 +116,21 @@ pub(super) struct ServeArgs {
     /// flags; re-read on reload. See docs/CONFIG.md, "Routes".
     #[arg(long = "routes", value_name = "FILE", conflicts_with_all = ["config", "require_scopes"])]
     routes_file: Option<PathBuf>,
+    /// Share revocations with every daemon of a fleet through this Redis: redis://host:port/db,
+    /// rediss://… (TLS) or unix:///path. Needs --state-dir. A password goes in --fleet-redis-password-file,
+    /// never in this URL (the process list shows it). See docs/FLEET.md.
+    #[arg(long, value_name = "URL")]
+    fleet_redis: Option<String>,
+    /// A file holding the fleet Redis password.
+    #[arg(long, value_name = "FILE", requires = "fleet_redis")]
+    fleet_redis_password_file: Option<PathBuf>,
+    /// The fleet's stream key [default: jwtd:revocations].
+    #[arg(long, value_name = "KEY", requires = "fleet_redis")]
+    fleet_stream: Option<String>,
+    /// Seconds the stream keeps every entry, whatever the rules (a daemon down for longer may miss
+    /// unrevocations) [default: 86400].
+    #[arg(long, value_name = "SECS", requires = "fleet_redis")]
+    fleet_keep: Option<u64>,
     /// Cookie that holds the token, tried when the token header is absent.
     #[arg(long, value_name = "NAME", value_parser = server::http::parse_cookie_name)]
     token_cookie: Option<String>,
@@ -252,6 +267,7 @@ struct Settings {
     listen: Option<std::net::SocketAddr>,
     state_dir: Option<PathBuf>,
     cache: (usize, usize, usize),
+    fleet: Option<jwtd::fleet::config::FleetConfig>,
     live: server::Live,
 }
 
@@ -329,7 +345,16 @@ impl Settings {
                 .or(file.and_then(|c| c.cache.max_token_len))
                 .unwrap_or(DEFAULT_CACHE_MAX_TOKEN),
         );
+        let fleet = fleet_settings(args, file)?;
+        if fleet.is_some() && state_dir.is_none() {
+            return Err(
+                "a fleet (--fleet-redis or [fleet]) needs a state directory (--state-dir): the outbox and the \
+                 stream position are kept there"
+                    .into(),
+            );
+        }
         Ok(Settings {
+            fleet,
             socket,
             socket_mode,
             socket_group: args
@@ -365,11 +390,48 @@ impl Settings {
         );
         check(self.listen != running.listen, "http.listen");
         check(self.state_dir != running.state_dir, "state_dir");
+        check(self.fleet != running.fleet, "fleet");
         check(self.cache.0 != running.cache.0, "cache.entries");
         check(self.cache.1 != running.cache.1, "cache.max_bytes");
         check(self.cache.2 != running.cache.2, "cache.max_token_len");
         out
     }
+}
+
+/// The fleet's settings: the flags, else the file's `[fleet]` table.
+fn fleet_settings(
+    args: &ServeArgs,
+    file: Option<&config::Config>,
+) -> Result<Option<jwtd::fleet::config::FleetConfig>, String> {
+    use jwtd::fleet::config::{Origin, parse};
+    let secs = |s: Option<u64>| s.map(Duration::from_secs);
+    if let Some(url) = &args.fleet_redis {
+        return parse(
+            url,
+            args.fleet_redis_password_file.as_deref(),
+            args.fleet_stream.as_deref(),
+            secs(args.fleet_keep),
+            Origin::CommandLine,
+        )
+        .map(Some)
+        .map_err(|e| format!("--fleet-redis: {e}"));
+    }
+    let (Some(c), Some(path)) = (file, args.config.as_ref()) else {
+        return Ok(None);
+    };
+    let Some(t) = &c.fleet else {
+        return Ok(None);
+    };
+    let base = path.parent().unwrap_or(std::path::Path::new("."));
+    parse(
+        &t.redis,
+        t.password_file.as_ref().map(|p| base.join(p)).as_deref(),
+        t.stream.as_deref(),
+        secs(t.keep),
+        Origin::File,
+    )
+    .map(Some)
+    .map_err(|e| format!("{}: [fleet]: {e}", path.display()))
 }
 
 pub(super) fn run(args: ServeArgs) -> Result<ExitCode, super::Failure> {
@@ -463,14 +525,20 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitCode, super::Failure> {
         shared.cache = Some(server::TokenCache::new(&config, max_token)?);
     }
     if let Some(dir) = &settings.state_dir {
+        let options = jwtd::revocation::store::Options {
+            fleet: settings.fleet.is_some(),
+        };
         let store =
-            jwtd::revocation::store::Store::open(dir, Arc::new(server::unix_now)).map_err(|e| {
-                match e {
+            jwtd::revocation::store::Store::open_with(dir, Arc::new(server::unix_now), options)
+                .map_err(|e| match e {
                     StoreError::InUse { .. } => format!("{e} (give each its own --state-dir)"),
                     e => e.to_string(),
-                }
-            })?;
-        shared.revocations = Some(Arc::new(store));
+                })?;
+        let store = Arc::new(store);
+        if let Some(config) = settings.fleet.clone() {
+            shared.fleet = Some(Arc::new(jwtd::fleet::Fleet::new(config, store.clone())?));
+        }
+        shared.revocations = Some(store);
     }
     let overflow = server::overflow_uid();
     if !args.admin_uids.is_empty() {
@@ -559,6 +627,10 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitCode, super::Failure> {
             }
         };
         let listener = server::Listeners { unix, tcp };
+        if let Some(f) = &shared.fleet {
+            // The link runs in the background: the daemon serves whether or not Redis answers.
+            f.start(shutdown.clone());
+        }
         if let Some(r) = &remote {
             // Fetches start now, in the background: the daemon listens whether or not providers answer.
             r.start(&shared, shutdown.clone());

@@ -19,6 +19,8 @@ pub struct Published {
     pub seq: u64,
     pub op: Op,
     pub at_ms: u64,
+    /// A held rule re-published after the stream lost its data (op `restate`; see docs/FLEET.md).
+    pub restated: bool,
 }
 
 /// Why an entry cannot be applied (it is logged with its stream ID and skipped).
@@ -39,6 +41,7 @@ pub enum WireError {
 /// The entry's fields, in order.
 pub fn encode(p: &Published) -> Vec<(&'static str, Vec<u8>)> {
     let (op, target, expires, cutoff) = match &p.op {
+        Op::Revoke(r) if p.restated => ("restate", &r.target, r.expires, r.cutoff),
         Op::Revoke(r) => ("revoke", &r.target, r.expires, r.cutoff),
         Op::Unrevoke(t) => ("unrevoke", t, 0, 0),
     };
@@ -120,8 +123,9 @@ pub fn decode(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Published, WireError> {
         }
         _ => return Err(WireError::Malformed("kind")),
     };
+    let restated = field(3)? == b"restate";
     let op = match field(3)? {
-        b"revoke" => Op::Revoke(Rule {
+        b"revoke" | b"restate" => Op::Revoke(Rule {
             target,
             expires: number(6)?,
             cutoff: number(7)?,
@@ -134,6 +138,7 @@ pub fn decode(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Published, WireError> {
         seq,
         op,
         at_ms: number(8)?,
+        restated,
     })
 }
 
@@ -154,7 +159,21 @@ mod tests {
             seq: 42,
             op,
             at_ms: 1_800_000_000_123,
+            restated: false,
         }
+    }
+
+    #[test]
+    fn a_restated_rule_round_trips() {
+        let mut p = sample(Op::Revoke(Rule {
+            target: Target::Sub("alice".into()),
+            expires: 5,
+            cutoff: 4,
+        }));
+        p.restated = true;
+        let fields = owned(encode(&p));
+        assert!(fields.contains(&(b"op".to_vec(), b"restate".to_vec())));
+        assert_eq!(decode(&fields).unwrap(), p);
     }
 
     #[test]

@@ -90,6 +90,8 @@ pub struct Shared {
     pub cache: Option<TokenCache>,
     /// The durable revocation list, when a state directory is configured.
     pub revocations: Option<Arc<Store>>,
+    /// The link to the fleet's Redis, when one is configured.
+    pub fleet: Option<Arc<crate::fleet::Fleet>>,
     /// Keys fetched from identity providers, when an issuer has a JWKS URL.
     pub remote: Option<Arc<crate::remote::Remote>>,
     /// Identifies the current `issuers`: bumped after every swap, so that cache entries verified under
@@ -190,6 +192,7 @@ impl Shared {
             reloader: None,
             cache: None,
             revocations: None,
+            fleet: None,
             remote: None,
             generation: std::sync::atomic::AtomicU32::new(0),
         }
@@ -226,6 +229,7 @@ impl Shared {
                 .remote
                 .as_ref()
                 .map(|r| (r.stats_json(), r.prometheus())),
+            fleet: self.fleet.as_ref().map(|f| f.report()),
             cache: self.cache.as_ref().map(|c| stats::CacheView {
                 stats: c.cache.stats(),
                 capacity: c.cache.capacity(),

@@ -100,6 +100,8 @@ pub struct Extras {
     pub keys_loaded: usize,
     /// Remote key sources: STATS's `jwks` array and /metrics's `jwtd_jwks_*` families.
     pub remote: Option<(serde_json::Value, String)>,
+    /// The fleet link: STATS's `fleet` object and /metrics's `jwtd_fleet_*` families.
+    pub fleet: Option<(serde_json::Value, String)>,
     pub cache: Option<CacheView>,
     pub revocations: Option<RevocationView>,
 }
@@ -362,6 +364,7 @@ impl Stats {
             l.count.load(Relaxed)
         );
         out.push_str(remote.unwrap_or(""));
+        out.push_str(extras.fleet.as_ref().map_or("", |f| f.1.as_str()));
         out
     }
 
@@ -408,6 +411,7 @@ impl Stats {
             "connections_refused": self.connections_refused.load(Relaxed),
             "keys_loaded": keys_loaded,
             "jwks": extras.remote.as_ref().map(|r| &r.0),
+            "fleet": extras.fleet.as_ref().map(|f| &f.0),
             "reloads": self.reloads.load(Relaxed),
             "yields": self.yields.load(Relaxed),
             // Bucket upper bounds (the histogram of /metrics), in microseconds; null when unknown.
