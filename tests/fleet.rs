@@ -1,0 +1,530 @@
+//! A fleet of real daemons sharing revocations through a real Redis (`redis-server`, started by the tests on
+//! a Unix socket in a temporary directory): propagation both ways, unrevocations, kill -9 with Redis down,
+//! catch-up after a restart, Redis restarted with and without its data, a new daemon bootstrapping, trimming,
+//! expiry, and a malformed entry. Under CI (which installs redis-server) a missing Redis fails the tests.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+mod common;
+use common::daemon::{Daemon, Scratch, ask, start_in, stats, temp_dir};
+use common::process::Stop;
+use common::{live_claims, token_with};
+use jwtd::Alg;
+use serde_json::json;
+
+const REDIS: &str = "redis-server";
+
+fn have_redis() -> bool {
+    let found = Command::new(REDIS)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{REDIS} is not installed and CI is set: the fleet tests cannot be skipped in CI"
+        );
+        eprintln!("\n*** SKIPPED: {REDIS} is not installed (apt-get install redis-server) ***\n");
+    }
+    found
+}
+
+/// A private Redis on `dir/redis.sock`, its data in `dir` (append-only file when `persistent`).
+struct Redis {
+    dir: PathBuf,
+    proc: Option<Stop>,
+}
+
+impl Redis {
+    fn start(dir: &Path) -> Redis {
+        let mut r = Redis {
+            dir: dir.to_path_buf(),
+            proc: None,
+        };
+        r.up();
+        r
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.join("redis.sock")
+    }
+
+    fn url(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    fn up(&mut self) {
+        std::fs::create_dir_all(&self.dir).unwrap();
+        let child = Command::new(REDIS)
+            .args(["--port", "0", "--unixsocket"])
+            .arg(self.socket())
+            .arg("--dir")
+            .arg(&self.dir)
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.proc = Some(Stop(child));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.command(&["PING"]).is_err() {
+            assert!(Instant::now() < deadline, "redis did not come up");
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Stops Redis (SIGTERM: its append-only file is complete).
+    fn down(&mut self) {
+        self.proc = None;
+        let _ = std::fs::remove_file(self.socket());
+    }
+
+    /// Stops Redis and throws its data away: a restart without persistence.
+    fn wipe(&mut self) {
+        self.down();
+        let _ = std::fs::remove_dir_all(self.dir.join("appendonlydir"));
+        let _ = std::fs::remove_file(self.dir.join("dump.rdb"));
+    }
+
+    fn command(&self, args: &[&str]) -> redis::RedisResult<redis::Value> {
+        let client = redis::Client::open(self.url().as_str())?;
+        let mut con = client.get_connection_with_timeout(Duration::from_secs(2))?;
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query(&mut con)
+    }
+
+    fn xlen(&self) -> i64 {
+        match self.command(&["XLEN", "jwtd:revocations"]).unwrap() {
+            redis::Value::Int(n) => n,
+            other => panic!("XLEN answered {other:?}"),
+        }
+    }
+}
+
+/// A daemon of the fleet on `dir/jwtd.sock`, its state in `dir/state`.
+fn member(dir: PathBuf, redis: &Redis, extra: &[&str]) -> Daemon {
+    let state = dir.join("state").to_string_lossy().into_owned();
+    let url = redis.url();
+    let mut args = vec![
+        "--state-dir",
+        &state,
+        "--fleet-redis",
+        &url,
+        "--log-level",
+        "warn",
+    ];
+    args.extend_from_slice(extra);
+    start_in(dir, &args)
+}
+
+fn token(jti: &str) -> String {
+    let mut c = live_claims();
+    c["jti"] = json!(jti);
+    token_with(Alg::HS256, json!({}), &c)
+}
+
+fn revoke(d: &Daemon, line: &str) {
+    let r = ask(&d.socket, &[line.to_string()]);
+    assert!(r[0].starts_with("OK"), "{line}: {r:?}");
+}
+
+fn is_revoked(d: &Daemon, jti: &str) -> bool {
+    let r = ask(&d.socket, &[format!("VERIFY {}", token(jti))]);
+    match r[0].as_str() {
+        s if s.starts_with("ERR revoked") => true,
+        s if s.starts_with("OK") => false,
+        other => panic!("VERIFY answered {other:?}"),
+    }
+}
+
+/// Waits (up to 20 s) until `d` sees `jti` as `revoked`.
+fn converge(d: &Daemon, jti: &str, revoked: bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while is_revoked(d, jti) != revoked {
+        assert!(
+            Instant::now() < deadline,
+            "{}: {jti} is still {}",
+            d.dir.display(),
+            if revoked { "accepted" } else { "revoked" }
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn fleet_stat(d: &Daemon, key: &str) -> serde_json::Value {
+    stats(&d.socket)["fleet"][key].clone()
+}
+
+#[test]
+fn revocations_and_unrevocations_reach_every_daemon() {
+    if !have_redis() {
+        return;
+    }
+    let dir = Scratch::new("fleet-three");
+    let redis = Redis::start(&dir.join("redis"));
+    let a = member(temp_dir("fleet-a"), &redis, &[]);
+    let b = member(temp_dir("fleet-b"), &redis, &[]);
+    let c = member(temp_dir("fleet-c"), &redis, &[]);
+    for d in [&a, &b, &c] {
+        common::process::wait_until("the fleet link", || fleet_stat(d, "connected") == true);
+    }
+    // Each daemon revokes one; every daemon enforces all three, cached verdicts included.
+    for d in [&a, &b, &c] {
+        assert!(!is_revoked(d, "from-a"), "a clean token is cached first");
+    }
+    revoke(&a, "REVOKE JTI from-a 0");
+    revoke(&b, "REVOKE JTI from-b 0");
+    revoke(&c, &format!("REVOKE TOKEN {}", token("from-c")));
+    for d in [&a, &b, &c] {
+        converge(d, "from-a", true);
+        converge(d, "from-b", true);
+        converge(d, "from-c", true);
+    }
+    // "Log out everywhere" travels too.
+    let mut alice = live_claims();
+    alice["sub"] = json!("alice");
+    alice["iat"] = json!(1_700_000_000);
+    let alice = token_with(Alg::HS256, json!({}), &alice);
+    revoke(&b, "REVOKE SUB alice 1800000000");
+    for d in [&a, &c] {
+        common::process::wait_until("the subject rule", || {
+            ask(&d.socket, &[format!("VERIFY {alice}")])[0].starts_with("ERR revoked")
+        });
+    }
+    // An unrevocation on another daemon than the revoking one lifts it everywhere.
+    revoke(&c, "UNREVOKE JTI from-a");
+    for d in [&a, &b, &c] {
+        converge(d, "from-a", false);
+    }
+    // 1,000 revocations from A, one at a time: all arrive; the lag is in B's and C's histograms.
+    let mut s = UnixStream::connect(&a.socket).unwrap();
+    let mut replies = BufReader::new(s.try_clone().unwrap());
+    for i in 0..1000 {
+        writeln!(s, "REVOKE JTI bulk-{i} 0").unwrap();
+        let mut line = String::new();
+        replies.read_line(&mut line).unwrap();
+        assert!(line.starts_with("OK"), "{line}");
+    }
+    for d in [&b, &c] {
+        converge(d, "bulk-999", true);
+        assert!(is_revoked(d, "bulk-0") && is_revoked(d, "bulk-500"));
+        let f = stats(&d.socket)["fleet"].clone();
+        eprintln!(
+            "propagation lag on {}: p50 <= {} ms, p99 <= {} ms (histogram bounds)",
+            d.dir.display(),
+            f["lag_ms_p50"],
+            f["lag_ms_p99"]
+        );
+        assert!(f["applied"].as_u64().unwrap() >= 1003, "{f}");
+        let metrics = common::daemon::http(&d.socket, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(metrics.contains("jwtd_fleet_propagation_lag_seconds_count"));
+        assert!(metrics.contains("jwtd_fleet_connected 1"));
+    }
+    assert_eq!(fleet_stat(&a, "outbox"), 0);
+    assert!(fleet_stat(&a, "published").as_u64().unwrap() >= 1001);
+}
+
+/// Streams `REVOKE JTI` lines in pipelined windows until the daemon goes away; records each acknowledged jti.
+fn stream(socket: &Path, tag: &str, acked: &Mutex<Vec<String>>) {
+    let Ok(s) = UnixStream::connect(socket) else {
+        return;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let Ok(mut writer) = s.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(s);
+    for n in (0..).step_by(16) {
+        let window: Vec<String> = (0..16).map(|i| format!("{tag}-{}", n + i)).collect();
+        let lines: String = window
+            .iter()
+            .map(|j| format!("REVOKE JTI {j} 0\n"))
+            .collect();
+        if writer.write_all(lines.as_bytes()).is_err() {
+            return;
+        }
+        for jti in window {
+            let mut line = String::new();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) if line.starts_with("OK {") => acked.lock().unwrap().push(jti),
+                Ok(_) => panic!("unexpected reply {line:?}"),
+            }
+        }
+    }
+}
+
+/// Kills `d` with SIGKILL after about `after` of streaming revocations at it; the jtis it acknowledged.
+fn revoke_then_kill(d: Daemon, tag: &str, after: Duration) -> (PathBuf, Vec<String>) {
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let socket = d.socket.clone();
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let (socket, acked, tag) = (socket.clone(), acked.clone(), format!("{tag}{w}"));
+            std::thread::spawn(move || stream(&socket, &tag, &acked))
+        })
+        .collect();
+    std::thread::sleep(after);
+    let dir = d.kill_9();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        !acked.is_empty(),
+        "nothing was acknowledged before the kill"
+    );
+    (dir, acked)
+}
+
+/// Which of `jtis` `d` holds revoked (one pipelined exchange).
+fn revoked_set(d: &Daemon, jtis: &[String]) -> Vec<bool> {
+    let lines: Vec<String> = jtis
+        .iter()
+        .map(|j| format!("VERIFY {}", token(j)))
+        .collect();
+    ask(&d.socket, &lines)
+        .iter()
+        .map(|r| r.starts_with("ERR revoked"))
+        .collect()
+}
+
+fn converge_all(d: &Daemon, jtis: &[String]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let missing = revoked_set(d, jtis).iter().filter(|r| !**r).count();
+        if missing == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: {missing} of {} acknowledged revocations never arrived",
+            d.dir.display(),
+            jtis.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn kill_9_while_revoking_loses_nothing_even_with_redis_down() {
+    if !have_redis() {
+        return;
+    }
+    let dir = Scratch::new("fleet-kill");
+    let mut redis = Redis::start(&dir.join("redis"));
+    let b = member(temp_dir("fleet-kill-b"), &redis, &[]);
+    // Redis up at the kill: what A acknowledged is in the stream or in its outbox.
+    let a = member(temp_dir("fleet-kill-a"), &redis, &[]);
+    let (a_dir, mut acked) = revoke_then_kill(a, "up", Duration::from_millis(300));
+    // Redis down at the kill: the outbox is only on A's disk.
+    redis.down();
+    let a = member(a_dir, &redis, &[]);
+    let (a_dir, down) = revoke_then_kill(a, "down", Duration::from_millis(300));
+    acked.extend(down);
+    // Redis back, A back: B gets every acknowledged revocation, and so does A.
+    redis.up();
+    let a = member(a_dir, &redis, &[]);
+    converge_all(&b, &acked);
+    converge_all(&a, &acked);
+    common::process::wait_until("A's outbox to empty", || fleet_stat(&a, "outbox") == 0);
+    eprintln!("{} acknowledged revocations, all on B", acked.len());
+}
+
+#[test]
+fn a_daemon_that_was_down_catches_up_once() {
+    if !have_redis() {
+        return;
+    }
+    let dir = Scratch::new("fleet-catchup");
+    let redis = Redis::start(&dir.join("redis"));
+    let a = member(temp_dir("fleet-cu-a"), &redis, &[]);
+    let b = member(temp_dir("fleet-cu-b"), &redis, &[]);
+    revoke(&a, "REVOKE JTI before 0");
+    converge(&b, "before", true);
+    let b_dir = b.kill_9();
+    let missed: Vec<String> = (0..50).map(|i| format!("missed-{i}")).collect();
+    for j in &missed {
+        revoke(&a, &format!("REVOKE JTI {j} 0"));
+    }
+    revoke(&a, "UNREVOKE JTI before");
+    let b = member(b_dir, &redis, &[]);
+    converge_all(&b, &missed);
+    converge(&b, "before", false);
+    assert_eq!(
+        fleet_stat(&b, "applied"),
+        51,
+        "each missed operation applied once"
+    );
+    // Restarted again, B resumes after what it applied: nothing is applied twice.
+    let b = member(b.kill_9(), &redis, &[]);
+    common::process::wait_until("B's link", || fleet_stat(&b, "connected") == true);
+    revoke(&a, "REVOKE JTI marker 0");
+    converge(&b, "marker", true);
+    assert_eq!(fleet_stat(&b, "applied"), 1, "only the new revocation");
+    assert!(!is_revoked(&b, "before"));
+}
+
+#[test]
+fn redis_restarts_with_and_without_its_data_and_a_new_daemon_bootstraps() {
+    if !have_redis() {
+        return;
+    }
+    let dir = Scratch::new("fleet-redis-restart");
+    let mut redis = Redis::start(&dir.join("redis"));
+    let a = member(temp_dir("fleet-rr-a"), &redis, &[]);
+    let b = member(temp_dir("fleet-rr-b"), &redis, &[]);
+    let c = member(temp_dir("fleet-rr-c"), &redis, &[]);
+    revoke(&a, "REVOKE JTI first 0");
+    converge(&c, "first", true);
+    // Redis down: revoking still works locally, at once; B and C converge once it is back.
+    redis.down();
+    let started = Instant::now();
+    revoke(&a, "REVOKE JTI while-down 0");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a revocation waited on Redis"
+    );
+    assert!(is_revoked(&a, "while-down"));
+    common::process::wait_until("A to notice", || fleet_stat(&a, "connected") == false);
+    assert_eq!(fleet_stat(&a, "outbox"), 1);
+    redis.up();
+    converge(&b, "while-down", true);
+    converge(&c, "while-down", true);
+    assert_eq!(fleet_stat(&b, "resets"), 0, "Redis kept its data: no reset");
+    // Redis back without its data: every daemon notices and re-publishes what it holds.
+    redis.wipe();
+    redis.up();
+    for d in [&a, &b, &c] {
+        common::process::wait_until("the reset to be noticed", || {
+            fleet_stat(d, "resets").as_u64() >= Some(1)
+        });
+    }
+    revoke(&b, "REVOKE JTI after-reset 0");
+    converge(&a, "after-reset", true);
+    converge(&c, "after-reset", true);
+    // A new daemon with an empty state directory gets every live rule from the new stream.
+    let d = member(temp_dir("fleet-rr-d"), &redis, &[]);
+    for j in ["first", "while-down", "after-reset"] {
+        converge(&d, j, true);
+    }
+    assert!(!is_revoked(&d, "never"));
+}
+
+#[test]
+fn trimming_keeps_every_live_rule_for_a_new_daemon_and_expired_rules_go() {
+    if !have_redis() {
+        return;
+    }
+    let dir = Scratch::new("fleet-trim");
+    let redis = Redis::start(&dir.join("redis"));
+    let a = member(temp_dir("fleet-trim-a"), &redis, &["--fleet-keep", "1"]);
+    for i in 0..10 {
+        revoke(&a, &format!("REVOKE JTI gone-{i} 0"));
+        revoke(&a, &format!("UNREVOKE JTI gone-{i}"));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    revoke(&a, "REVOKE JTI live 0");
+    // A rule whose token expired long ago (more than the 7-day retention): dropped by every daemon.
+    let old = common::daemon::unix_now() - 8 * 86_400;
+    revoke(&a, &format!("REVOKE JTI expired {old}"));
+    common::process::wait_until("the stream to be trimmed", || redis.xlen() <= 2);
+    let b = member(temp_dir("fleet-trim-b"), &redis, &[]);
+    converge(&b, "live", true);
+    assert!(!is_revoked(&b, "gone-3"));
+    // The expired rule reached B, and B drops it like A does at its next start.
+    let listed = |d: &Daemon| ask(&d.socket, &["REVOCATIONS LIST 100".to_string()])[0].clone();
+    common::process::wait_until("B to apply", || fleet_stat(&b, "applied") == 2);
+    let b = member(b.kill_9(), &redis, &[]);
+    let a = member(a.kill_9(), &redis, &["--fleet-keep", "1"]);
+    for d in [&a, &b] {
+        let l = listed(d);
+        assert!(l.contains("\"live\"") && !l.contains("\"expired\""), "{l}");
+    }
+}
+
+#[test]
+fn a_malformed_entry_is_skipped_and_counted() {
+    if !have_redis() {
+        return;
+    }
+    let dir = Scratch::new("fleet-malformed");
+    let redis = Redis::start(&dir.join("redis"));
+    let a = member(temp_dir("fleet-mf-a"), &redis, &[]);
+    let b = member(temp_dir("fleet-mf-b"), &redis, &[]);
+    common::process::wait_until("B's link", || fleet_stat(&b, "connected") == true);
+    for bad in [
+        vec!["v", "1", "origin", "zz"],
+        vec!["v", "9", "anything", "x"],
+        vec![
+            "v",
+            "1",
+            "origin",
+            "00112233445566778899aabbccddeeff",
+            "seq",
+            "01",
+            "op",
+            "revoke",
+        ],
+    ] {
+        let mut args = vec!["XADD", "jwtd:revocations", "*"];
+        args.extend(bad);
+        redis.command(&args).unwrap();
+    }
+    revoke(&a, "REVOKE JTI good 0");
+    converge(&b, "good", true);
+    assert_eq!(fleet_stat(&b, "malformed"), 3);
+    assert!(b.ping() && a.ping());
+}
+
+#[test]
+fn a_password_never_goes_on_the_command_line_and_a_fleet_needs_a_state_dir() {
+    let out = common::jwtd(
+        &[
+            "serve",
+            "--keys",
+            &common::data("keys/HS256.public.jwks").to_string_lossy(),
+            "--state-dir",
+            &temp_dir("fleet-pw").to_string_lossy(),
+            "--fleet-redis",
+            "redis://:hunter2@127.0.0.1:1",
+        ],
+        None,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("password-file") && !err.contains("hunter2"),
+        "{err}"
+    );
+    let out = common::jwtd(
+        &[
+            "serve",
+            "--keys",
+            &common::data("keys/HS256.public.jwks").to_string_lossy(),
+            "--fleet-redis",
+            "redis://127.0.0.1:1",
+        ],
+        None,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("state directory"),
+        "{err}"
+    );
+}
