@@ -629,7 +629,7 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitCode, super::Failure> {
         let listener = server::Listeners { unix, tcp };
         if let Some(f) = &shared.fleet {
             // The link runs in the background: the daemon serves whether or not Redis answers.
-            f.start(shutdown.clone());
+            f.start(shutdown.clone())?;
         }
         if let Some(r) = &remote {
             // Fetches start now, in the background: the daemon listens whether or not providers answer.

@@ -93,10 +93,20 @@ impl Fleet {
         )
     }
 
-    /// Runs the link on the current runtime until `shutdown`.
-    pub fn start(self: &Arc<Self>, shutdown: CancellationToken) {
+    /// Runs the link until `shutdown`, on a thread and runtime of its own: under full verification load
+    /// the request workers' queues would otherwise delay publishing and applying (the propagation lag's
+    /// tail), and the link must never take a worker from requests either.
+    pub fn start(self: &Arc<Self>, shutdown: CancellationToken) -> Result<(), String> {
         let me = self.clone();
-        tokio::spawn(async move { me.supervise(shutdown).await });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("fleet runtime: {e}"))?;
+        std::thread::Builder::new()
+            .name("jwtd-fleet".into())
+            .spawn(move || rt.block_on(me.supervise(shutdown)))
+            .map_err(|e| format!("fleet thread: {e}"))?;
+        Ok(())
     }
 
     async fn supervise(&self, shutdown: CancellationToken) {

@@ -104,6 +104,8 @@ pub struct Book {
     prov: HashMap<Target, Prov>,
     /// Whether a fleet is configured: only then is the outbox kept.
     fleet: bool,
+    /// A clone of this identity was reported (once).
+    clone_warned: bool,
     outbox: std::sync::Arc<Outbox>,
 }
 
@@ -134,6 +136,7 @@ impl Book {
             watermarks: HashMap::new(),
             prov: HashMap::new(),
             fleet,
+            clone_warned: false,
             outbox: Default::default(),
         };
         let mut own: BTreeMap<u64, Op> = BTreeMap::new();
@@ -245,6 +248,19 @@ impl Book {
     /// loss — without raising the watermark, since restatements arrive in no particular order.
     pub fn admit(&mut self, inc: &Incoming, at: u64) -> Option<Entry> {
         if inc.prov.origin == self.instance {
+            if inc.prov.seq >= self.next_seq && !self.clone_warned {
+                // Numbers this daemon never gave out: another daemon has its identity (a copied state
+                // directory, a restored backup), and each skips the other's operations as its own.
+                self.clone_warned = true;
+                tracing::error!(
+                    instance = %crate::crypto::hex(&self.instance),
+                    seq = inc.prov.seq,
+                    next = self.next_seq,
+                    "fleet: the stream holds operations of this instance id that this daemon never made: another \
+                     daemon uses the same identity (a copied or restored state directory). Stop one, remove its \
+                     state_dir/fleet/instance, and restart it"
+                );
+            }
             return None;
         }
         let mark = self.watermarks.get(&inc.prov.origin).copied().unwrap_or(0);

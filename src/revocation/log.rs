@@ -47,8 +47,9 @@ pub const MAGIC_V1: &[u8; 8] = b"JWTDREV1";
 pub const MAX_PAYLOAD: usize = 64 * 1024;
 const HEADER: usize = 12;
 const FIXED: usize = 1 + 1 + 8 + 8 + 8;
-/// The largest value a record can carry (a jti or sub longer than this cannot be revoked).
-pub const MAX_VALUE: usize = MAX_PAYLOAD - FIXED;
+/// The largest value a record can carry with its provenance (a jti or sub longer than this cannot be
+/// revoked).
+pub const MAX_VALUE: usize = MAX_PAYLOAD - FIXED - PROV;
 
 /// One logged operation.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -158,6 +158,7 @@ impl Store {
             gc,
             records,
             book,
+            pending_published: None,
         };
         if rewrite {
             // Rules from before provenance existed: written once with this daemon's, so that their
@@ -298,6 +299,8 @@ struct Writer {
     /// Records in the log file.
     records: u64,
     book: Book,
+    /// A published mark not written yet (see [`Writer::run`]).
+    pending_published: Option<u64>,
 }
 
 type Applied = tokio::sync::oneshot::Sender<Result<usize, StoreError>>;
@@ -339,7 +342,20 @@ impl Writer {
     fn run(mut self, rx: crossbeam_channel::Receiver<Job>) {
         let mut buf = Vec::new();
         let mut batch: Vec<(Op, Ack)> = Vec::new();
-        while let Ok(first) = rx.recv() {
+        loop {
+            // Marks wait for the next write; an idle second writes them alone (the published mark
+            // bounds what a restart publishes again, the cursor what it reads again: both only save work).
+            let first = match rx.recv_timeout(std::time::Duration::from_secs(1)) {
+                Ok(job) => job,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    self.flush_marks(&mut buf);
+                    continue;
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    self.flush_marks(&mut buf);
+                    return;
+                }
+            };
             let mut compacts = Vec::new();
             let mut extra = Extra::default();
             let mut take =
@@ -364,7 +380,10 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            if !batch.is_empty() || !extra.foreign.is_empty() || extra.published.is_some() {
+            if let Some(seq) = extra.published.take() {
+                self.pending_published = Some(self.pending_published.unwrap_or(0).max(seq));
+            }
+            if !batch.is_empty() || !extra.foreign.is_empty() {
                 self.commit(&mut batch, extra, &mut buf);
             }
             let wanted = !compacts.is_empty();
@@ -429,15 +448,12 @@ impl Writer {
                 foreign.push((admitted, cursor, false, done));
             }
         }
-        if let Some(seq) = extra.published {
-            let _ = log::encode_mark(&Mark::Published(seq), at, buf);
-            records += 1;
-        } else if !buf.is_empty()
-            && let Some(mark) = self.book.unsaved_cursor()
-        {
-            let _ = log::encode_mark(&mark, at, buf);
-            records += 1;
-        }
+        let published = if buf.is_empty() {
+            None
+        } else {
+            records += self.encode_marks(at, buf);
+            self.pending_published.take()
+        };
         if buf.is_empty() {
             // Only entries already applied: the cursor moves in memory (see `Book::set_cursor`).
             for (_, cursor, _, done) in foreign {
@@ -466,13 +482,16 @@ impl Writer {
                     self.book.set_cursor(cursor, saved);
                     let _ = done.send(Ok(admitted.len()));
                 }
-                if let Some(seq) = extra.published {
+                if let Some(seq) = published {
                     self.book.set_published(seq);
                 }
             }
             Err(e) => {
                 self.stats.failures.fetch_add(1, Ordering::Relaxed);
                 self.book.restore_watermarks(marks_before);
+                if let Some(seq) = published {
+                    self.pending_published = Some(self.pending_published.unwrap_or(0).max(seq));
+                }
                 let e = StoreError::io(self.log.path(), e);
                 tracing::error!(error = %e, "revocation log write failed; nothing in this batch was applied");
                 for (_, _, ack) in local {
@@ -485,7 +504,45 @@ impl Writer {
         }
     }
 
+    /// Appends the marks waiting for a write (published, cursor); how many.
+    fn encode_marks(&mut self, at: u64, buf: &mut Vec<u8>) -> u64 {
+        let mut n = 0;
+        if let Some(seq) = self.pending_published {
+            let _ = log::encode_mark(&Mark::Published(seq), at, buf);
+            n += 1;
+        }
+        if let Some(mark) = self.book.unsaved_cursor() {
+            let _ = log::encode_mark(&mark, at, buf);
+            n += 1;
+        }
+        n
+    }
+
+    /// Writes the waiting marks alone (after an idle second, and at the end).
+    fn flush_marks(&mut self, buf: &mut Vec<u8>) {
+        buf.clear();
+        let n = self.encode_marks((self.clock)(), buf);
+        if n == 0 {
+            return;
+        }
+        match self.log.append_encoded(buf) {
+            Ok(()) => {
+                self.records += n;
+                if let Some(seq) = self.pending_published.take() {
+                    self.book.set_published(seq);
+                }
+            }
+            Err(e) => {
+                // Kept for the next write; losing them only means publishing or reading some entries again.
+                tracing::warn!(error = %e, "could not write the fleet's position marks; will retry");
+            }
+        }
+    }
+
     fn compact(&mut self) -> Result<usize, StoreError> {
+        if let Some(seq) = self.pending_published.take() {
+            self.book.set_published(seq);
+        }
         let now = self.gc.now();
         let expired = self.set.expire(now);
         let live: Vec<Rule> = self.set.rules();
