@@ -38,6 +38,19 @@ pub struct Fleet {
     client: redis::Client,
     /// Where reading resumes (shared by successive connections).
     cursor: tokio::sync::Mutex<Cursor>,
+    /// This host's name: a label in logs and metrics only (the identity is the instance id).
+    host: String,
+}
+
+/// The host name, for labels: printable ASCII only, at most 64 bytes.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\')
+        .take(64)
+        .collect()
 }
 
 impl std::fmt::Debug for Fleet {
@@ -79,6 +92,7 @@ impl Fleet {
             store,
             client,
             cursor: tokio::sync::Mutex::new(cursor),
+            host: host_name(),
         })
     }
 
@@ -87,9 +101,14 @@ impl Fleet {
         let instance = self.store.instance().hex();
         let outbox = self.store.outbox().len();
         (
-            self.stats
-                .json(&instance, &self.config.shown, &self.config.stream, outbox),
-            self.stats.prometheus(&instance, outbox),
+            self.stats.json(
+                &instance,
+                &self.host,
+                &self.config.shown,
+                &self.config.stream,
+                outbox,
+            ),
+            self.stats.prometheus(&instance, &self.host, outbox),
         )
     }
 
@@ -188,7 +207,13 @@ impl Fleet {
             }
         }
         self.stats.connected.store(true, Relaxed);
-        tracing::info!(redis = %self.config.shown, stream = %self.config.stream, "fleet: connected");
+        tracing::info!(
+            redis = %self.config.shown,
+            stream = %self.config.stream,
+            instance = %self.store.instance().hex(),
+            host = %self.host,
+            "fleet: connected"
+        );
         tokio::select! {
             r = self.publish(commands.clone()) => r,
             r = self.read(reader) => r,

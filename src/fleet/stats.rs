@@ -67,12 +67,14 @@ impl FleetStats {
     pub fn json(
         &self,
         instance: &str,
+        host: &str,
         redis: &str,
         stream: &str,
         outbox: usize,
     ) -> serde_json::Value {
         serde_json::json!({
             "instance": instance,
+            "host": host,
             "redis": redis,
             "stream": stream,
             "connected": self.connected.load(Relaxed),
@@ -89,7 +91,7 @@ impl FleetStats {
     }
 
     /// The `jwtd_fleet_*` families.
-    pub fn prometheus(&self, instance: &str, outbox: usize) -> String {
+    pub fn prometheus(&self, instance: &str, host: &str, outbox: usize) -> String {
         let mut out = String::new();
         let mut one = |name: &str, kind: &str, help: &str, v: u64| {
             let _ = writeln!(
@@ -142,7 +144,7 @@ impl FleetStats {
         let _ = writeln!(
             out,
             "# HELP jwtd_fleet_info The daemon's instance id in the fleet and the last stream entry applied.\n\
-             # TYPE jwtd_fleet_info gauge\njwtd_fleet_info{{instance=\"{instance}\",last_applied_id=\"{}\"}} 1",
+             # TYPE jwtd_fleet_info gauge\njwtd_fleet_info{{instance=\"{instance}\",host=\"{host}\",last_applied_id=\"{}\"}} 1",
             self.last_id()
         );
         let name = "jwtd_fleet_propagation_lag_seconds";

@@ -1,0 +1,34 @@
+#!/bin/sh
+# Fleet against standalone, same run, alternating, same seed per pair (docs/BENCHMARKS.md, "A fleet of
+# daemons"). Two more fleet daemons, B and C, receive every revocation; their STATS show the propagation lag.
+# Usage: cargo build --release && benches/fleet.sh [PAIRS] [DIR]   (DIR on tmpfs keeps B, C and Redis off the
+# benchmarked daemon's disk, as hosts of their own would be; default /dev/shm/jwtd-fleet-bench)
+PAIRS=${1:-5}
+D=${2:-/dev/shm/jwtd-fleet-bench}
+J=$(cd "$(dirname "$0")/.." && pwd)/target/release/jwtd
+rm -rf "$D"; mkdir -p "$D"
+redis-server --port 0 --unixsocket "$D/r.sock" --dir "$D" --appendonly yes --daemonize yes \
+  --pidfile "$D/r.pid" --logfile "$D/r.log"
+sleep 0.5
+"$J" keygen --alg ES256 --kid x --private-out "$D/p.jwk" --public-out "$D/pub.json"
+for n in b c; do
+  "$J" serve --keys "$D/pub.json" --aud a --socket "$D/$n.sock" --state-dir "$D/s$n" \
+    --fleet-redis "unix://$D/r.sock" --log-level warn 2>"$D/$n.log" &
+done
+sleep 1
+i=1
+while [ $i -le "$PAIRS" ]; do
+  order="standalone fleet"; [ $((i % 2)) = 0 ] && order="fleet standalone"
+  for mode in $order; do
+    extra=""; [ $mode = fleet ] && extra="--serve-arg=--fleet-redis=unix://$D/r.sock"
+    # A fresh stream per run: the benchmarked daemon starts empty and must not bootstrap earlier runs' rules.
+    redis-cli -s "$D/r.sock" DEL jwtd:revocations > /dev/null
+    "$J" bench --seed $((i * 10)) --tokens 20000 --duration 8 --warmup 2 --revoke-during 1000 --quiet \
+      $extra > "$D/$mode-$i.txt" 2>&1
+    echo "$mode $i $(grep '^closed' "$D/$mode-$i.txt")"
+  done
+  i=$((i + 1))
+done
+for n in b c; do printf 'STATS\n' | nc -N -U "$D/$n.sock" | grep -o '"lag_ms_p50":[^,]*,"lag_ms_p99":[^,]*'; done
+pkill -f "state-dir $D/s" || true
+redis-cli -s "$D/r.sock" shutdown nosave > /dev/null || true
