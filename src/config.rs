@@ -126,6 +126,8 @@ pub struct FleetTable {
     pub redis: String,
     /// A file holding the password (relative to the config file), instead of one in the URL.
     pub password_file: Option<PathBuf>,
+    /// Trust anchors (PEM) for `rediss://`, instead of the system's (relative to the config file).
+    pub ca_file: Option<PathBuf>,
     /// The stream's key. Default `jwtd:revocations`.
     pub stream: Option<String>,
     /// Seconds the stream keeps every entry whatever the rules. Default 86400.

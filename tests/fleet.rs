@@ -118,13 +118,16 @@ impl Redis {
 
 /// A daemon of the fleet on `dir/jwtd.sock`, its state in `dir/state`.
 fn member(dir: PathBuf, redis: &Redis, extra: &[&str]) -> Daemon {
+    member_at(dir, &redis.url(), extra)
+}
+
+fn member_at(dir: PathBuf, url: &str, extra: &[&str]) -> Daemon {
     let state = dir.join("state").to_string_lossy().into_owned();
-    let url = redis.url();
     let mut args = vec![
         "--state-dir",
         &state,
         "--fleet-redis",
-        &url,
+        url,
         "--log-level",
         "warn",
     ];
@@ -527,4 +530,97 @@ fn a_password_never_goes_on_the_command_line_and_a_fleet_needs_a_state_dir() {
         !out.status.success() && err.contains("state directory"),
         "{err}"
     );
+}
+
+#[test]
+fn rediss_with_a_private_ca_and_a_password_from_a_file() {
+    if !have_redis() {
+        return;
+    }
+    let dir = Scratch::new("fleet-tls");
+    let pki = common::idp::pki(&["127.0.0.1"]);
+    let write = |name: &str, body: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, body).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let (ca, cert, key) = (
+        write("ca.pem", &pki.ca_pem),
+        write("cert.pem", &pki.cert_pem),
+        write("key.pem", &pki.key_pem),
+    );
+    let password = "fleet-s3cret-7d1e";
+    let pw = write("pw", &format!("{password}\n"));
+    let wrong = write("wrong", "not-it\n");
+    let port = common::process::free_port();
+    let child = Command::new(REDIS)
+        .args([
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--tls-port",
+            &port.to_string(),
+        ])
+        .args([
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+        ])
+        .args([
+            "--tls-auth-clients",
+            "no",
+            "--requirepass",
+            password,
+            "--save",
+            "",
+        ])
+        .arg("--dir")
+        .arg(&*dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _redis = Stop(child);
+    common::process::wait_until("redis over TLS", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let url = format!("rediss://127.0.0.1:{port}");
+    let tls = [
+        "--fleet-redis-ca-file",
+        &ca,
+        "--fleet-redis-password-file",
+        &pw,
+    ];
+    let a = member_at(temp_dir("fleet-tls-a"), &url, &tls);
+    let b = member_at(temp_dir("fleet-tls-b"), &url, &tls);
+    revoke(&a, "REVOKE JTI over-tls 0");
+    converge(&b, "over-tls", true);
+    let s = stats(&b.socket).to_string();
+    assert!(!s.contains(password), "{s}");
+    // A wrong password, and the right one without the private CA: no link, and the daemon serves anyway.
+    let c = member_at(
+        temp_dir("fleet-tls-c"),
+        &url,
+        &[
+            "--fleet-redis-ca-file",
+            &ca,
+            "--fleet-redis-password-file",
+            &wrong,
+        ],
+    );
+    let d = member_at(
+        temp_dir("fleet-tls-d"),
+        &url,
+        &["--fleet-redis-password-file", &pw],
+    );
+    for x in [&c, &d] {
+        common::process::wait_until("a refused link", || {
+            fleet_stat(x, "disconnects").as_u64() >= Some(1)
+        });
+        assert_eq!(fleet_stat(x, "connected"), false);
+        assert!(!is_revoked(x, "over-tls") && x.ping());
+    }
 }

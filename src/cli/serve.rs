@@ -124,6 +124,9 @@ pub(super) struct ServeArgs {
     /// A file holding the fleet Redis password.
     #[arg(long, value_name = "FILE", requires = "fleet_redis")]
     fleet_redis_password_file: Option<PathBuf>,
+    /// Trust anchors (PEM) for a rediss:// fleet Redis, instead of the system's (a private CA).
+    #[arg(long, value_name = "FILE", requires = "fleet_redis")]
+    fleet_redis_ca_file: Option<PathBuf>,
     /// The fleet's stream key [default: jwtd:revocations].
     #[arg(long, value_name = "KEY", requires = "fleet_redis")]
     fleet_stream: Option<String>,
@@ -409,6 +412,7 @@ fn fleet_settings(
         return parse(
             url,
             args.fleet_redis_password_file.as_deref(),
+            args.fleet_redis_ca_file.as_deref(),
             args.fleet_stream.as_deref(),
             secs(args.fleet_keep),
             Origin::CommandLine,
@@ -426,6 +430,7 @@ fn fleet_settings(
     parse(
         &t.redis,
         t.password_file.as_ref().map(|p| base.join(p)).as_deref(),
+        t.ca_file.as_ref().map(|p| base.join(p)).as_deref(),
         t.stream.as_deref(),
         secs(t.keep),
         Origin::File,

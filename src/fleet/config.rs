@@ -21,6 +21,8 @@ pub struct FleetConfig {
     pub shown: String,
     pub stream: String,
     pub keep: Duration,
+    /// Trust anchors (PEM) for `rediss://` instead of the system's: a private CA.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for FleetConfig {
@@ -38,6 +40,7 @@ impl PartialEq for FleetConfig {
         self.shown == o.shown
             && self.stream == o.stream
             && self.keep == o.keep
+            && self.ca_pem == o.ca_pem
             && self.info.redis_settings().password() == o.info.redis_settings().password()
     }
 }
@@ -87,6 +90,7 @@ pub fn check_stream(s: &str) -> Result<(), String> {
 pub fn parse(
     url: &str,
     password_file: Option<&Path>,
+    ca_file: Option<&Path>,
     stream: Option<&str>,
     keep: Option<Duration>,
     origin: Origin,
@@ -121,6 +125,22 @@ pub fn parse(
         let settings = info.redis_settings().clone().set_password(password);
         info = info.set_redis_settings(settings);
     }
+    let ca_pem = match ca_file {
+        None => None,
+        Some(path) => {
+            if !lower.starts_with("rediss://") {
+                return Err(format!(
+                    "{}: a CA file is for TLS: the URL must start with rediss://",
+                    path.display()
+                ));
+            }
+            let pem = crate::keys::file::read_regular(path)?;
+            if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                return Err(format!("{}: no PEM certificate in it", path.display()));
+            }
+            Some(pem)
+        }
+    };
     let stream = stream.unwrap_or(DEFAULT_STREAM).to_string();
     check_stream(&stream)?;
     let keep = keep.unwrap_or(DEFAULT_KEEP);
@@ -132,6 +152,7 @@ pub fn parse(
         shown,
         stream,
         keep,
+        ca_pem,
     })
 }
 
@@ -152,6 +173,7 @@ mod tests {
             None,
             None,
             None,
+            None,
             Origin::CommandLine,
         )
         .unwrap_err();
@@ -161,14 +183,16 @@ mod tests {
             None,
             None,
             None,
+            None,
             Origin::File,
         )
         .unwrap();
         assert!(!format!("{c:?}").contains("s3cret"));
-        assert!(parse("http://x", None, None, None, Origin::File).is_err());
+        assert!(parse("http://x", None, None, None, None, Origin::File).is_err());
         assert!(
             parse(
                 "unix:///tmp/r.sock",
+                None,
                 None,
                 Some("has space"),
                 None,
@@ -187,6 +211,7 @@ mod tests {
         let c = parse(
             "unix:///tmp/r.sock",
             Some(&f),
+            None,
             None,
             None,
             Origin::CommandLine,

@@ -83,8 +83,17 @@ impl Fleet {
     pub fn new(config: FleetConfig, store: Arc<Store>) -> Result<Fleet, String> {
         // rustls (rediss://) takes the process's provider: ring, as everywhere in jwtd.
         let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-        let client = redis::Client::open(config.info.clone())
-            .map_err(|e| format!("{}: {e}", config.shown))?;
+        let client = match &config.ca_pem {
+            None => redis::Client::open(config.info.clone()),
+            Some(pem) => redis::Client::build_with_tls(
+                config.info.clone(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            ),
+        }
+        .map_err(|e| format!("{}: {e}", config.shown))?;
         let cursor = store.start_cursor().unwrap_or_default();
         Ok(Fleet {
             config,
