@@ -219,11 +219,12 @@ impl Remote {
                         () = tokio::time::sleep_until(at) => {}
                         () = shutdown.cancelled() => return,
                     }
+                    // Claimed only if no fetch (for an unknown kid) completed meanwhile — checked in the same
+                    // lock as the claim: a fetch that finished meanwhile set a new schedule, which applies.
                     if source.fetches_done() != done {
-                        // A fetch (for an unknown kid) happened meanwhile and set a new schedule.
                         continue;
                     }
-                    if source.begin() {
+                    if source.begin_unless_fetched_since(done) {
                         tracing::debug!(iss = %source.config.iss, "refreshing keys");
                         remote.fetch_and_publish(&source).await;
                     } else {

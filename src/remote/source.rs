@@ -90,6 +90,9 @@ pub struct State {
     /// The JWKS URL in use (configured, or from discovery).
     pub jwks_url: Option<String>,
     pub fetching: bool,
+    /// Fetches completed (any outcome), counted under the lock together with `fetching` going false, so
+    /// that "no fetch finished since I looked" and "none is in flight" are one observation.
+    completed: u64,
     pub next_refresh: Instant,
     pub failures: u32,
     last_unknown_kid_fetch: Option<Instant>,
@@ -132,6 +135,7 @@ impl Source {
                 cache_control: None,
                 jwks_url,
                 fetching: false,
+                completed: 0,
                 next_refresh: Instant::now(),
                 failures: 0,
                 last_unknown_kid_fetch: None,
@@ -197,6 +201,17 @@ impl Source {
         !std::mem::replace(&mut st.fetching, true)
     }
 
+    /// Claims the right to fetch now, unless a fetch is in flight or one completed since the caller read
+    /// `done` from [`Source::fetches_done`] (its new schedule applies then, not the caller's old one).
+    pub fn begin_unless_fetched_since(&self, done: u64) -> bool {
+        let mut st = self.lock();
+        if st.fetching || st.completed != done {
+            return false;
+        }
+        st.fetching = true;
+        true
+    }
+
     /// A token named a kid this source lacks: start a fetch (once per cooldown) or join the one in flight.
     pub fn on_unknown_kid(&self) -> (OnUnknownKid, bool) {
         let rx = self.done.subscribe();
@@ -256,6 +271,7 @@ impl Source {
             }
         };
         st.fetching = false;
+        st.completed += 1;
         drop(st);
         self.done.send_modify(|n| *n += 1);
         (changed, error)
@@ -393,7 +409,7 @@ impl Source {
 
     /// Fetches completed so far (any outcome).
     pub fn fetches_done(&self) -> u64 {
-        *self.done.borrow()
+        self.lock().completed
     }
 
     /// When the background refresher should fetch next: at the scheduled refresh, or when the last good set
