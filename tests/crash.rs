@@ -4,53 +4,17 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod common;
-use common::daemon::{Daemon, start_in, temp_dir};
+use common::daemon::{Daemon, start_in, stream_revocations, temp_dir};
 
 /// The daemon on `dir/jwtd.sock` with its state in `dir/state`.
 fn start(dir: PathBuf) -> Daemon {
     let state = dir.join("state").to_string_lossy().into_owned();
     start_in(dir, &["--state-dir", &state, "--log-level", "warn"])
-}
-
-/// Streams `REVOKE JTI` requests in pipelined windows until the daemon goes away; records every jti whose
-/// `OK` arrived.
-fn stream(socket: &Path, client: usize, acked: &Mutex<Vec<String>>) {
-    let Ok(s) = UnixStream::connect(socket) else {
-        return;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut writer = match s.try_clone() {
-        Ok(w) => w,
-        Err(_) => return,
-    };
-    let mut reader = BufReader::new(s);
-    let mut n = 0;
-    loop {
-        let window: Vec<String> = (0..32).map(|i| format!("c{client}-{}", n + i)).collect();
-        n += 32;
-        let lines: String = window
-            .iter()
-            .map(|j| format!("REVOKE JTI {j} 0\n"))
-            .collect();
-        if writer.write_all(lines.as_bytes()).is_err() {
-            return;
-        }
-        for jti in window {
-            let mut line = String::new();
-            match reader.read_line(&mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) if line.ends_with('\n') && line.starts_with("OK {") => {
-                    acked.lock().unwrap().push(jti)
-                }
-                Ok(_) => panic!("unexpected reply {line:?}"),
-            }
-        }
-    }
 }
 
 #[test]
@@ -64,7 +28,9 @@ fn every_acknowledged_revocation_survives_kill_9() {
         let clients: Vec<_> = (0..4)
             .map(|c| {
                 let (socket, acked) = (socket.clone(), acked.clone());
-                std::thread::spawn(move || stream(&socket, c, &acked))
+                std::thread::spawn(move || {
+                    stream_revocations(&socket, &format!("c{c}"), 32, &acked)
+                })
             })
             .collect();
         // A pseudo-random moment in the stream.

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::daemon::{Daemon, Scratch, ask, start_in, stats, temp_dir};
+use common::daemon::{Daemon, Scratch, ask, start_in, stats, stream_revocations, temp_dir};
 use common::process::Stop;
 use common::{live_claims, token_with};
 use jwtd::Alg;
@@ -242,36 +242,6 @@ fn revocations_and_unrevocations_reach_every_daemon() {
     assert!(fleet_stat(&a, "published").as_u64().unwrap() >= 1001);
 }
 
-/// Streams `REVOKE JTI` lines in pipelined windows until the daemon goes away; records each acknowledged jti.
-fn stream(socket: &Path, tag: &str, acked: &Mutex<Vec<String>>) {
-    let Ok(s) = UnixStream::connect(socket) else {
-        return;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-    let Ok(mut writer) = s.try_clone() else {
-        return;
-    };
-    let mut reader = BufReader::new(s);
-    for n in (0..).step_by(16) {
-        let window: Vec<String> = (0..16).map(|i| format!("{tag}-{}", n + i)).collect();
-        let lines: String = window
-            .iter()
-            .map(|j| format!("REVOKE JTI {j} 0\n"))
-            .collect();
-        if writer.write_all(lines.as_bytes()).is_err() {
-            return;
-        }
-        for jti in window {
-            let mut line = String::new();
-            match reader.read_line(&mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) if line.starts_with("OK {") => acked.lock().unwrap().push(jti),
-                Ok(_) => panic!("unexpected reply {line:?}"),
-            }
-        }
-    }
-}
-
 /// Kills `d` with SIGKILL after about `after` of streaming revocations at it; the jtis it acknowledged.
 fn revoke_then_kill(d: Daemon, tag: &str, after: Duration) -> (PathBuf, Vec<String>) {
     let acked = Arc::new(Mutex::new(Vec::new()));
@@ -279,7 +249,7 @@ fn revoke_then_kill(d: Daemon, tag: &str, after: Duration) -> (PathBuf, Vec<Stri
     let writers: Vec<_> = (0..2)
         .map(|w| {
             let (socket, acked, tag) = (socket.clone(), acked.clone(), format!("{tag}{w}"));
-            std::thread::spawn(move || stream(&socket, &tag, &acked))
+            std::thread::spawn(move || stream_revocations(&socket, &tag, 16, &acked))
         })
         .collect();
     std::thread::sleep(after);

@@ -271,3 +271,39 @@ pub fn verify_request(token: Option<&str>) -> String {
         .unwrap_or_default();
     format!("GET /verify HTTP/1.1\r\nHost: jwtd\r\n{auth}Connection: close\r\n\r\n")
 }
+
+/// Streams `REVOKE JTI <tag>-<n> 0` in pipelined windows of `window` until the daemon goes away (kill -9 tests);
+/// records every jti whose `OK` arrived.
+pub fn stream_revocations(
+    socket: &Path,
+    tag: &str,
+    window: usize,
+    acked: &std::sync::Mutex<Vec<String>>,
+) {
+    use std::io::BufRead;
+    let Ok(s) = UnixStream::connect(socket) else {
+        return;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let Ok(mut writer) = s.try_clone() else {
+        return;
+    };
+    let mut reader = std::io::BufReader::new(s);
+    for n in (0..).step_by(window) {
+        let jtis: Vec<String> = (0..window).map(|i| format!("{tag}-{}", n + i)).collect();
+        let lines: String = jtis.iter().map(|j| format!("REVOKE JTI {j} 0\n")).collect();
+        if writer.write_all(lines.as_bytes()).is_err() {
+            return;
+        }
+        for jti in jtis {
+            let mut line = String::new();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) if line.ends_with('\n') && line.starts_with("OK {") => {
+                    acked.lock().unwrap().push(jti)
+                }
+                Ok(_) => panic!("unexpected reply {line:?}"),
+            }
+        }
+    }
+}
