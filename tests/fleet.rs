@@ -594,3 +594,47 @@ fn rediss_with_a_private_ca_and_a_password_from_a_file() {
         assert!(!is_revoked(x, "over-tls") && x.ping());
     }
 }
+
+#[test]
+fn a_revoke_and_an_unrevoke_made_apart_end_the_same_on_every_daemon() {
+    if !have_redis() {
+        return;
+    }
+    let dir = Scratch::new("fleet-order");
+    let mut redis = Redis::start(&dir.join("redis"));
+    let a = member(temp_dir("fleet-order-a"), &redis, &[]);
+    let b = member(temp_dir("fleet-order-b"), &redis, &[]);
+    let c = member(temp_dir("fleet-order-c"), &redis, &[]);
+    revoke(&a, "REVOKE JTI contested 0");
+    for d in [&b, &c] {
+        converge(d, "contested", true);
+    }
+    // Cut off from each other, A revokes again and B unrevokes; both reach the stream later, in some order.
+    redis.down();
+    for d in [&a, &b] {
+        common::process::wait_until("the link to drop", || fleet_stat(d, "connected") == false);
+    }
+    revoke(&a, "REVOKE JTI contested 4102444800");
+    revoke(&b, "UNREVOKE JTI contested");
+    redis.up();
+    for d in [&a, &b] {
+        common::process::wait_until("the outbox to empty", || {
+            fleet_stat(d, "connected") == true && fleet_stat(d, "outbox") == 0
+        });
+    }
+    // Whatever the stream's order, all three end in it: the same answer everywhere.
+    common::process::wait_until("every daemon to agree", || {
+        let seen: Vec<bool> = [&a, &b, &c]
+            .iter()
+            .map(|d| is_revoked(d, "contested"))
+            .collect();
+        seen.iter().all(|&s| s == seen[0])
+    });
+    let order = redis
+        .command(&["XRANGE", "jwtd:revocations", "-", "+"])
+        .unwrap();
+    eprintln!(
+        "final: revoked = {}; stream: {order:?}",
+        is_revoked(&c, "contested")
+    );
+}

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::log::{Entry, Mark, Op, Prov, Record};
+use super::log::{Entry, Mark, Op, Prov, Record, target_of};
 use super::{Revocations, Rule, Target};
 
 /// A daemon's identity: the bytes of its [`super::instance::Instance`].
@@ -106,6 +106,10 @@ pub struct Book {
     fleet: bool,
     /// A clone of this identity was reported (once).
     clone_warned: bool,
+    /// Targets of this daemon's operations that have not come back from the stream yet: the last own
+    /// sequence number on the target, and whether another daemon's operation on it was applied since (then
+    /// the own one is applied again when it comes back, so that every daemon ends in stream order).
+    unechoed: HashMap<Target, (u64, bool)>,
     outbox: std::sync::Arc<Outbox>,
 }
 
@@ -137,6 +141,7 @@ impl Book {
             prov: HashMap::new(),
             fleet,
             clone_warned: false,
+            unechoed: HashMap::new(),
             outbox: Default::default(),
         };
         let mut own: BTreeMap<u64, Op> = BTreeMap::new();
@@ -234,6 +239,8 @@ impl Book {
     pub fn local_done(&mut self, prov: Prov, op: &Op) {
         self.note(op, Some(prov));
         if self.fleet {
+            self.unechoed
+                .insert(target_of(op).clone(), (prov.seq, false));
             self.outbox.push(Pending {
                 prov,
                 op: op.clone(),
@@ -261,7 +268,23 @@ impl Book {
                      state_dir/fleet/instance, and restart it"
                 );
             }
-            return None;
+            // Back from the stream: if another daemon's operation on the target was applied here since this
+            // one, the stream has that one first — apply this one again, as every other daemon does.
+            let target = target_of(&inc.op);
+            return match self.unechoed.get(target) {
+                Some(&(seq, foreign)) if seq == inc.prov.seq => {
+                    self.unechoed.remove(target);
+                    foreign.then(|| Entry {
+                        at,
+                        op: inc.op.clone(),
+                        prov: Some(inc.prov),
+                        carried: false,
+                        restated: true,
+                    })
+                }
+                // A later own operation on the target is still on its way; it decides.
+                _ => None,
+            };
         }
         let mark = self.watermarks.get(&inc.prov.origin).copied().unwrap_or(0);
         if inc.prov.seq <= mark {
@@ -275,6 +298,9 @@ impl Book {
             }
         } else {
             self.raise(inc.prov.origin, inc.prov.seq);
+        }
+        if let Some(u) = self.unechoed.get_mut(target_of(&inc.op)) {
+            u.1 = true;
         }
         Some(Entry {
             at,

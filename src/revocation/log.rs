@@ -133,7 +133,7 @@ const PROV: usize = 16 + 8 + 8;
 /// Longest cursor mark value (a stream ID and an epoch).
 const MAX_CURSOR: usize = 256;
 
-fn target_of(op: &Op) -> &Target {
+pub fn target_of(op: &Op) -> &Target {
     match op {
         Op::Revoke(r) => &r.target,
         Op::Unrevoke(t) => t,

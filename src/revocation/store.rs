@@ -934,4 +934,49 @@ mod tests {
         drop(store);
         std::fs::remove_dir_all(&d).unwrap();
     }
+
+    #[test]
+    fn an_own_operation_back_from_the_stream_after_another_daemons_is_applied_again() {
+        let d = dir("echo");
+        let clock: Clock = Arc::new(|| 1_000);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let store = Store::open_with(&d, clock.clone(), Options { fleet: true }).unwrap();
+        let me = store.instance().0;
+        store.apply_blocking(jti("x", 0)).unwrap();
+        store.apply_blocking(jti("y", 0)).unwrap();
+        let own = |seq, op| Incoming {
+            prov: Prov {
+                origin: me,
+                seq,
+                at_ms: 1,
+            },
+            op,
+            restated: false,
+        };
+        // The stream: another daemon's unrevoke of x, then this daemon's revoke of x (published later),
+        // then this daemon's revoke of y with nothing in between.
+        let stream = vec![
+            incoming(9, 1, Op::Unrevoke(Target::Jti("x".into()))),
+            own(1, jti("x", 0)),
+            own(2, jti("y", 0)),
+        ];
+        assert_eq!(
+            rt.block_on(store.apply_foreign(stream, cursor("3-0")))
+                .unwrap(),
+            2,
+            "the unrevoke, and x's revoke again; y's echo changes nothing"
+        );
+        assert!(
+            revoked(&store, "x", 1_000),
+            "in stream order, like every other daemon"
+        );
+        assert!(revoked(&store, "y", 1_000));
+        drop(store);
+        let store = Store::open_with(&d, clock, Options { fleet: true }).unwrap();
+        assert!(revoked(&store, "x", 1_000), "and after a restart");
+        drop(store);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }
