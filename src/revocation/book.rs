@@ -235,14 +235,18 @@ impl Book {
         p
     }
 
-    /// A local operation is durable and applied.
-    pub fn local_done(&mut self, prov: Prov, op: &Op) {
+    /// A local operation is durable and applied, acknowledged at `acked_ms`: the time the stream entry
+    /// carries (propagation is measured from the acknowledgement; the log keeps the time it was stamped).
+    pub fn local_done(&mut self, prov: Prov, op: &Op, acked_ms: u64) {
         self.note(op, Some(prov));
         if self.fleet {
             self.unechoed
                 .insert(target_of(op).clone(), (prov.seq, false));
             self.outbox.push(Pending {
-                prov,
+                prov: Prov {
+                    at_ms: acked_ms.max(prov.at_ms),
+                    ..prov
+                },
                 op: op.clone(),
             });
         }

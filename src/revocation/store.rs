@@ -469,9 +469,10 @@ impl Writer {
                 self.stats
                     .ops
                     .fetch_add(local.len() as u64, Ordering::Relaxed);
+                let acked_ms = now_ms();
                 for (prov, op, ack) in local {
                     let changed = super::book::apply(&self.set, &op);
-                    self.book.local_done(prov, &op);
+                    self.book.local_done(prov, &op, acked_ms);
                     let _ = ack.send(Ok(changed));
                 }
                 for (admitted, cursor, saved, done) in foreign {
