@@ -1,17 +1,20 @@
 #!/bin/sh
 # Fleet against standalone, same run, alternating, same seed per pair (docs/BENCHMARKS.md, "A fleet of
 # daemons"). Two more fleet daemons, B and C, receive every revocation; their STATS show the propagation lag.
-# Usage: cargo build --release && benches/fleet.sh [PAIRS] [DIR]   (DIR on tmpfs keeps B, C and Redis off the
-# benchmarked daemon's disk, as hosts of their own would be; default /dev/shm/jwtd-fleet-bench)
+# Usage: cargo build --release && benches/fleet.sh [PAIRS] [DIR] [MEMBERS]   (DIR on tmpfs keeps B, C and Redis
+# off the benchmarked daemon's disk, as hosts of their own would be; default /dev/shm/jwtd-fleet-bench.
+# MEMBERS=0: no B and C, only Redis — what the benchmarked daemon itself pays, without co-located peers)
 PAIRS=${1:-5}
 D=${2:-/dev/shm/jwtd-fleet-bench}
+MEMBERS=${3:-2}
 J=$(cd "$(dirname "$0")/.." && pwd)/target/release/jwtd
 rm -rf "$D"; mkdir -p "$D"
 redis-server --port 0 --unixsocket "$D/r.sock" --dir "$D" --appendonly yes --daemonize yes \
   --pidfile "$D/r.pid" --logfile "$D/r.log"
 sleep 0.5
 "$J" keygen --alg ES256 --kid x --private-out "$D/p.jwk" --public-out "$D/pub.json"
-for n in b c; do
+members="b c"; [ "$MEMBERS" = 0 ] && members=""
+for n in $members; do
   "$J" serve --keys "$D/pub.json" --aud a --socket "$D/$n.sock" --state-dir "$D/s$n" \
     --fleet-redis "unix://$D/r.sock" --log-level warn 2>"$D/$n.log" &
 done
@@ -29,6 +32,6 @@ while [ $i -le "$PAIRS" ]; do
   done
   i=$((i + 1))
 done
-for n in b c; do printf 'STATS\n' | nc -N -U "$D/$n.sock" | grep -o '"lag_ms_p50":[^,]*,"lag_ms_p99":[^,]*'; done
+for n in $members; do printf 'STATS\n' | nc -N -U "$D/$n.sock" | grep -o '"lag_ms_p50":[^,]*,"lag_ms_p99":[^,]*'; done
 pkill -f "state-dir $D/s" || true
 redis-cli -s "$D/r.sock" shutdown nosave > /dev/null || true
