@@ -365,14 +365,10 @@ fn redis_restarts_with_and_without_its_data_and_a_new_daemon_bootstraps() {
     let c = member(temp_dir("fleet-rr-c"), &redis, &[]);
     revoke(&a, "REVOKE JTI first 0");
     converge(&c, "first", true);
-    // Redis down: revoking still works locally, at once; B and C converge once it is back.
+    // Redis down: revoking still works locally (an acknowledgement that waited on Redis would never come:
+    // the exchange's read timeout fails the test); B and C converge once it is back.
     redis.down();
-    let started = Instant::now();
     revoke(&a, "REVOKE JTI while-down 0");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "a revocation waited on Redis"
-    );
     assert!(is_revoked(&a, "while-down"));
     common::process::wait_until("A to notice", || fleet_stat(&a, "connected") == false);
     assert_eq!(fleet_stat(&a, "outbox"), 1);

@@ -4,12 +4,14 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
+use crate::server::stats::Histogram;
+
 /// Upper bounds of the propagation-lag buckets, in milliseconds (`+Inf` after).
 pub const LAG_BOUNDS_MS: [u64; 13] = [
     1, 2, 5, 10, 20, 50, 100, 250, 500, 1_000, 5_000, 30_000, 300_000,
 ];
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FleetStats {
     pub connected: AtomicBool,
     /// Foreign operations applied (logged and in force).
@@ -25,35 +27,34 @@ pub struct FleetStats {
     /// Stream trims done by this daemon.
     pub trims: AtomicU64,
     pub last_id: Mutex<String>,
-    lag: [AtomicU64; LAG_BOUNDS_MS.len() + 1],
-    lag_sum_ms: AtomicU64,
-    lag_count: AtomicU64,
+    lag: Histogram<{ LAG_BOUNDS_MS.len() }>,
+}
+
+impl Default for FleetStats {
+    fn default() -> Self {
+        FleetStats {
+            connected: AtomicBool::default(),
+            applied: AtomicU64::default(),
+            published: AtomicU64::default(),
+            malformed: AtomicU64::default(),
+            resets: AtomicU64::default(),
+            disconnects: AtomicU64::default(),
+            trims: AtomicU64::default(),
+            last_id: Mutex::default(),
+            lag: Histogram::new(&LAG_BOUNDS_MS),
+        }
+    }
 }
 
 impl FleetStats {
     /// One foreign entry arrived `ms` after its origin acknowledged it.
     pub fn observe_lag(&self, ms: u64) {
-        let i = LAG_BOUNDS_MS.partition_point(|&b| b < ms);
-        self.lag[i].fetch_add(1, Relaxed);
-        self.lag_sum_ms.fetch_add(ms, Relaxed);
-        self.lag_count.fetch_add(1, Relaxed);
+        self.lag.observe(ms, 1);
     }
 
     /// The bucket bound (ms) holding quantile `q` of the lag; `None` when empty or past the last bound.
     pub fn lag_quantile(&self, q: f64) -> Option<u64> {
-        let total = self.lag_count.load(Relaxed);
-        if total == 0 {
-            return None;
-        }
-        let rank = ((total as f64) * q).ceil().max(1.0) as u64;
-        let mut seen = 0;
-        for (i, b) in self.lag.iter().enumerate() {
-            seen += b.load(Relaxed);
-            if seen >= rank {
-                return LAG_BOUNDS_MS.get(i).copied();
-            }
-        }
-        None
+        self.lag.quantile_bound(q)
     }
 
     fn last_id(&self) -> String {
@@ -147,25 +148,37 @@ impl FleetStats {
              # TYPE jwtd_fleet_info gauge\njwtd_fleet_info{{instance=\"{instance}\",host=\"{host}\",last_applied_id=\"{}\"}} 1",
             self.last_id()
         );
-        let name = "jwtd_fleet_propagation_lag_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} From the origin's acknowledgement to this daemon reading the entry.\n# TYPE {name} histogram"
-        );
-        let mut cumulative = 0;
-        for (i, b) in self.lag.iter().enumerate() {
-            cumulative += b.load(Relaxed);
-            let le = LAG_BOUNDS_MS
-                .get(i)
-                .map_or_else(|| "+Inf".to_string(), |ms| format!("{}", *ms as f64 / 1e3));
-            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
-        }
-        let _ = writeln!(
-            out,
-            "{name}_sum {}\n{name}_count {}",
-            self.lag_sum_ms.load(Relaxed) as f64 / 1e3,
-            self.lag_count.load(Relaxed)
+        self.lag.prometheus(
+            &mut out,
+            "jwtd_fleet_propagation_lag_seconds",
+            "From the origin's acknowledgement to this daemon reading the entry.",
+            1e3,
         );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lag_histogram_reports_in_seconds_with_cumulative_buckets() {
+        let s = FleetStats::default();
+        assert_eq!(s.lag_quantile(0.5), None);
+        for ms in [1, 4, 4, 45, 400_000] {
+            s.observe_lag(ms);
+        }
+        assert_eq!(s.lag_quantile(0.5), Some(5));
+        assert_eq!(s.lag_quantile(0.8), Some(50));
+        assert_eq!(s.lag_quantile(1.0), None, "above the last bound");
+        let text = s.prometheus("ab", "host", 3);
+        assert!(
+            text.contains("jwtd_fleet_propagation_lag_seconds_bucket{le=\"0.005\"} 3"),
+            "{text}"
+        );
+        assert!(text.contains("jwtd_fleet_propagation_lag_seconds_bucket{le=\"+Inf\"} 5"));
+        assert!(text.contains("jwtd_fleet_propagation_lag_seconds_count 5"));
+        assert!(text.contains("jwtd_fleet_outbox 3"));
     }
 }

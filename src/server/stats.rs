@@ -42,25 +42,43 @@ const BOUNDS_NS: [u64; 16] = [
     1_000_000_000,
 ];
 
-/// A fixed-bucket histogram of request latencies: lock-free, one bucket increment per observation batch.
-#[derive(Debug, Default)]
-struct Latency {
-    /// Non-cumulative counts; the last one is above every bound.
-    buckets: [AtomicU64; BOUNDS_NS.len() + 1],
-    sum_ns: AtomicU64,
+/// A fixed-bucket histogram (request latencies here, the fleet's propagation lag): lock-free, one bucket
+/// increment per observation batch. `bounds` are the buckets' upper bounds (Prometheus `le`), `+Inf` after.
+#[derive(Debug)]
+pub struct Histogram<const N: usize> {
+    bounds: &'static [u64; N],
+    /// Non-cumulative counts, one per bound.
+    buckets: [AtomicU64; N],
+    /// Above every bound.
+    above: AtomicU64,
+    sum: AtomicU64,
     count: AtomicU64,
 }
 
-impl Latency {
-    fn observe(&self, ns: u64, n: u64) {
-        let i = BOUNDS_NS.partition_point(|&b| b < ns);
-        self.buckets[i].fetch_add(n, Relaxed);
-        self.sum_ns.fetch_add(ns.saturating_mul(n), Relaxed);
+impl<const N: usize> Histogram<N> {
+    pub fn new(bounds: &'static [u64; N]) -> Self {
+        Histogram {
+            bounds,
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            above: AtomicU64::new(0),
+            sum: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    /// `n` observations of `v`.
+    pub fn observe(&self, v: u64, n: u64) {
+        let i = self.bounds.partition_point(|&b| b < v);
+        self.buckets
+            .get(i)
+            .unwrap_or(&self.above)
+            .fetch_add(n, Relaxed);
+        self.sum.fetch_add(v.saturating_mul(n), Relaxed);
         self.count.fetch_add(n, Relaxed);
     }
 
-    /// Upper bound (ns) of the bucket holding quantile `q`; `None` when empty or above the last bound.
-    fn quantile_bound(&self, q: f64) -> Option<u64> {
+    /// Upper bound of the bucket holding quantile `q`; `None` when empty or above the last bound.
+    pub fn quantile_bound(&self, q: f64) -> Option<u64> {
         let total = self.count.load(Relaxed);
         if total == 0 {
             return None;
@@ -70,10 +88,46 @@ impl Latency {
         for (i, b) in self.buckets.iter().enumerate() {
             seen += b.load(Relaxed);
             if seen >= rank {
-                return BOUNDS_NS.get(i).copied();
+                return Some(self.bounds[i]);
             }
         }
         None
+    }
+
+    /// The Prometheus histogram `name`, values divided by `per_unit` (1e9 for ns → seconds).
+    pub fn prometheus(&self, out: &mut String, name: &str, help: &str, per_unit: f64) {
+        use std::fmt::Write;
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (bound, b) in self.bounds.iter().zip(&self.buckets) {
+            cumulative += b.load(Relaxed);
+            let le = *bound as f64 / per_unit;
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        cumulative += self.above.load(Relaxed);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{le=\"+Inf\"}} {cumulative}\n{name}_sum {}\n{name}_count {}",
+            self.sum.load(Relaxed) as f64 / per_unit,
+            self.count.load(Relaxed)
+        );
+    }
+}
+
+/// Request latencies, in nanoseconds.
+#[derive(Debug)]
+struct Latency(Histogram<{ BOUNDS_NS.len() }>);
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency(Histogram::new(&BOUNDS_NS))
+    }
+}
+
+impl std::ops::Deref for Latency {
+    type Target = Histogram<{ BOUNDS_NS.len() }>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
@@ -342,26 +396,12 @@ impl Stats {
                 &[(String::new(), r.failures)],
             );
         }
-        let l = &self.latency;
-        let name = "jwtd_request_duration_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Time from reading a request to writing its reply (pipelined line-protocol requests \
-             count the time of their whole batch).\n# TYPE {name} histogram"
-        );
-        let mut cumulative = 0;
-        for (i, b) in l.buckets.iter().enumerate() {
-            cumulative += b.load(Relaxed);
-            let le = BOUNDS_NS
-                .get(i)
-                .map_or_else(|| "+Inf".to_string(), |ns| format!("{}", *ns as f64 / 1e9));
-            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
-        }
-        let _ = writeln!(
-            out,
-            "{name}_sum {}\n{name}_count {}",
-            l.sum_ns.load(Relaxed) as f64 / 1e9,
-            l.count.load(Relaxed)
+        self.latency.prometheus(
+            &mut out,
+            "jwtd_request_duration_seconds",
+            "Time from reading a request to writing its reply (pipelined line-protocol requests count the \
+             time of their whole batch).",
+            1e9,
         );
         out.push_str(remote.unwrap_or(""));
         out.push_str(extras.fleet.as_ref().map_or("", |f| f.1.as_str()));
