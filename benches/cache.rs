@@ -442,6 +442,7 @@ fn bench_revocation(c: &mut Criterion) {
                     jti: Some(&jtis[i]),
                     sub: Some(&subs[i]),
                     iat: Some(1.0),
+                    sid: None,
                     token: b"t",
                 };
                 black_box(r.check(&p, 10).is_ok())

@@ -106,6 +106,8 @@ pub struct Registered {
     pub iss: Option<Text>,
     pub sub: Option<Text>,
     pub jti: Option<Text>,
+    /// The session family (docs/SESSIONS.md), when `sid` is a string (anything else is not ours: ignored).
+    pub sid: Option<Text>,
     /// The token's `aud` is accepted only by [`Policy::route_audiences`], not by the policy's own audiences.
     pub route_audience_only: bool,
 }
@@ -241,6 +243,7 @@ enum Claim {
     Sub,
     Jti,
     Aud,
+    Sid,
 }
 
 impl Claim {
@@ -253,6 +256,7 @@ impl Claim {
             Claim::Sub => "sub",
             Claim::Jti => "jti",
             Claim::Aud => "aud",
+            Claim::Sid => "sid",
         }
     }
 }
@@ -267,6 +271,7 @@ impl Registered {
             "sub" => Claim::Sub,
             "jti" => Claim::Jti,
             "aud" => Claim::Aud,
+            "sid" => Claim::Sid,
             _ => return None,
         })
     }
@@ -377,6 +382,13 @@ impl Policy {
                         _ => p.registered.jti = text,
                     }
                 }
+                Some(Claim::Sid) => match r.peek()? {
+                    Kind::String => {
+                        let s = r.string()?;
+                        p.registered.sid = Some(Text::new(s, base.as_bytes()));
+                    }
+                    _ => r.skip()?,
+                },
                 Some(Claim::Aud) => {
                     let (own, route) = self.read_aud(&mut r)?;
                     p.audience_ok = Some(own);

@@ -88,6 +88,8 @@ pub struct Config {
     pub jwks: JwksConfig,
     /// Revocations shared with other daemons through Redis (docs/FLEET.md).
     pub fleet: Option<FleetTable>,
+    /// Access and refresh tokens issued by this daemon (docs/SESSIONS.md).
+    pub sessions: Option<SessionsTable>,
     #[serde(rename = "issuer", default)]
     pub issuers: Vec<IssuerConfig>,
     /// Authorization at the gate: `[[route]]` tables, first match as written.
@@ -132,6 +134,23 @@ pub struct FleetTable {
     pub stream: Option<String>,
     /// Seconds the stream keeps every entry whatever the rules. Default 86400.
     pub keep: Option<u64>,
+}
+
+/// The `[sessions]` table (docs/SESSIONS.md).
+#[derive(Debug, Default, Deserialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsTable {
+    /// The private JWK that signs access tokens (relative to the config file).
+    pub issuer_key: PathBuf,
+    /// The `iss` of issued tokens. Default: the first `[[issuer]]`'s.
+    pub iss: Option<String>,
+    /// The `aud` of issued tokens when an issue request names none. Default: the issuer's first audience.
+    pub aud: Option<String>,
+    /// Seconds. Defaults: 600, 14 days, 30 days, 5.
+    pub access_lifetime: Option<u64>,
+    pub idle_timeout: Option<u64>,
+    pub absolute_lifetime: Option<u64>,
+    pub reuse_grace: Option<u64>,
 }
 
 /// The `[cache]` table: the verified-token cache.

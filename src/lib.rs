@@ -63,6 +63,8 @@ pub mod routes;
 #[cfg(feature = "daemon")]
 pub mod server;
 #[cfg(feature = "daemon")]
+pub mod sessions;
+#[cfg(feature = "daemon")]
 pub mod sync;
 pub mod verify;
 

@@ -65,6 +65,9 @@ impl Verified {
     pub fn jti(&self) -> Option<&str> {
         self.text(&self.claims.jti)
     }
+    pub fn sid(&self) -> Option<&str> {
+        self.text(&self.claims.sid)
+    }
     /// The registered claims (times, and spans of the claims JSON for the strings).
     pub fn registered(&self) -> &Registered {
         &self.claims

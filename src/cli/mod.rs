@@ -7,6 +7,7 @@ mod keygen;
 mod remote;
 mod revoke;
 mod serve;
+mod sessions;
 mod sign;
 mod verify;
 
@@ -74,6 +75,9 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, Failure> {
 /// Key sources and the claims policy, shared by `verify` (and later `serve`).
 #[derive(Args, Debug, Clone)]
 pub(crate) struct PolicyArgs {
+    /// `serve --issuer-key`: the issuing key's public half is added to the keys, so none need be given.
+    #[arg(skip)]
+    pub issuing_key: bool,
     /// A JWK, JWKS or PEM file of verification keys (repeatable).
     #[arg(long = "keys", value_name = "FILE")]
     pub keys: Vec<PathBuf>,
@@ -163,7 +167,7 @@ impl PolicyArgs {
                 eprintln!("jwtd: warning: {}: {w}", path.display());
             }
         }
-        if set.is_empty() && !self.remote.any() {
+        if set.is_empty() && !self.remote.any() && !self.issuing_key {
             let refused: Vec<String> = reports
                 .iter()
                 .flat_map(|(_, r)| r.refused.iter().map(ToString::to_string))

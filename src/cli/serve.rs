@@ -134,6 +134,8 @@ pub(super) struct ServeArgs {
     /// unrevocations) [default: 86400].
     #[arg(long, value_name = "SECS", requires = "fleet_redis")]
     fleet_keep: Option<u64>,
+    #[command(flatten)]
+    sessions: super::sessions::SessionArgs,
     /// Cookie that holds the token, tried when the token header is absent.
     #[arg(long, value_name = "NAME", value_parser = server::http::parse_cookie_name)]
     token_cookie: Option<String>,
@@ -149,6 +151,8 @@ struct Source {
     policy: PolicyArgs,
     require_scopes: Vec<String>,
     routes_file: Option<PathBuf>,
+    /// The issuing key, whose public half every load trusts for its issuer.
+    issuing: Option<Arc<jwtd::sessions::Service>>,
 }
 
 /// What a load read: the issuers with their file keys, the remote sources, and the file (if any).
@@ -161,6 +165,14 @@ struct Load {
 
 impl Source {
     fn load(&self) -> Result<Load, String> {
+        let mut load = self.load_keys()?;
+        if let Some(service) = &self.issuing {
+            load.issuers = super::sessions::trust(load.issuers, service)?;
+        }
+        Ok(load)
+    }
+
+    fn load_keys(&self) -> Result<Load, String> {
         match &self.config {
             Some(path) => {
                 let loaded = config::load(path).map_err(|e| e.to_string())?;
@@ -271,6 +283,7 @@ struct Settings {
     state_dir: Option<PathBuf>,
     cache: (usize, usize, usize),
     fleet: Option<jwtd::fleet::config::FleetConfig>,
+    sessions: Option<super::sessions::SessionSettings>,
     live: server::Live,
 }
 
@@ -356,8 +369,23 @@ impl Settings {
                     .into(),
             );
         }
+        let sessions = super::sessions::settings(
+            &args.sessions,
+            &args.policy.issuers,
+            &args.policy.audiences,
+            file,
+            args.config.as_deref(),
+        )?;
+        if sessions.is_some() && state_dir.is_none() {
+            return Err(
+                "sessions (--issuer-key or [sessions]) need a state directory (--state-dir): families and the \
+                 session key are kept there"
+                    .into(),
+            );
+        }
         Ok(Settings {
             fleet,
+            sessions,
             socket,
             socket_mode,
             socket_group: args
@@ -394,6 +422,7 @@ impl Settings {
         check(self.listen != running.listen, "http.listen");
         check(self.state_dir != running.state_dir, "state_dir");
         check(self.fleet != running.fleet, "fleet");
+        check(self.sessions != running.sessions, "sessions");
         check(self.cache.0 != running.cache.0, "cache.entries");
         check(self.cache.1 != running.cache.1, "cache.max_bytes");
         check(self.cache.2 != running.cache.2, "cache.max_token_len");
@@ -450,16 +479,18 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitCode, super::Failure> {
         .log_internal_errors(false)
         .try_init();
     let mut policy = args.policy.clone();
+    policy.issuing_key = args.sessions.issuer_key.is_some();
     let dev_token = if args.dev {
         Some(dev::prepare(&args.data_dir, &mut policy)?)
     } else {
         None
     };
-    let source = Source {
+    let mut source = Source {
         config: args.config.clone(),
         policy,
         require_scopes: args.require_scopes.clone(),
         routes_file: args.routes_file.clone(),
+        issuing: None,
     };
     // An invalid configuration stops the start: never serve half-configured.
     let Load {
@@ -469,6 +500,15 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitCode, super::Failure> {
         file,
     } = source.load()?;
     let settings = Settings::new(&args, file.as_ref())?;
+    let issuers = match &settings.sessions {
+        Some(s) => {
+            let service = super::sessions::service(s)?;
+            let issuers = super::sessions::trust(issuers, &service)?;
+            source.issuing = Some(service);
+            issuers
+        }
+        None => issuers,
+    };
     let socket = settings.socket.clone();
     let mode = settings.socket_mode;
     let fd_limit = server::socket::open_file_limit();
@@ -532,6 +572,7 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitCode, super::Failure> {
     if let Some(dir) = &settings.state_dir {
         let options = jwtd::revocation::store::Options {
             fleet: settings.fleet.is_some(),
+            sessions: settings.sessions.as_ref().map(|s| s.lifetimes),
         };
         let store =
             jwtd::revocation::store::Store::open_with(dir, Arc::new(server::unix_now), options)
@@ -544,6 +585,7 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitCode, super::Failure> {
             shared.fleet = Some(Arc::new(jwtd::fleet::Fleet::new(config, store.clone())?));
         }
         shared.revocations = Some(store);
+        shared.sessions = source.issuing.clone();
     }
     let overflow = server::overflow_uid();
     if !args.admin_uids.is_empty() {

@@ -276,6 +276,32 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     out
 }
 
+/// An HMAC-SHA256 key prepared once (the session key: refresh-token digests and successors).
+pub struct Mac(hmac::Key);
+
+impl Mac {
+    pub fn new(secret: &[u8]) -> Mac {
+        Mac(hmac::Key::new(hmac::HMAC_SHA256, secret))
+    }
+
+    /// HMAC-SHA256 of the concatenation of `parts`.
+    pub fn sign(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut ctx = hmac::Context::with_key(&self.0);
+        for p in parts {
+            ctx.update(p);
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.sign().as_ref());
+        out
+    }
+}
+
+impl std::fmt::Debug for Mac {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Mac(…)")
+    }
+}
+
 /// Lower-case hex of `bytes` (digests in file names, logs and the wire).
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;

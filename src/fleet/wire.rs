@@ -2,7 +2,7 @@
 //! bounded, so that an entry written by any daemon — or by anyone who can write to the stream — is read back
 //! exactly or refused with a reason, never half-applied.
 //!
-//! `v 1 origin <32 hex> seq <n> op revoke|unrevoke kind jti|sub|token target <…> expires <s> cutoff <s> at <ms>`
+//! `v 1 origin <32 hex> seq <n> op revoke|unrevoke kind jti|sub|token|sid target <…> expires <s> cutoff <s> at <ms>`
 
 use crate::crypto::{hex, unhex};
 pub use crate::revocation::instance::Instance;
@@ -48,6 +48,7 @@ pub fn encode(p: &Published) -> Vec<(&'static str, Vec<u8>)> {
     let (kind, value) = match target {
         Target::Jti(s) => ("jti", s.as_bytes().to_vec()),
         Target::Sub(s) => ("sub", s.as_bytes().to_vec()),
+        Target::Sid(s) => ("sid", s.as_bytes().to_vec()),
         Target::Token(d) => ("token", hex(d).into_bytes()),
     };
     vec![
@@ -114,6 +115,7 @@ pub fn decode(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Published, WireError> {
     let target = match field(4)? {
         b"jti" => Target::Jti(text()?),
         b"sub" => Target::Sub(text()?),
+        b"sid" => Target::Sid(text()?),
         b"token" => {
             let mut d = [0u8; 32];
             if !unhex(value, &mut d) {

@@ -570,6 +570,7 @@ mod tests {
                             jti: v.jti(),
                             sub: v.sub(),
                             iat: v.iat(),
+                            sid: v.sid(),
                             token: t.text.as_bytes(),
                         },
                         NOW,

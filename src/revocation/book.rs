@@ -161,6 +161,8 @@ impl Book {
                         }
                     }
                 }
+                // Replayed by the sessions book (`sessions::Families`).
+                Record::Session { .. } => {}
                 Record::Mark { mark, .. } => match mark {
                     Mark::Published(s) => book.published = book.published.max(s),
                     Mark::Cursor { id, epoch } => book.cursor = Some(Cursor { id, epoch }),

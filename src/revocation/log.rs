@@ -11,10 +11,12 @@
 //!          | 3 published mark (expires: the highest own sequence number published; kind 0, no value)
 //!          | 4 cursor mark (value: "<stream id> <epoch>"; kind 0)
 //!          | 5 watermark (expires: the highest sequence number applied from the origin; value: the origin)
+//!          | 6 session family, 7 session rotation (kind 0, no provenance; value: see `sessions::record`)
 //! flags    = 0x40 prov follows | 0x80 carried (kept for publishing only, not applied at replay)
 //!          | 0x20 restated (a rule re-published after a fleet reset: not a watermark)
 //! prov     = origin:16 bytes seq:u64le at_ms:u64le (who acknowledged it, as its how-many-th, when)
 //! kind     = 1 jti (value: UTF-8) | 2 sub (value: UTF-8) | 3 token (value: 32-byte SHA-256)
+//!          | 4 sid (value: UTF-8, a session family)
 //! at       = Unix seconds when the record was written (the clock check of compaction, see `store`)
 //! ```
 //!
@@ -105,18 +107,35 @@ pub enum Mark {
     Watermark { origin: [u8; 16], seq: u64 },
 }
 
-/// What a log holds: operations and marks, in order.
+/// A session record's type (docs/SESSIONS.md): its value is the sessions module's business.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    /// A family as a whole: created, or restated by compaction.
+    Family,
+    /// One rotation of a family's refresh token.
+    Rotate,
+}
+
+/// What a log holds: operations, marks and session records, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
     Op(Entry),
-    Mark { at: u64, mark: Mark },
+    Mark {
+        at: u64,
+        mark: Mark,
+    },
+    Session {
+        at: u64,
+        kind: SessionKind,
+        value: Vec<u8>,
+    },
 }
 
 impl Record {
     pub fn at(&self) -> u64 {
         match self {
             Record::Op(e) => e.at,
-            Record::Mark { at, .. } => *at,
+            Record::Mark { at, .. } | Record::Session { at, .. } => *at,
         }
     }
 }
@@ -126,6 +145,8 @@ const UNREVOKE: u8 = 2;
 const PUBLISHED: u8 = 3;
 const CURSOR: u8 = 4;
 const WATERMARK: u8 = 5;
+const FAMILY: u8 = 6;
+const ROTATE: u8 = 7;
 const HAS_PROV: u8 = 0x40;
 const CARRIED: u8 = 0x80;
 const RESTATED: u8 = 0x20;
@@ -148,6 +169,7 @@ pub fn validate(op: &Op) -> Result<(), StoreError> {
     let (what, len) = match target_of(op) {
         Target::Jti(s) => ("jti", s.len()),
         Target::Sub(s) => ("sub", s.len()),
+        Target::Sid(s) => ("sid", s.len()),
         Target::Token(_) => return Ok(()),
     };
     if len > MAX_VALUE {
@@ -176,6 +198,7 @@ pub fn encode_entry(e: &Entry, out: &mut Vec<u8>) -> Result<(), StoreError> {
         Target::Jti(s) => (1, s.as_bytes()),
         Target::Sub(s) => (2, s.as_bytes()),
         Target::Token(d) => (3, d),
+        Target::Sid(s) => (4, s.as_bytes()),
     };
     let mut prov = [0u8; PROV];
     if let Some(p) = &e.prov {
@@ -215,11 +238,37 @@ pub fn encode_mark(mark: &Mark, at: u64, out: &mut Vec<u8>) -> Result<(), StoreE
     Ok(())
 }
 
+/// Appends a session record (its value at most [`MAX_SESSION_VALUE`] bytes).
+pub fn encode_session(
+    kind: SessionKind,
+    at: u64,
+    value: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), StoreError> {
+    if value.len() > MAX_SESSION_VALUE {
+        return Err(StoreError::TooLong {
+            what: "session record",
+            len: value.len(),
+            max: MAX_SESSION_VALUE,
+        });
+    }
+    let code = match kind {
+        SessionKind::Family => FAMILY,
+        SessionKind::Rotate => ROTATE,
+    };
+    frame(out, [code, 0], at, 0, 0, &[], value);
+    Ok(())
+}
+
+/// The largest session record value.
+pub const MAX_SESSION_VALUE: usize = MAX_PAYLOAD - FIXED;
+
 /// Appends any record.
 pub fn encode_record(r: &Record, out: &mut Vec<u8>) -> Result<(), StoreError> {
     match r {
         Record::Op(e) => encode_entry(e, out),
         Record::Mark { at, mark } => encode_mark(mark, *at, out),
+        Record::Session { at, kind, value } => encode_session(*kind, *at, value, out),
     }
 }
 
@@ -259,6 +308,7 @@ fn decode_target(kind: u8, value: &[u8]) -> Result<Target, String> {
                 .try_into()
                 .map_err(|_| format!("token digest of {} bytes", value.len()))?,
         ),
+        4 => Target::Sid(text()?),
         k => return Err(format!("unknown kind {k}")),
     })
 }
@@ -321,6 +371,21 @@ fn decode(p: &[u8]) -> Result<Record, String> {
         PUBLISHED | WATERMARK => {
             return Err(format!("mark {code} with a value of {} bytes", value.len()));
         }
+        FAMILY | ROTATE => {
+            bare()?;
+            if expires != 0 {
+                return Err("a session record with an expiry".into());
+            }
+            return Ok(Record::Session {
+                at,
+                kind: if code == FAMILY {
+                    SessionKind::Family
+                } else {
+                    SessionKind::Rotate
+                },
+                value: value.to_vec(),
+            });
+        }
         _ => {}
     }
     let (prov, value) = if code & HAS_PROV != 0 {
@@ -377,7 +442,7 @@ impl Replay {
             .iter()
             .filter_map(|r| match r {
                 Record::Op(e) => Some(e.clone()),
-                Record::Mark { .. } => None,
+                Record::Mark { .. } | Record::Session { .. } => None,
             })
             .collect()
     }

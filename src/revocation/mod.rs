@@ -61,6 +61,8 @@ pub enum Target {
     Sub(String),
     /// SHA-256 of the token's signing input ([`token_digest`]).
     Token([u8; 32]),
+    /// A session family (docs/SESSIONS.md): every token whose `sid` claim is this.
+    Sid(String),
 }
 
 impl Target {
@@ -74,6 +76,7 @@ impl Target {
             Target::Jti(_) => "jti",
             Target::Sub(_) => "sub",
             Target::Token(_) => "token",
+            Target::Sid(_) => "sid",
         }
     }
 }
@@ -107,6 +110,8 @@ pub struct Presented<'a> {
     pub jti: Option<&'a str>,
     pub sub: Option<&'a str>,
     pub iat: Option<f64>,
+    /// The session family (`sid` claim).
+    pub sid: Option<&'a str>,
     /// The token's bytes; its signing input is hashed only if some token rule might match.
     pub token: &'a [u8],
 }
@@ -127,6 +132,7 @@ struct Shard {
     /// sub → (cutoff, expires)
     sub: HashMap<String, (u64, u64)>,
     token: HashMap<[u8; 32], u64>,
+    sid: HashMap<String, u64>,
 }
 
 /// The in-memory revocation set.
@@ -137,8 +143,8 @@ pub struct Revocations {
     bloom: arc_swap::ArcSwap<Bloom>,
     /// Serialises additions with Bloom rebuilds, so that a rebuilt filter misses no rule.
     grow: Mutex<()>,
-    /// Rules per kind (jti, sub, token): a check skips the kinds that have none.
-    kinds: [AtomicUsize; 3],
+    /// Rules per kind (jti, sub, token, sid): a check skips the kinds that have none.
+    kinds: [AtomicUsize; 4],
     len: AtomicUsize,
     /// Bumped after every rule added or changed (never by removals or expiry, which only un-revoke): a
     /// token found clean at epoch E is still clean while the epoch is E (see [`Revocations::epoch`]). Bumped
@@ -153,6 +159,7 @@ fn kind_index(t: &Target) -> usize {
         Target::Jti(_) => 0,
         Target::Sub(_) => 1,
         Target::Token(_) => 2,
+        Target::Sid(_) => 3,
     }
 }
 
@@ -182,6 +189,7 @@ pub struct Counts {
     pub jti: usize,
     pub sub: usize,
     pub token: usize,
+    pub sid: usize,
 }
 
 impl Revocations {
@@ -224,6 +232,7 @@ impl Revocations {
             Target::Jti(s) => self.hash(0, s.as_bytes()),
             Target::Sub(s) => self.hash(1, s.as_bytes()),
             Target::Token(d) => self.hash(2, d),
+            Target::Sid(s) => self.hash(3, s.as_bytes()),
         }
     }
 
@@ -250,6 +259,7 @@ impl Revocations {
                 Target::Jti(j) => shard.jti.insert(j, rule.expires).is_none(),
                 Target::Sub(s) => shard.sub.insert(s, (rule.cutoff, rule.expires)).is_none(),
                 Target::Token(d) => shard.token.insert(d, rule.expires).is_none(),
+                Target::Sid(s) => shard.sid.insert(s, rule.expires).is_none(),
             }
         };
         let len = if new {
@@ -284,6 +294,9 @@ impl Revocations {
             for d in s.token.keys() {
                 bloom.insert(self.hash(2, d));
             }
+            for j in s.sid.keys() {
+                bloom.insert(self.hash(3, j.as_bytes()));
+            }
         }
         self.bloom.store(std::sync::Arc::new(bloom));
     }
@@ -299,6 +312,7 @@ impl Revocations {
             Target::Jti(j) => shard.jti.remove(j.as_str()).is_some(),
             Target::Sub(s) => shard.sub.remove(s.as_str()).is_some(),
             Target::Token(d) => shard.token.remove(d).is_some(),
+            Target::Sid(s) => shard.sid.remove(s.as_str()).is_some(),
         };
         if removed {
             self.kinds[kind_index(target)].fetch_sub(1, Ordering::Relaxed);
@@ -352,6 +366,12 @@ impl Revocations {
                 return Err(Error::Revoked("subject"));
             }
         }
+        if let Some(sid) = p.sid.filter(|_| some(3)) {
+            let h = self.hash(3, sid.as_bytes());
+            if bloom.may_contain(h) && self.read(h).sid.contains_key(sid) {
+                return Err(Error::Revoked("session"));
+            }
+        }
         if p.jti().is_none() && some(2) {
             let d = token_digest(p.token);
             let h = self.hash(2, &d);
@@ -385,6 +405,11 @@ impl Revocations {
                 expires,
                 cutoff: 0,
             }));
+            out.extend(s.sid.iter().map(|(d, &expires)| Rule {
+                target: Target::Sid(d.clone()),
+                expires,
+                cutoff: 0,
+            }));
         }
         out
     }
@@ -400,11 +425,12 @@ impl Revocations {
                 Err(p) => p.into_inner(),
             };
             let live = |e: u64| !droppable(e, now);
-            let before = [s.jti.len(), s.sub.len(), s.token.len()];
+            let before = [s.jti.len(), s.sub.len(), s.token.len(), s.sid.len()];
             s.jti.retain(|_, e| live(*e));
             s.sub.retain(|_, (_, e)| live(*e));
             s.token.retain(|_, e| live(*e));
-            let after = [s.jti.len(), s.sub.len(), s.token.len()];
+            s.sid.retain(|_, e| live(*e));
+            let after = [s.jti.len(), s.sub.len(), s.token.len(), s.sid.len()];
             for (k, (b, a)) in self.kinds.iter().zip(before.iter().zip(after)) {
                 k.fetch_sub(b - a, Ordering::Relaxed);
                 dropped += b - a;
@@ -424,6 +450,7 @@ impl Revocations {
             c.jti += s.jti.len();
             c.sub += s.sub.len();
             c.token += s.token.len();
+            c.sid += s.sid.len();
         }
         c
     }
@@ -485,6 +512,7 @@ mod tests {
             jti,
             sub,
             iat,
+            sid: None,
             token: b"t",
         }
     }
@@ -564,6 +592,7 @@ mod tests {
             jti,
             sub: None,
             iat: None,
+            sid: None,
             token,
         };
         assert!(r.check(&p(None, b"tok"), 1).is_err());
@@ -622,7 +651,8 @@ mod tests {
             Counts {
                 jti: 500,
                 sub: 0,
-                token: 0
+                token: 0,
+                sid: 0
             }
         );
         let mut rules = r.rules();

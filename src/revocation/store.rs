@@ -25,6 +25,7 @@ use super::dir::StateDir;
 use super::instance::Instance;
 use super::log::{self, Log, Mark, Op, Prov, Record};
 use super::{Revocations, Rule, StoreError};
+use crate::sessions::{self, Lifetimes, Outcome, book::Decision, book::Families, record};
 
 /// How far past the log's newest record (plus the time measured since the start) the wall clock is trusted
 /// for dropping rules.
@@ -40,6 +41,23 @@ pub struct StoreStats {
     pub ops: AtomicU64,
     pub compactions: AtomicU64,
     pub failures: AtomicU64,
+    pub sessions: SessionStats,
+}
+
+/// Counters of the sessions (docs/SESSIONS.md).
+#[derive(Debug, Default)]
+pub struct SessionStats {
+    /// Families held now.
+    pub families: AtomicU64,
+    pub issued: AtomicU64,
+    pub rotated: AtomicU64,
+    /// Retries within the grace interval, answered again.
+    pub retried: AtomicU64,
+    /// Reuses detected (families ended).
+    pub reused: AtomicU64,
+    /// Refreshes refused (unknown, ended, expired, another client).
+    pub refused: AtomicU64,
+    pub logouts: AtomicU64,
 }
 
 type Ack = tokio::sync::oneshot::Sender<Result<bool, StoreError>>;
@@ -57,13 +75,18 @@ enum Job {
     Published(u64),
     Held(tokio::sync::oneshot::Sender<Vec<(Rule, Prov)>>),
     Oldest(tokio::sync::oneshot::Sender<Option<u64>>),
+    Session(sessions::Request, SessionAck),
 }
+
+type SessionAck = tokio::sync::oneshot::Sender<Result<Outcome, StoreError>>;
 
 /// How the store is opened.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
     /// A fleet is configured: keep the outbox of unpublished operations.
     pub fleet: bool,
+    /// Sessions are served (docs/SESSIONS.md): load or create the session key, with these lifetimes.
+    pub sessions: Option<Lifetimes>,
 }
 
 /// Unix milliseconds, for provenance (the origin's acknowledgement time).
@@ -85,6 +108,7 @@ pub struct Store {
     outbox: Arc<Outbox>,
     /// The stream position at open.
     start_cursor: Option<Cursor>,
+    sessions: Option<Arc<sessions::Settings>>,
     /// Held for the store's life: no other daemon writes this directory.
     _state: StateDir,
 }
@@ -140,10 +164,41 @@ impl Store {
                 gc.now()
             );
         }
+        let sessions = match options.sessions {
+            Some(lifetimes) => Some(Arc::new(sessions::Settings {
+                key: sessions::token::SessionKey::load_or_create(dir).map_err(|reason| {
+                    StoreError::BadRecord {
+                        path: dir.join("sessions").join(sessions::token::KEY_FILE),
+                        offset: 0,
+                        reason,
+                    }
+                })?,
+                lifetimes,
+            })),
+            None => None,
+        };
+        let lifetimes = options.sessions.unwrap_or_default();
         let set = Arc::new(Revocations::new());
         let records = replay.records.len() as u64;
-        let (book, rewrite) =
-            Book::replay(replay.records, &set, instance.0, options.fleet, now_ms());
+        let (session_records, records_kept): (Vec<Record>, Vec<Record>) = replay
+            .records
+            .into_iter()
+            .partition(|r| matches!(r, Record::Session { .. }));
+        let (book, rewrite) = Book::replay(records_kept, &set, instance.0, options.fleet, now_ms());
+        let mut families = Families::default();
+        for r in session_records {
+            if let Record::Session { kind, value, .. } = r {
+                replay_session(&mut families, kind, &value).map_err(|reason| {
+                    StoreError::BadRecord {
+                        path: log.path().to_path_buf(),
+                        offset: 0,
+                        reason,
+                    }
+                })?;
+            }
+        }
+        // Before the rules that ended them may be dropped.
+        families.drop_ended(&set, &lifetimes, gc.now());
         let expired = set.expire(gc.now());
         let stats = Arc::new(StoreStats::default());
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -159,7 +214,12 @@ impl Store {
             records,
             book,
             pending_published: None,
+            sessions: sessions.clone(),
+            lifetimes,
+            families,
+            deferred: std::collections::VecDeque::new(),
         };
+        writer.count_families();
         if rewrite {
             // Rules from before provenance existed: written once with this daemon's, so that their
             // numbers do not change at the next start.
@@ -179,8 +239,29 @@ impl Store {
             instance,
             outbox,
             start_cursor,
+            sessions,
             _state: state,
         })
+    }
+
+    /// The session key and lifetimes, when sessions are served.
+    pub fn sessions(&self) -> Option<&Arc<sessions::Settings>> {
+        self.sessions.as_ref()
+    }
+
+    /// Queues a session request; the receiver answers once its effect is durable (or at once when it
+    /// has none).
+    pub fn session(
+        &self,
+        request: sessions::Request,
+    ) -> tokio::sync::oneshot::Receiver<Result<Outcome, StoreError>> {
+        let (ack, rx) = tokio::sync::oneshot::channel();
+        if let Err(crossbeam_channel::SendError(Job::Session(_, ack))) =
+            self.tx.send(Job::Session(request, ack))
+        {
+            let _ = ack.send(Err(StoreError::Stopped));
+        }
+        rx
     }
 
     /// This daemon's identity in the fleet.
@@ -301,6 +382,12 @@ struct Writer {
     book: Book,
     /// A published mark not written yet (see [`Writer::run`]).
     pending_published: Option<u64>,
+    sessions: Option<Arc<sessions::Settings>>,
+    lifetimes: Lifetimes,
+    families: Families,
+    /// Session requests on a family another request of the same commit changes: decided at the next
+    /// commit, on durable state.
+    deferred: std::collections::VecDeque<Job>,
 }
 
 type Applied = tokio::sync::oneshot::Sender<Result<usize, StoreError>>;
@@ -310,6 +397,29 @@ type Applied = tokio::sync::oneshot::Sender<Result<usize, StoreError>>;
 struct Extra {
     foreign: Vec<(Vec<Incoming>, Cursor, Applied)>,
     published: Option<u64>,
+    sessions: Vec<(sessions::Request, SessionAck)>,
+}
+
+/// What a session request changes once its commit is durable.
+enum Effect {
+    Put(record::Family),
+    Rotate(record::Rotation),
+    None,
+}
+
+/// Applies one replayed session record.
+fn replay_session(
+    families: &mut Families,
+    kind: log::SessionKind,
+    value: &[u8],
+) -> Result<(), String> {
+    match kind {
+        log::SessionKind::Family => families.put(record::Family::decode(value)?),
+        log::SessionKind::Rotate => {
+            families.rotate(&record::Rotation::decode(value)?);
+        }
+    }
+    Ok(())
 }
 
 /// The time rules are dropped by (see the module's documentation).
@@ -345,7 +455,11 @@ impl Writer {
         loop {
             // Marks wait for the next write; an idle second writes them alone (the published mark
             // bounds what a restart publishes again, the cursor what it reads again: both only save work).
-            let first = match rx.recv_timeout(std::time::Duration::from_secs(1)) {
+            let first = match self.deferred.pop_front() {
+                Some(job) => Ok(job),
+                None => rx.recv_timeout(std::time::Duration::from_secs(1)),
+            };
+            let first = match first {
                 Ok(job) => job,
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                     self.flush_marks(&mut buf);
@@ -372,22 +486,30 @@ impl Writer {
                     Job::Oldest(done) => {
                         let _ = done.send(book.oldest_live_ms());
                     }
+                    Job::Session(request, ack) => extra.sessions.push((request, ack)),
                 };
             take(first, &mut batch, &self.book, &self.set);
-            while batch.len() < MAX_BATCH {
+            let mut jobs = 1;
+            while let Some(job) = self.deferred.pop_front() {
+                take(job, &mut batch, &self.book, &self.set);
+                jobs += 1;
+            }
+            while jobs < MAX_BATCH {
                 match rx.try_recv() {
                     Ok(job) => take(job, &mut batch, &self.book, &self.set),
                     Err(_) => break,
                 }
+                jobs += 1;
             }
             if let Some(seq) = extra.published.take() {
                 self.pending_published = Some(self.pending_published.unwrap_or(0).max(seq));
             }
-            if !batch.is_empty() || !extra.foreign.is_empty() {
+            if !batch.is_empty() || !extra.foreign.is_empty() || !extra.sessions.is_empty() {
                 self.commit(&mut batch, extra, &mut buf);
             }
             let wanted = !compacts.is_empty();
-            if wanted || self.records > 2 * self.set.len() as u64 + 100_000 {
+            if wanted || self.records > 2 * (self.set.len() + self.families.len()) as u64 + 100_000
+            {
                 let result = self.compact();
                 for done in compacts {
                     let _ = done.send(result.clone());
@@ -398,11 +520,13 @@ impl Writer {
 
     /// One write and one fsync for local operations, operations from the stream with the cursor after
     /// them, and the published mark; then everything is applied and answered.
-    fn commit(&mut self, batch: &mut Vec<(Op, Ack)>, extra: Extra, buf: &mut Vec<u8>) {
+    fn commit(&mut self, batch: &mut Vec<(Op, Ack)>, mut extra: Extra, buf: &mut Vec<u8>) {
         buf.clear();
         let at = (self.clock)();
         let ms = now_ms();
         let marks_before = self.book.watermarks();
+        let (effects, session_records) =
+            self.decide_sessions(std::mem::take(&mut extra.sessions), batch, at, buf);
         // Refused operations were answered at submit; one that still cannot be encoded is answered here,
         // and never written.
         let mut local: Vec<(Prov, Op, Ack)> = Vec::with_capacity(batch.len());
@@ -423,7 +547,7 @@ impl Writer {
             }
         }
         let mut foreign = Vec::with_capacity(extra.foreign.len());
-        let mut records = local.len() as u64;
+        let mut records = local.len() as u64 + session_records;
         for (ops, cursor, done) in extra.foreign {
             let mut admitted = Vec::new();
             for inc in &ops {
@@ -455,6 +579,7 @@ impl Writer {
             self.pending_published.take()
         };
         if buf.is_empty() {
+            debug_assert!(effects.is_empty(), "session effects come with records");
             // Only entries already applied: the cursor moves in memory (see `Book::set_cursor`).
             for (_, cursor, _, done) in foreign {
                 self.book.set_cursor(cursor, false);
@@ -486,6 +611,7 @@ impl Writer {
                 if let Some(seq) = published {
                     self.book.set_published(seq);
                 }
+                self.settle_sessions(effects, Ok(()));
             }
             Err(e) => {
                 self.stats.failures.fetch_add(1, Ordering::Relaxed);
@@ -501,6 +627,7 @@ impl Writer {
                 for (_, _, _, done) in foreign {
                     let _ = done.send(Err(e.clone()));
                 }
+                self.settle_sessions(effects, Err(e));
             }
         }
     }
@@ -520,6 +647,192 @@ impl Writer {
     }
 
     /// Writes the waiting marks alone (after an idle second, and at the end).
+    /// Decides the session requests of a commit on the durable state: answers those that change nothing,
+    /// appends the records of the others to `buf` (and a family's end, a `sid` rule, to `batch`), defers
+    /// those on a family another request of this commit changes. Returns what to apply and answer once the
+    /// write is durable, and how many records were appended.
+    fn decide_sessions(
+        &mut self,
+        requests: Vec<(sessions::Request, SessionAck)>,
+        batch: &mut Vec<(Op, Ack)>,
+        at: u64,
+        buf: &mut Vec<u8>,
+    ) -> (Vec<(SessionAck, Outcome, Effect)>, u64) {
+        let mut effects = Vec::new();
+        let mut records = 0;
+        let mut touched = std::collections::HashSet::new();
+        let stats = &self.stats.sessions;
+        for (request, ack) in requests {
+            let Some(settings) = self.sessions.clone() else {
+                let _ = ack.send(Err(StoreError::Stopped));
+                continue;
+            };
+            let digest = match &request {
+                sessions::Request::Issue(_) => None,
+                sessions::Request::Refresh { digest, .. }
+                | sessions::Request::Logout { digest } => Some(*digest),
+            };
+            let sid = digest.and_then(|d| self.families.find(&d).map(|f| f.sid.clone()));
+            if let Some(sid) = &sid
+                && !touched.insert(sid.clone())
+            {
+                self.deferred.push_back(Job::Session(request, ack));
+                continue;
+            }
+            let mut write = |kind, value: Vec<u8>, buf: &mut Vec<u8>| {
+                let ok = log::encode_session(kind, at, &value, buf).is_ok();
+                records += u64::from(ok);
+                ok
+            };
+            match request {
+                sessions::Request::Issue(new) => {
+                    let sid = match sessions::token::new_sid() {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let _ =
+                                ack.send(Err(StoreError::io(&self.dir, std::io::Error::other(e))));
+                            continue;
+                        }
+                    };
+                    let family = record::Family {
+                        sid,
+                        sub: new.sub,
+                        client_id: new.client_id,
+                        scope: new.scope,
+                        aud: new.aud,
+                        claims: new.claims,
+                        created: at,
+                        absolute_end: at.saturating_add(settings.lifetimes.absolute),
+                        last_used: at,
+                        generation: 0,
+                        current: new.first,
+                        previous: None,
+                        used: Default::default(),
+                    };
+                    if write(log::SessionKind::Family, family.encode(), buf) {
+                        let view = sessions::View::of(&family);
+                        effects.push((ack, Outcome::Issued(view), Effect::Put(family)));
+                    } else {
+                        let _ = ack.send(Err(StoreError::TooLong {
+                            what: "session",
+                            len: family.encode().len(),
+                            max: log::MAX_SESSION_VALUE,
+                        }));
+                    }
+                }
+                sessions::Request::Refresh {
+                    token,
+                    digest,
+                    client_id,
+                    scope,
+                } => match self.families.decide(
+                    &settings.key,
+                    &token,
+                    &digest,
+                    client_id.as_deref(),
+                    scope.as_deref(),
+                    &self.set,
+                    &settings.lifetimes,
+                    at,
+                ) {
+                    Decision::Refuse(r) => {
+                        stats.refused.fetch_add(1, Ordering::Relaxed);
+                        let _ = ack.send(Ok(Outcome::Refused(r)));
+                    }
+                    Decision::Again {
+                        view,
+                        refresh_token,
+                    } => {
+                        stats.retried.fetch_add(1, Ordering::Relaxed);
+                        let _ = ack.send(Ok(Outcome::Refreshed {
+                            view,
+                            refresh_token,
+                        }));
+                    }
+                    Decision::Rotate {
+                        rotation,
+                        view,
+                        refresh_token,
+                    } => {
+                        write(log::SessionKind::Rotate, rotation.encode(), buf);
+                        effects.push((
+                            ack,
+                            Outcome::Refreshed {
+                                view,
+                                refresh_token,
+                            },
+                            Effect::Rotate(rotation),
+                        ));
+                    }
+                    Decision::Reuse { rule, sid } => {
+                        tracing::warn!(
+                            sid,
+                            refresh_token = %sessions::token::shown(&digest),
+                            "refresh token reused: the session and its access tokens are revoked"
+                        );
+                        batch.push((Op::Revoke(rule), tokio::sync::oneshot::channel().0));
+                        effects.push((ack, Outcome::Reused { sid }, Effect::None));
+                    }
+                },
+                sessions::Request::Logout { .. } => {
+                    match sid
+                        .as_ref()
+                        .and_then(|s| self.families.all().find(|f| &f.sid == s))
+                    {
+                        Some(f) if !sessions::book::revoked(&self.set, f, at) => {
+                            let rule = sessions::book::end_rule(f, &settings.lifetimes);
+                            batch.push((Op::Revoke(rule), tokio::sync::oneshot::channel().0));
+                            effects.push((ack, Outcome::LoggedOut { sid }, Effect::None));
+                        }
+                        _ => {
+                            let _ = ack.send(Ok(Outcome::LoggedOut { sid: None }));
+                        }
+                    }
+                }
+            }
+        }
+        (effects, records)
+    }
+
+    /// Applies and answers the session requests of a commit that was written (or failed).
+    fn settle_sessions(
+        &mut self,
+        effects: Vec<(SessionAck, Outcome, Effect)>,
+        result: Result<(), StoreError>,
+    ) {
+        let stats = &self.stats.sessions;
+        for (ack, outcome, effect) in effects {
+            if let Err(e) = &result {
+                let _ = ack.send(Err(e.clone()));
+                continue;
+            }
+            match effect {
+                Effect::Put(f) => self.families.put(f),
+                Effect::Rotate(r) => {
+                    self.families.rotate(&r);
+                }
+                Effect::None => {}
+            }
+            let counter = match &outcome {
+                Outcome::Issued(_) => &stats.issued,
+                Outcome::Refreshed { .. } => &stats.rotated,
+                Outcome::Reused { .. } => &stats.reused,
+                Outcome::LoggedOut { .. } => &stats.logouts,
+                Outcome::Refused(_) => &stats.refused,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            let _ = ack.send(Ok(outcome));
+        }
+        self.count_families();
+    }
+
+    fn count_families(&self) {
+        self.stats
+            .sessions
+            .families
+            .store(self.families.len() as u64, Ordering::Relaxed);
+    }
+
     fn flush_marks(&mut self, buf: &mut Vec<u8>) {
         buf.clear();
         let n = self.encode_marks((self.clock)(), buf);
@@ -545,15 +858,29 @@ impl Writer {
             self.book.set_published(seq);
         }
         let now = self.gc.now();
+        // Before the rules that ended them may be dropped.
+        let ended = self.families.drop_ended(&self.set, &self.lifetimes, now);
+        self.count_families();
         let expired = self.set.expire(now);
         let live: Vec<Rule> = self.set.rules();
-        let records: Vec<Record> = self.book.compaction(&live, now, now_ms());
+        let mut records: Vec<Record> = self.book.compaction(&live, now, now_ms());
+        records.extend(self.families.all().map(|f| Record::Session {
+            at: now,
+            kind: log::SessionKind::Family,
+            value: f.encode(),
+        }));
         match log::rewrite(&self.dir, &records, |_| Ok(())) {
             Ok(log) => {
                 self.log = log;
                 self.records = records.len() as u64;
                 self.stats.compactions.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(rules = live.len(), expired, "revocation log compacted");
+                tracing::info!(
+                    rules = live.len(),
+                    expired,
+                    families = self.families.len(),
+                    families_ended = ended,
+                    "revocation log compacted"
+                );
                 Ok(live.len())
             }
             Err(e) => {
@@ -832,7 +1159,10 @@ mod tests {
     fn the_outbox_and_the_stream_position_survive_restarts_and_compaction() {
         let d = dir("fleet");
         let clock: Clock = Arc::new(|| 1_000);
-        let fleet = Options { fleet: true };
+        let fleet = Options {
+            fleet: true,
+            ..Options::default()
+        };
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
@@ -943,7 +1273,15 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        let store = Store::open_with(&d, clock.clone(), Options { fleet: true }).unwrap();
+        let store = Store::open_with(
+            &d,
+            clock.clone(),
+            Options {
+                fleet: true,
+                ..Options::default()
+            },
+        )
+        .unwrap();
         let me = store.instance().0;
         store.apply_blocking(jti("x", 0)).unwrap();
         store.apply_blocking(jti("y", 0)).unwrap();
@@ -975,7 +1313,15 @@ mod tests {
         );
         assert!(revoked(&store, "y", 1_000));
         drop(store);
-        let store = Store::open_with(&d, clock, Options { fleet: true }).unwrap();
+        let store = Store::open_with(
+            &d,
+            clock,
+            Options {
+                fleet: true,
+                ..Options::default()
+            },
+        )
+        .unwrap();
         assert!(revoked(&store, "x", 1_000), "and after a restart");
         drop(store);
         std::fs::remove_dir_all(&d).unwrap();

@@ -105,6 +105,13 @@ where
                     answered += 1;
                     let line = &buf[start..start + len];
                     let request = line::parse(line);
+                    if let Request::Session { verb, args } = request {
+                        batch.requests += 1;
+                        let ticket = session(shared, peer_uid, verb, args);
+                        pending.push(Pending::Session(ticket));
+                        start += consumed;
+                        continue;
+                    }
                     if let Request::Revocation { verb, args } = request {
                         batch.requests += 1;
                         revocation(
@@ -120,7 +127,7 @@ where
                         start += consumed;
                         continue;
                     }
-                    settle(&mut pending, &mut out, &mut batch).await;
+                    settle(shared, &mut pending, &mut out, &mut batch).await;
                     if request == Request::Reload {
                         batch.requests += 1;
                         reload(shared, peer_uid, &mut out, &mut batch).await;
@@ -145,7 +152,7 @@ where
                 }
                 Frame::Incomplete => break,
                 Frame::TooLong => {
-                    settle(&mut pending, &mut out, &mut batch).await;
+                    settle(shared, &mut pending, &mut out, &mut batch).await;
                     line::protocol_err(
                         &mut out,
                         "too_large",
@@ -157,7 +164,7 @@ where
                 }
             }
         }
-        settle(&mut pending, &mut out, &mut batch).await;
+        settle(shared, &mut pending, &mut out, &mut batch).await;
         buf.drain(..start);
         partial_since = match (buf.is_empty(), start) {
             (true, _) => None,
@@ -183,17 +190,67 @@ where
     }
 }
 
-/// A revocation submitted to the store, awaiting its acknowledgement.
-struct Pending {
-    op: crate::revocation::log::Op,
-    ack: tokio::sync::oneshot::Receiver<Result<bool, StoreError>>,
+/// A revocation or session command submitted to the store, awaiting its answer.
+enum Pending {
+    Revocation {
+        op: crate::revocation::log::Op,
+        ack: tokio::sync::oneshot::Receiver<Result<bool, StoreError>>,
+    },
+    Session(super::sessions::Ticket),
 }
 
-/// Waits for every pending revocation, in order, and writes its answer.
-async fn settle(pending: &mut Vec<Pending>, out: &mut Vec<u8>, batch: &mut Batch) {
+/// `ISSUE` (admins only), `REFRESH`, `LOGOUT`: submitted at once, answered in order by [`settle`].
+fn session(
+    shared: &Shared,
+    peer_uid: Option<u32>,
+    verb: &str,
+    args: &[u8],
+) -> super::sessions::Ticket {
+    use super::sessions::{self as s, Ticket};
+    use crate::sessions::form::{self, OAuthError};
+    let Ok(args) = std::str::from_utf8(args) else {
+        return Ticket::Ready(Err(OAuthError::new(
+            "invalid_request",
+            "arguments must be UTF-8",
+        )));
+    };
+    match verb {
+        "ISSUE" if !peer_uid.is_some_and(|uid| shared.admin_uids.contains(&uid)) => {
+            Ticket::Ready(Err(OAuthError::new(
+                "forbidden",
+                "ISSUE is an admin command; this peer's uid is not an admin uid",
+            )))
+        }
+        "ISSUE" => match form::issue_line(args) {
+            Ok(asked) => s::issue(shared, asked),
+            Err(e) => Ticket::Ready(Err(e)),
+        },
+        "REFRESH" => match form::refresh_line(args) {
+            Ok(asked) => s::refresh(shared, asked),
+            Err(e) => Ticket::Ready(Err(e)),
+        },
+        _ => s::logout(shared, args.trim()),
+    }
+}
+
+/// Waits for every pending revocation or session command, in order, and writes its answer.
+async fn settle(shared: &Shared, pending: &mut Vec<Pending>, out: &mut Vec<u8>, batch: &mut Batch) {
     for p in pending.drain(..) {
-        match p.ack.await {
-            Ok(Ok(changed)) => line::ok(out, &revoke::written(&p.op, changed)),
+        let (op, ack) = match p {
+            Pending::Revocation { op, ack } => (op, ack),
+            Pending::Session(ticket) => {
+                match super::sessions::finish(shared, ticket).await {
+                    Ok(json) => line::ok(out, &json),
+                    Err(e) => {
+                        batch.protocol_errors += 1;
+                        line::protocol_err(out, e.code, &e.description);
+                    }
+                }
+                continue;
+            }
+        };
+        match ack.await {
+            Ok(Ok(changed)) => line::ok(out, &revoke::written(&op, changed)),
             Ok(Err(e)) => {
                 batch.protocol_errors += 1;
                 let code = match e {
@@ -226,7 +283,7 @@ async fn revocation(
         line::protocol_err(out, code, msg);
     };
     if !peer_uid.is_some_and(|uid| shared.admin_uids.contains(&uid)) {
-        settle(pending, out, batch).await;
+        settle(shared, pending, out, batch).await;
         return refuse(
             out,
             batch,
@@ -235,7 +292,7 @@ async fn revocation(
         );
     }
     let Some(store) = &shared.revocations else {
-        settle(pending, out, batch).await;
+        settle(shared, pending, out, batch).await;
         return refuse(out, batch, "revocation_disabled", NO_STATE_DIR);
     };
     let command = std::str::from_utf8(args)
@@ -254,18 +311,18 @@ async fn revocation(
                 "revocation submitted"
             );
             let ack = store.submit(op.clone());
-            pending.push(Pending { op, ack });
+            pending.push(Pending::Revocation { op, ack });
         }
         Ok(revoke::Command::Counts) => {
-            settle(pending, out, batch).await;
+            settle(shared, pending, out, batch).await;
             line::ok(out, &revoke::counts(store.revocations()));
         }
         Ok(revoke::Command::List(limit)) => {
-            settle(pending, out, batch).await;
+            settle(shared, pending, out, batch).await;
             line::ok(out, &revoke::list(store.revocations(), limit));
         }
         Err(e) => {
-            settle(pending, out, batch).await;
+            settle(shared, pending, out, batch).await;
             refuse(out, batch, "bad_request", &e.0);
         }
     }
@@ -366,7 +423,7 @@ fn answer(
             out.push(b'\n');
         }
         // Handled before `answer` is called.
-        Request::Reload | Request::Revocation { .. } => {}
+        Request::Reload | Request::Revocation { .. } | Request::Session { .. } => {}
         Request::Unknown(_) => refused(
             out,
             batch,

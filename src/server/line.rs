@@ -25,6 +25,12 @@ pub enum Request<'a> {
         verb: &'static str,
         args: &'a [u8],
     },
+    /// A session command: `ISSUE <form>` (admins only), `REFRESH <refresh_token> [<client_id>]`, `LOGOUT
+    /// <refresh_token>` (docs/SESSIONS.md).
+    Session {
+        verb: &'static str,
+        args: &'a [u8],
+    },
     /// An unknown verb (or a known verb used wrongly): answered with `ERR unknown_command`, connection kept.
     Unknown(&'a [u8]),
 }
@@ -103,6 +109,14 @@ pub fn parse(line: &[u8]) -> Request<'_> {
                     .and_then(|rest| rest.strip_prefix(b" "))
                 {
                     return Request::Revocation { verb, args };
+                }
+            }
+            for verb in ["ISSUE", "REFRESH", "LOGOUT"] {
+                if let Some(args) = other
+                    .strip_prefix(verb.as_bytes())
+                    .and_then(|rest| rest.strip_prefix(b" "))
+                {
+                    return Request::Session { verb, args };
                 }
             }
             Request::Unknown(other)

@@ -9,6 +9,7 @@ pub mod http;
 pub mod line;
 pub mod prefixed;
 pub mod revoke;
+pub mod sessions;
 pub mod socket;
 pub mod stats;
 pub mod verdict;
@@ -92,6 +93,8 @@ pub struct Shared {
     pub revocations: Option<Arc<Store>>,
     /// The link to the fleet's Redis, when one is configured.
     pub fleet: Option<Arc<crate::fleet::Fleet>>,
+    /// The issuing key, when sessions are served (with `revocations`, which keeps the families).
+    pub sessions: Option<Arc<crate::sessions::Service>>,
     /// Keys fetched from identity providers, when an issuer has a JWKS URL.
     pub remote: Option<Arc<crate::remote::Remote>>,
     /// Identifies the current `issuers`: bumped after every swap, so that cache entries verified under
@@ -193,6 +196,7 @@ impl Shared {
             cache: None,
             revocations: None,
             fleet: None,
+            sessions: None,
             remote: None,
             generation: std::sync::atomic::AtomicU32::new(0),
         }
@@ -240,6 +244,22 @@ impl Shared {
                 ops: r.stats().ops.load(Relaxed),
                 failures: r.stats().failures.load(Relaxed),
             }),
+            sessions: self
+                .revocations
+                .as_ref()
+                .filter(|_| self.sessions.is_some())
+                .map(|r| {
+                    let s = &r.stats().sessions;
+                    stats::SessionsView {
+                        families: s.families.load(Relaxed),
+                        issued: s.issued.load(Relaxed),
+                        rotated: s.rotated.load(Relaxed),
+                        retried: s.retried.load(Relaxed),
+                        reused: s.reused.load(Relaxed),
+                        refused: s.refused.load(Relaxed),
+                        logouts: s.logouts.load(Relaxed),
+                    }
+                }),
         }
     }
 
@@ -347,7 +367,9 @@ impl Shared {
                     // Found clean at this epoch already: no rule has been added since.
                     let epoch = r.epoch();
                     if !v.clean_at(epoch) {
-                        if let Err(e) = r.check(&presented(v.jti(), v.sub(), v.iat(), token), now) {
+                        if let Err(e) =
+                            r.check(&presented(v.jti(), v.sub(), v.sid(), v.iat(), token), now)
+                        {
                             return Some(Err(e));
                         }
                         v.mark_clean(epoch);
@@ -367,7 +389,7 @@ impl Shared {
         }
         let (v, stamp) = snap.issuers.verify_stamped(token, now)?;
         if let Some(r) = revocations {
-            r.check(&presented(v.jti(), v.sub(), v.iat(), token), now)?;
+            r.check(&presented(v.jti(), v.sub(), v.sid(), v.iat(), token), now)?;
         }
         // The routes first (what is learned about this request's route goes into the cache with the token);
         // a token the route refuses is cached all the same: it is valid.
@@ -438,6 +460,7 @@ impl Shared {
 fn presented<'a>(
     jti: Option<&'a str>,
     sub: Option<&'a str>,
+    sid: Option<&'a str>,
     iat: Option<f64>,
     token: &'a [u8],
 ) -> Presented<'a> {
@@ -445,6 +468,7 @@ fn presented<'a>(
         jti,
         sub,
         iat,
+        sid,
         token,
     }
 }

@@ -327,7 +327,7 @@ pub fn list(r: &Revocations, limit: usize) -> String {
         .take(limit)
         .map(|rule| {
             let value = match &rule.target {
-                Target::Jti(s) | Target::Sub(s) => s.clone(),
+                Target::Jti(s) | Target::Sub(s) | Target::Sid(s) => s.clone(),
                 Target::Token(d) => crate::crypto::hex(d),
             };
             let mut v = serde_json::json!({"kind": rule.target.kind(), "value": value, "expires": rule.expires});

@@ -148,6 +148,31 @@ pub struct RevocationView {
     pub failures: u64,
 }
 
+/// The sessions' figures (docs/SESSIONS.md): families held, and requests by outcome.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SessionsView {
+    pub families: u64,
+    pub issued: u64,
+    pub rotated: u64,
+    pub retried: u64,
+    pub reused: u64,
+    pub refused: u64,
+    pub logouts: u64,
+}
+
+impl SessionsView {
+    fn outcomes(&self) -> [(&'static str, u64); 6] {
+        [
+            ("issued", self.issued),
+            ("rotated", self.rotated),
+            ("retried", self.retried),
+            ("reused", self.reused),
+            ("refused", self.refused),
+            ("logouts", self.logouts),
+        ]
+    }
+}
+
 /// Figures kept outside [`Stats`] that the reports include.
 #[derive(Debug, Clone, Default)]
 pub struct Extras {
@@ -158,6 +183,7 @@ pub struct Extras {
     pub fleet: Option<(serde_json::Value, String)>,
     pub cache: Option<CacheView>,
     pub revocations: Option<RevocationView>,
+    pub sessions: Option<SessionsView>,
 }
 
 /// A connection's counts for one batch, added to [`Stats`] in one go.
@@ -375,6 +401,7 @@ impl Stats {
                     (r#"{kind="jti"}"#.into(), r.counts.jti as u64),
                     (r#"{kind="sub"}"#.into(), r.counts.sub as u64),
                     (r#"{kind="token"}"#.into(), r.counts.token as u64),
+                    (r#"{kind="sid"}"#.into(), r.counts.sid as u64),
                 ],
             );
             metric(
@@ -394,6 +421,26 @@ impl Stats {
                 "counter",
                 "Revocation log writes that failed (nothing in them was applied).",
                 &[(String::new(), r.failures)],
+            );
+        }
+        if let Some(v) = extras.sessions {
+            metric(
+                "jwtd_sessions_families",
+                "gauge",
+                "Session families held (live or not yet compacted).",
+                &[(String::new(), v.families)],
+            );
+            let by: Vec<(String, u64)> = v
+                .outcomes()
+                .iter()
+                .map(|(k, n)| (format!("{{outcome=\"{k}\"}}"), *n))
+                .collect();
+            metric(
+                "jwtd_sessions_requests_total",
+                "counter",
+                "Session requests by outcome (issued, rotated, retried within the grace interval, reused: the \
+                 family revoked, refused, logouts).",
+                &by,
             );
         }
         self.latency.prometheus(
@@ -416,6 +463,7 @@ impl Stats {
                 "jti": r.counts.jti,
                 "sub": r.counts.sub,
                 "token": r.counts.token,
+                "sid": r.counts.sid,
                 "commits": r.commits,
                 "ops": r.ops,
                 "failures": r.failures,
@@ -439,9 +487,19 @@ impl Stats {
                 "capacity": c.capacity,
             })
         });
+        let sessions = extras.sessions.map(|v| {
+            let mut m: serde_json::Map<String, serde_json::Value> = v
+                .outcomes()
+                .iter()
+                .map(|(k, n)| (k.to_string(), (*n).into()))
+                .collect();
+            m.insert("families".into(), v.families.into());
+            serde_json::Value::Object(m)
+        });
         serde_json::json!({
             "cache": cache,
             "revocations": revocations,
+            "sessions": sessions,
             "requests": self.requests.load(Relaxed),
             "ok": self.ok.load(Relaxed),
             "rejected": rejected,

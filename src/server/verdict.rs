@@ -1,7 +1,7 @@
 //! What the cache keeps for a verified token: the reply's claims, and what a revocation check on a hit
 //! needs (`jti`, `sub`, `iat`) without parsing the claims again, which issuer's keys (at which epoch)
 //! accepted it, and what it means for each route (so a hit does not parse the claims for the routes
-//! either). 64 bytes plus the claims.
+//! either). 72 bytes plus the claims (the `sid` span, for session revocations, took the last 8).
 
 use crate::Verified;
 use crate::claims::Text;
@@ -20,6 +20,7 @@ pub struct Verdict {
     /// Spans of `claims` (start, len); `NONE` when absent.
     jti: (u16, u16),
     sub: (u16, u16),
+    sid: (u16, u16),
     /// The issuer and key epoch that accepted the token: a hit holds only while that epoch is current.
     stamp: Stamp,
     /// The token's standing with each route of the table it was assessed with.
@@ -34,6 +35,7 @@ impl Clone for Verdict {
             clean_at: std::sync::atomic::AtomicU32::new(0),
             jti: self.jti,
             sub: self.sub,
+            sid: self.sid,
             stamp: self.stamp,
             gate: self.gate.clone(),
         }
@@ -70,6 +72,7 @@ impl Verdict {
             clean_at: std::sync::atomic::AtomicU32::new(0),
             jti: span(&r.jti)?,
             sub: span(&r.sub)?,
+            sid: span(&r.sid)?,
             stamp,
             gate,
         })
@@ -91,6 +94,10 @@ impl Verdict {
 
     pub fn sub(&self) -> Option<&str> {
         self.text(self.sub)
+    }
+
+    pub fn sid(&self) -> Option<&str> {
+        self.text(self.sid)
     }
 
     /// `iat`, rounded down to the second (what revocation cutoffs compare).
@@ -201,7 +208,7 @@ mod tests {
             )
             .is_none()
         );
-        assert_eq!(std::mem::size_of::<Verdict>(), 64);
+        assert_eq!(std::mem::size_of::<Verdict>(), 72);
         assert_eq!(d.stamp(), STAMP);
     }
 }

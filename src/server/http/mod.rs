@@ -22,6 +22,7 @@ use crate::routes::Check;
 mod claim_headers;
 mod credentials;
 mod options;
+mod sessions;
 
 use claim_headers::claim_headers;
 pub use claim_headers::{Arrays, parse_arrays};
@@ -97,6 +98,9 @@ async fn route(
         (_, path) if shared.http.load().is_verify_path(path) => verify(&req, shared).await,
         (&Method::POST, "/introspect") => introspect(req, shared).await,
         (&Method::POST, "/revoke") => revoke(req, shared, peer_uid).await,
+        (&Method::POST, "/token") => sessions::token(req, shared).await,
+        (&Method::POST, "/issue") => sessions::issue(req, shared, peer_uid).await,
+        (_, "/token" | "/issue") => text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n"),
         (_, "/revoke") => text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n"),
         (&Method::GET | &Method::HEAD, "/healthz") => healthz(shared),
         (&Method::GET, "/metrics") => metrics(shared),
@@ -344,6 +348,16 @@ async fn revoke(
             serde_json::json!({"error": code, "message": msg}).to_string(),
         )
     };
+    let fields = match form(req, shared.client_timeout()).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    // A refresh token: whoever holds it may end its session (its client logging out, RFC 7009).
+    if shared.sessions.is_some()
+        && let Some(token) = sessions::refresh_token_of(&fields)
+    {
+        return sessions::logout(shared, token).await;
+    }
     if !peer_uid.is_some_and(|uid| shared.admin_uids.contains(&uid)) {
         return error(
             StatusCode::FORBIDDEN,
@@ -357,10 +371,6 @@ async fn revoke(
             "revocation_disabled",
             super::NO_STATE_DIR,
         );
-    };
-    let fields = match form(req, shared.client_timeout()).await {
-        Ok(f) => f,
-        Err(r) => return r,
     };
     let op = match super::revoke::from_form(&fields) {
         Ok(op) => op,
