@@ -140,3 +140,6 @@ pub struct Service {
     /// The `aud` of issued tokens when the request names none.
     pub default_aud: Option<String>,
 }
+
+#[cfg(test)]
+mod durable_tests;
