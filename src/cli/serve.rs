@@ -478,10 +478,18 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitCode, super::Failure> {
         .with_target(false)
         .log_internal_errors(false)
         .try_init();
+    let mut args = args;
+    if args.dev && args.sessions.issuer_key.is_none() {
+        // Development mode issues sessions too, signed with the dev key (its public half is already trusted).
+        args.sessions.issuer_key = Some(args.data_dir.join(dev::PRIVATE));
+    }
     let mut policy = args.policy.clone();
     policy.issuing_key = args.sessions.issuer_key.is_some();
     let dev_token = if args.dev {
-        Some(dev::prepare(&args.data_dir, &mut policy)?)
+        let token = dev::prepare(&args.data_dir, &mut policy)?;
+        args.policy.issuers = policy.issuers.clone();
+        args.policy.audiences = policy.audiences.clone();
+        Some(token)
     } else {
         None
     };
@@ -730,10 +738,11 @@ mod dev {
     pub(super) const ISS: &str = "https://jwtd.dev";
     pub(super) const AUD: &str = "dev";
     const KID: &str = "dev-es256";
+    pub(super) const PRIVATE: &str = "dev-es256.private.jwk";
 
     /// Makes sure the dev key set exists in `dir`, points `policy` at it, and signs a sample token (1 hour).
     pub(super) fn prepare(dir: &Path, policy: &mut PolicyArgs) -> Result<String, String> {
-        let private = dir.join("dev-es256.private.jwk");
+        let private = dir.join(PRIVATE);
         let public = dir.join("dev-jwks.json");
         if !private.exists() || !public.exists() {
             std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;

@@ -142,6 +142,19 @@ pub(super) fn trust(issuers: Issuers, service: &Service) -> Result<Issuers, Stri
         return Err(format!("no issuer {iss:?} to trust the issuing key for"));
     };
     let mut keys = v.keys().clone();
+    let kid = service.minter.kid();
+    if let Some(k) = keys.keys().iter().find(|k| k.kid.as_deref() == Some(kid)) {
+        // The same key already trusted (the dev key set, or the public half given with --keys): nothing to
+        // add. Another key under this kid would make every issued token ambiguous: refused.
+        const PROBE: &[u8] = b"jwtd issuing key probe";
+        let sig = service.minter.signature(PROBE)?;
+        if k.key.verify(PROBE, &sig).is_ok() {
+            return Ok(issuers);
+        }
+        return Err(format!(
+            "the issuing key's kid {kid:?} already names another key of issuer {iss:?}: give the issuing key a kid of its own"
+        ));
+    }
     let jwk = serde_json::to_vec(service.minter.public_jwk()).map_err(|e| e.to_string())?;
     keys.add_document(&jwk, &jwtd::keys::SourceOptions::default())
         .map_err(|e| format!("the issuing key's public half: {e}"))?;

@@ -99,6 +99,11 @@ impl Minter {
         &self.iss
     }
 
+    /// A signature over `message` (to tell whether a key already trusted under this kid is this key).
+    pub fn signature(&self, message: &[u8]) -> Result<Vec<u8>, String> {
+        self.key.sign(message)
+    }
+
     /// Seconds an access token lives.
     pub fn lifetime(&self) -> u64 {
         self.lifetime
