@@ -348,13 +348,17 @@ fn bound_clients_logout_and_subject_logout() {
         "",
     );
     assert_eq!((status, body.contains("false")), (200, true), "{body}");
-    // LOGOUT on the line protocol.
-    let other = issue(&d.socket, "sub=carol");
-    let reply = one(&d.socket, format!("LOGOUT {}", s(&other, "refresh_token")));
-    assert!(
-        reply.starts_with("OK ") && reply.contains("\"revoked\":true"),
-        "{reply}"
-    );
+    // LOGOUT on the line protocol, and the admins' REVOKE TOKEN / REVOKE SESSION with a refresh token.
+    for verb in ["LOGOUT", "REVOKE TOKEN", "REVOKE SESSION"] {
+        let other = issue(&d.socket, "sub=carol");
+        let reply = one(&d.socket, format!("{verb} {}", s(&other, "refresh_token")));
+        assert!(
+            reply.starts_with("OK ") && reply.contains("\"revoked\":true"),
+            "{verb}: {reply}"
+        );
+        assert!(refresh(&d.socket, &s(&other, "refresh_token"), None).is_err());
+        assert!(verify(&d.socket, &s(&other, "access_token")).starts_with("ERR revoked"));
+    }
     // Log out everywhere: REVOKE SUB ends every family of the subject created before the cutoff.
     let a = issue(&d.socket, "sub=dave");
     let b = issue(&d.socket, "sub=dave");

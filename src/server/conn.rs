@@ -295,6 +295,22 @@ async fn revocation(
         settle(shared, pending, out, batch).await;
         return refuse(out, batch, "revocation_disabled", NO_STATE_DIR);
     };
+    // A refresh token (`REVOKE TOKEN <refresh token>`, or `REVOKE SESSION …`): its family ends, as with
+    // LOGOUT (docs/SESSIONS.md).
+    if verb == "REVOKE"
+        && shared.sessions.is_some()
+        && let Some(rt) = std::str::from_utf8(args)
+            .ok()
+            .and_then(|a| {
+                a.strip_prefix("TOKEN ")
+                    .or_else(|| a.strip_prefix("SESSION "))
+            })
+            .map(str::trim)
+            .filter(|t| crate::sessions::token::well_formed(t))
+    {
+        pending.push(Pending::Session(super::sessions::logout(shared, rt)));
+        return;
+    }
     let command = std::str::from_utf8(args)
         .map_err(|_| {
             revoke::BadCommand(
