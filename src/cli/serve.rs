@@ -783,6 +783,7 @@ mod dev {
              printf 'VERIFY {token}\\n' | nc -N -U {s}\n\
              jwtd: sign more with:\n  \
              {exe} sign --key {}/dev-es256.private.jwk --claims '{{\"iss\":\"{ISS}\",\"aud\":\"{AUD}\",\"exp\":4102444800}}'\n\
+             jwtd: it issues sessions too (docs/SESSIONS.md): printf 'ISSUE sub=dev-user\\n' | nc -N -U {s}\n\
              jwtd: (`cargo install --path .` puts jwtd on PATH)\n",
             dir.display(),
             dir.display()
