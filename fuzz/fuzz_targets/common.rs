@@ -70,12 +70,27 @@ pub fn shared() -> Arc<Shared> {
     let n = INPUTS.fetch_add(1, Ordering::Relaxed);
     let root = scratch();
     let _ = std::fs::remove_dir_all(root.join((n.wrapping_sub(1)).to_string()));
-    let store = jwtd::revocation::store::Store::open(
+    // Sessions too (ISSUE, REFRESH, LOGOUT, /issue, /token, /revoke with a refresh token), signing with the
+    // trusted HS256 key (cheap), so that what clients send reaches the writer's decisions.
+    let store = jwtd::revocation::store::Store::open_with(
         &root.join(n.to_string()),
         Arc::new(jwtd::server::unix_now),
+        jwtd::revocation::store::Options {
+            sessions: Some(jwtd::sessions::Lifetimes::default()),
+            ..Default::default()
+        },
     )
     .expect("revocation store");
     shared.revocations = Some(Arc::new(store));
+    shared.sessions = Some(Arc::new(jwtd::sessions::Service {
+        minter: jwtd::sessions::mint::Minter::from_jwk(
+            include_bytes!("../../tests/data/keys/HS256.private.jwk"),
+            "https://issuer.test".into(),
+            600,
+        )
+        .expect("issuing key"),
+        default_aud: Some("api".into()),
+    }));
     Arc::new(shared)
 }
 

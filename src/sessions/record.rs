@@ -24,7 +24,7 @@ pub const MAX_FIELD: usize = 1024;
 pub const MAX_CLAIMS: usize = 8192;
 /// Older refresh-token digests a family keeps for reuse detection (older ones are forgotten: presenting
 /// one is refused as unknown, without revoking the family).
-pub const MAX_USED: usize = 100;
+pub const MAX_USED: usize = 32;
 
 /// A family as it is logged and held.
 #[derive(Debug, Clone, PartialEq, Eq)]
