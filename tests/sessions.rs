@@ -104,8 +104,13 @@ fn s(v: &Value, k: &str) -> String {
 
 /// A raw HTTP request on the socket (`Connection: close`); status and body.
 fn post(socket: &Path, path: &str, body: &str, headers: &str) -> (u16, String) {
+    let content_type = if headers.contains("Content-Type") {
+        ""
+    } else {
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+    };
     let raw = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: x\r\n{content_type}{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     split(&exchange(socket, raw.as_bytes()))
@@ -182,10 +187,25 @@ fn issued_tokens_verify_with_the_minimal_setup_and_rotate_over_both_protocols() 
     .unwrap();
     assert_eq!(payload["role"], "ops");
     assert_eq!(payload["aud"], "other");
+    // The same as JSON, and ISSUE's other spellings.
+    let (status, body) = post(
+        &d.socket,
+        "/issue",
+        r#"{"sub":"carol","scope":"read","claims":{"team":"x"}}"#,
+        "Content-Type: application/json\r\n",
+    );
+    assert_eq!(status, 200, "{body}");
+    for line in [
+        "ISSUE sub=dave client_id=web scope=read",
+        r#"ISSUE {"sub":"dave","client_id":"web","scope":"read"}"#,
+    ] {
+        let v = ok(&one(&d.socket, line.into())).unwrap();
+        assert_eq!(v["scope"], "read", "{line}");
+    }
     let stats = common::daemon::stats(&d.socket);
-    assert_eq!(stats["sessions"]["issued"], 2, "{stats}");
+    assert_eq!(stats["sessions"]["issued"], 5, "{stats}");
     assert_eq!(stats["sessions"]["rotated"], 2, "{stats}");
-    assert_eq!(stats["sessions"]["families"], 2, "{stats}");
+    assert_eq!(stats["sessions"]["families"], 5, "{stats}");
 }
 
 /// The theft scenario, both ways round: whichever of client and thief refreshes second triggers reuse

@@ -241,11 +241,42 @@ pub fn refresh_line(args: &str) -> Result<Refresh, OAuthError> {
     })
 }
 
-/// Parses `ISSUE` arguments: a form (`sub=alice&client_id=app&scope=read%20write`).
+/// Parses `ISSUE` arguments, written as a form (`sub=alice&client_id=app&scope=read%20write`), as
+/// space-separated fields (`sub=alice client_id=app scope=read`, each percent-decoded), or as a JSON object
+/// (`{"sub":"alice","scope":"read write","claims":{"role":"ops"}}`).
 pub fn issue_line(args: &str) -> Result<Issue, OAuthError> {
-    let form: Vec<(String, String)> = form_urlencoded::parse(args.trim().as_bytes())
-        .into_owned()
-        .collect();
+    let args = args.trim();
+    let form: Vec<(String, String)> = if args.starts_with('{') {
+        let v: Value = serde_json::from_str(args)
+            .map_err(|e| OAuthError::request(format!("ISSUE arguments are not JSON: {e}")))?;
+        let Value::Object(m) = v else {
+            return Err(OAuthError::request("ISSUE arguments must be a JSON object"));
+        };
+        let mut form = Vec::with_capacity(m.len());
+        for (k, v) in m {
+            let text = match (k.as_str(), v) {
+                ("claims", v @ Value::Object(_)) => v.to_string(),
+                (_, Value::String(s)) => s,
+                (k, _) => {
+                    return Err(OAuthError::request(format!(
+                        "{k} must be a string{}",
+                        if k == "claims" { " or an object" } else { "" }
+                    )));
+                }
+            };
+            form.push((k, text));
+        }
+        form
+    } else if args.contains(' ') && !args.contains('&') {
+        args.split(' ')
+            .filter(|w| !w.is_empty())
+            .flat_map(|w| form_urlencoded::parse(w.as_bytes()).into_owned())
+            .collect()
+    } else {
+        form_urlencoded::parse(args.as_bytes())
+            .into_owned()
+            .collect()
+    };
     issue(&form)
 }
 
@@ -379,6 +410,26 @@ mod tests {
         let r = refresh_line("refresh_token=tok&client_id=app").unwrap();
         assert_eq!(r.client_id.as_deref(), Some("app"));
         assert_eq!(issue_line("sub=alice&scope=read").unwrap().scope, "read");
+        // The same request three ways.
+        let want = issue_line("sub=alice&client_id=web&scope=read%20write").unwrap();
+        assert_eq!(
+            issue_line("sub=alice client_id=web scope=read%20write").unwrap(),
+            want
+        );
+        assert_eq!(
+            issue_line(r#"{"sub":"alice","client_id":"web","scope":"read write"}"#).unwrap(),
+            want
+        );
+        let j = issue_line(r#"{"sub":"a","claims":{"role":"ops"}}"#).unwrap();
+        assert_eq!(j.claims.as_deref(), Some(r#"{"role":"ops"}"#));
+        assert!(issue_line(r#"{"sub":1}"#).is_err());
+        assert!(issue_line("[]").is_err());
+        assert!(
+            issue_line("sub=alice scope=read write")
+                .unwrap_err()
+                .description
+                .contains("unknown field")
+        );
         assert!(narrower("read", "read write"));
         assert!(!narrower("admin", "read write"));
     }

@@ -7,7 +7,7 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
-use super::{Shared, form, json};
+use super::{Shared, form, json, read_body};
 use crate::server::sessions::{self as s, Ticket};
 use crate::sessions::form::{self as f, OAuthError};
 
@@ -46,11 +46,33 @@ pub(super) async fn issue(
             "issuing is an admin operation; this peer's uid is not an admin uid (TCP peers never are)",
         )));
     }
-    let fields = match form(req, shared.client_timeout()).await {
-        Ok(f) => f,
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| {
+            t.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    let body = match read_body(req, shared.client_timeout()).await {
+        Ok(b) => b,
         Err(r) => return r,
     };
-    let ticket = match f::issue(&fields) {
+    // A form, or (Content-Type: application/json) a JSON object of the same fields.
+    let asked = if json {
+        match std::str::from_utf8(&body) {
+            Ok(text) if text.trim_start().starts_with('{') => f::issue_line(text),
+            _ => Err(OAuthError::new(
+                "invalid_request",
+                "a JSON body must be a UTF-8 JSON object",
+            )),
+        }
+    } else {
+        let fields: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+        f::issue(&fields)
+    };
+    let ticket = match asked {
         Ok(asked) => s::issue(shared, asked),
         Err(e) => Ticket::Ready(Err(e)),
     };
