@@ -119,7 +119,10 @@ fn discovers_verifies_follows_rotation_and_survives_an_outage_and_a_restart() {
     assert!(d.healthz().starts_with("HTTP/1.1 200"), "{}", d.healthz());
     assert_eq!(idp.hits("/.well-known/openid-configuration"), 1);
 
-    // Rotation: the provider adds k2 and signs with it; the first k2 token verifies.
+    // Rotation: the provider adds k2 and signs with it; the first k2 token verifies. An unknown kid refetches
+    // at most once per cooldown (1 s here) since the last fetch: a rotation within a second of the start's
+    // fetch would be answered unknown_key (a loaded CI machine got here that fast), so wait it out.
+    std::thread::sleep(Duration::from_millis(1100));
     let (k2, jwk2) = idp::es256("k2");
     idp.set(|s| s.keys = vec![jwk1.clone(), jwk2.clone()]);
     let jwks_before = idp.hits("/jwks");
