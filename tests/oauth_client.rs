@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::daemon::{Daemon, Scratch, ask, wait_for};
+use common::daemon::{Daemon, Scratch, ask, sessions_daemon};
 use common::process::free_port;
 
 const PACKAGE: &str = "openid-client@5.7.1";
@@ -40,70 +40,18 @@ const { PORT, RT } = process.env;
 })().catch((e) => { console.log('failed', e.stack || e); process.exit(1); });
 "#;
 
-/// Installs the package once under target/ (reused by later runs); `None` when npm is missing outside CI.
+/// Installs the package once under target/ (reused by later runs) with this test's script; `None` when npm
+/// is missing outside CI.
 fn install() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/openid-client");
-    let ready = dir.join("node_modules/openid-client/package.json");
-    if !ready.exists() {
-        if Command::new("npm").arg("--version").output().is_err() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "npm is missing and CI is set: the OAuth client test cannot be skipped in CI"
-            );
-            eprintln!("\n*** SKIPPED: npm is not installed (apt-get install npm) ***\n");
-            return None;
-        }
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&dir)
-            .arg(PACKAGE)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "npm install {PACKAGE}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let dir = common::process::npm_install("openid-client", PACKAGE)?;
     std::fs::write(dir.join("client.cjs"), SCRIPT).unwrap();
     Some(dir)
 }
 
 fn daemon(dir: &Path, port: u16) -> Daemon {
-    let key = dir.join("k1.jwk");
-    let status = Command::new(env!("CARGO_BIN_EXE_jwtd"))
-        .args(["keygen", "--alg", "EdDSA", "--kid", "s1", "--private-out"])
-        .arg(&key)
-        .arg("--public-out")
-        .arg(dir.join("k1.pub.json"))
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let socket = dir.join("jwtd.sock");
-    let child = Command::new(env!("CARGO_BIN_EXE_jwtd"))
-        .arg("serve")
-        .arg("--issuer-key")
-        .arg(&key)
-        .args(["--iss", "https://sessions.example", "--aud", "app"])
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .arg("--socket")
-        .arg(&socket)
-        .args(["--http-listen", &format!("127.0.0.1:{port}")])
-        .args(["--refresh-reuse-grace", "0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let d = Daemon {
-        child,
-        socket,
-        dir: dir.join("unused-by-drop"),
-    };
-    wait_for(&d.socket);
-    d
+    let listen = format!("127.0.0.1:{port}");
+    let extra = ["--http-listen", &listen, "--refresh-reuse-grace", "0"];
+    sessions_daemon(dir, "EdDSA", &extra, Stdio::null())
 }
 
 #[test]

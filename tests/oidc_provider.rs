@@ -58,33 +58,10 @@ https.createServer({ cert: fs.readFileSync(CERT), key: fs.readFileSync(KEY) }, p
   .listen(Number(PORT), '127.0.0.1', () => console.log('ready'));
 "#;
 
-/// Installs the package once under target/ (reused by later runs); `None` when npm is missing outside CI.
+/// Installs the package once under target/ (reused by later runs) with this test's script; `None` when npm
+/// is missing outside CI.
 fn install() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/oidc-provider");
-    let ready = dir.join("node_modules/oidc-provider/package.json");
-    if !ready.exists() {
-        let npm = Command::new("npm").arg("--version").output();
-        if npm.is_err() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "npm is missing and CI is set: the OpenID provider test cannot be skipped in CI"
-            );
-            eprintln!("\n*** SKIPPED: npm is not installed (apt-get install npm) ***\n");
-            return None;
-        }
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&dir)
-            .arg(PACKAGE)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "npm install {PACKAGE}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let dir = common::process::npm_install("oidc-provider", PACKAGE)?;
     std::fs::write(dir.join("provider.mjs"), SCRIPT).unwrap();
     Some(dir)
 }

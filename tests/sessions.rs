@@ -6,34 +6,19 @@
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
 
 mod common;
-use common::daemon::{Daemon, Scratch, ask, exchange, temp_dir, wait_for};
+use common::daemon::{Daemon, Scratch, ask, exchange, sessions_daemon, temp_dir};
 
 const ISS: &str = "https://sessions.example";
 
-/// A daemon issuing sessions from `dir` (key `dir/k1.jwk`, created once; state in `dir/state`; stderr in
-/// `dir/stderr` when `log` is set).
+/// A daemon issuing sessions from `dir` (ES256; stderr appended to `dir/stderr` when `log` is set).
 fn spawn(dir: &Path, extra: &[&str], log: bool) -> Daemon {
-    let key = dir.join("k1.jwk");
-    if !key.exists() {
-        let status = Command::new(env!("CARGO_BIN_EXE_jwtd"))
-            .args(["keygen", "--alg", "ES256", "--kid", "s1", "--private-out"])
-            .arg(&key)
-            .arg("--public-out")
-            .arg(dir.join("k1.pub.json"))
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    let socket = dir.join("jwtd.sock");
-    let _ = std::fs::remove_file(&socket);
     let stderr = if log {
         Stdio::from(
             std::fs::OpenOptions::new()
@@ -45,26 +30,7 @@ fn spawn(dir: &Path, extra: &[&str], log: bool) -> Daemon {
     } else {
         Stdio::null()
     };
-    let child = Command::new(env!("CARGO_BIN_EXE_jwtd"))
-        .arg("serve")
-        .arg("--issuer-key")
-        .arg(&key)
-        .args(["--iss", ISS, "--aud", "app", "--state-dir"])
-        .arg(dir.join("state"))
-        .arg("--socket")
-        .arg(&socket)
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    let d = Daemon {
-        child,
-        socket,
-        dir: dir.join("unused-by-drop"),
-    };
-    wait_for(&d.socket);
-    d
+    sessions_daemon(dir, "ES256", extra, stderr)
 }
 
 /// The JSON of an `OK <json>` line, or the `ERR` line as an error.

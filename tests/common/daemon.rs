@@ -307,3 +307,52 @@ pub fn stream_revocations(
         }
     }
 }
+
+/// A daemon issuing sessions (docs/SESSIONS.md) from `dir`, with nothing but the minimal setup: an issuing
+/// key of `alg` (`dir/k1.jwk`, kid `s1`, generated once with `jwtd keygen`), `--iss https://sessions.example
+/// --aud app`, state in `dir/state`, on `dir/jwtd.sock`; then `extra`. Its directory is the caller's (a
+/// restart reuses it), not removed on drop.
+#[allow(dead_code)]
+pub fn sessions_daemon(dir: &Path, alg: &str, extra: &[&str], stderr: Stdio) -> Daemon {
+    let key = dir.join("k1.jwk");
+    if !key.exists() {
+        let status = Command::new(env!("CARGO_BIN_EXE_jwtd"))
+            .args(["keygen", "--alg", alg, "--kid", "s1", "--private-out"])
+            .arg(&key)
+            .arg("--public-out")
+            .arg(dir.join("k1.pub.json"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let socket = dir.join("jwtd.sock");
+    let _ = std::fs::remove_file(&socket);
+    let child = Command::new(env!("CARGO_BIN_EXE_jwtd"))
+        .arg("serve")
+        .arg("--issuer-key")
+        .arg(&key)
+        .args([
+            "--iss",
+            "https://sessions.example",
+            "--aud",
+            "app",
+            "--state-dir",
+        ])
+        .arg(dir.join("state"))
+        .arg("--socket")
+        .arg(&socket)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let d = Daemon {
+        child,
+        socket,
+        dir: dir.join("(kept: the caller's)"),
+    };
+    wait_for(&d.socket);
+    d
+}

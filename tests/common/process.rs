@@ -90,3 +90,46 @@ pub fn recipe_config(dir: &std::path::Path) -> std::path::PathBuf {
     .unwrap();
     config
 }
+
+/// Installs an npm `package` once under `target/<dir>` (reused by later runs) and returns that directory;
+/// `None` when npm is missing outside CI (under CI a missing npm fails the test: it must not be skipped).
+#[allow(dead_code)]
+pub fn npm_install(dir: &str, package: &str) -> Option<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join(dir);
+    // The package's name without its version range (`oidc-provider@9` → `oidc-provider`).
+    let name = match package.rsplit_once('@') {
+        Some((n, _)) if !n.is_empty() => n,
+        _ => package,
+    };
+    if dir
+        .join("node_modules")
+        .join(name)
+        .join("package.json")
+        .exists()
+    {
+        return Some(dir);
+    }
+    if Command::new("npm").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "npm is missing and CI is set: a test needing {package} cannot be skipped in CI"
+        );
+        eprintln!("\n*** SKIPPED: npm is not installed (apt-get install npm) ***\n");
+        return None;
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--prefix"])
+        .arg(&dir)
+        .arg(package)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "npm install {package}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(dir)
+}
