@@ -630,3 +630,18 @@ fn every_acknowledged_rotation_survives_kill_9() {
     );
     eprintln!("{rotations} acknowledged rotations checked after kill -9");
 }
+
+/// Every algorithm jwtd signs can issue; RSA and ES512 sign on the blocking pool.
+#[test]
+fn any_signing_algorithm_issues_tokens_that_verify() {
+    for alg in ["RS256", "PS384", "ES512", "EdDSA", "HS256"] {
+        let dir = Scratch::new(&format!("sessions-alg-{alg}"));
+        let d = sessions_daemon(&dir, alg, &[], Stdio::null());
+        let first = issue(&d.socket, "sub=alice");
+        let second = refresh(&d.socket, &s(&first, "refresh_token"), None).unwrap();
+        for v in [&first, &second] {
+            let claims = ok(&verify(&d.socket, &s(v, "access_token")));
+            assert!(claims.is_ok(), "{alg}: {claims:?}");
+        }
+    }
+}

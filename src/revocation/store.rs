@@ -775,10 +775,7 @@ impl Writer {
                     }
                 },
                 sessions::Request::Logout { .. } => {
-                    match sid
-                        .as_ref()
-                        .and_then(|s| self.families.all().find(|f| &f.sid == s))
-                    {
+                    match sid.as_deref().and_then(|s| self.families.get(s)) {
                         Some(f) if !sessions::book::revoked(&self.set, f, at) => {
                             let rule = sessions::book::end_rule(f, &settings.lifetimes);
                             batch.push((Op::Revoke(rule), tokio::sync::oneshot::channel().0));

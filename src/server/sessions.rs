@@ -154,24 +154,10 @@ pub async fn finish(shared: &Shared, ticket: Ticket) -> Result<String, OAuthErro
         return Err(server_error("sessions are not configured"));
     };
     let now = super::unix_now();
-    let mint = |view: &crate::sessions::View, refresh_token: &str, scope: Option<String>| {
-        let mut view = view.clone();
-        if let Some(s) = scope {
-            view.scope = s;
-        }
-        let access = service.minter.mint(&view, now).map_err(server_error)?;
-        Ok(form::answer(
-            &access,
-            service.minter.lifetime(),
-            refresh_token,
-            &view.scope,
-            &view.sid,
-        ))
-    };
     match (outcome, kind) {
         (Outcome::Issued(view), Kind::Issue { refresh_token }) => {
             tracing::info!(sid = view.sid, "session issued");
-            mint(&view, &refresh_token, None)
+            mint(service, view, refresh_token, None, now).await
         }
         (
             Outcome::Refreshed {
@@ -179,7 +165,7 @@ pub async fn finish(shared: &Shared, ticket: Ticket) -> Result<String, OAuthErro
                 refresh_token,
             },
             Kind::Refresh { scope },
-        ) => mint(&view, &refresh_token, scope),
+        ) => mint(service, view, refresh_token, scope, now).await,
         (Outcome::Refused(r), _) => Err(match r {
             Refusal::InvalidGrant(m) => OAuthError::new("invalid_grant", m),
             Refusal::InvalidClient(m) => OAuthError::new("invalid_client", m),
@@ -196,5 +182,40 @@ pub async fn finish(shared: &Shared, ticket: Ticket) -> Result<String, OAuthErro
             Ok(serde_json::json!({"revoked": sid.is_some(), "sid": sid}).to_string())
         }
         _ => Err(server_error("unexpected answer from the session writer")),
+    }
+}
+
+/// Signs the access token of `view` (with `scope` narrowed, if asked) and writes the §5.1 answer. RSA and
+/// ES512 signatures take a millisecond or more: they run on the blocking pool, not on the request worker
+/// whose other connections would wait behind them.
+async fn mint(
+    service: &std::sync::Arc<crate::sessions::Service>,
+    mut view: crate::sessions::View,
+    refresh_token: String,
+    scope: Option<String>,
+    now: u64,
+) -> Result<String, OAuthError> {
+    if let Some(s) = scope {
+        view.scope = s;
+    }
+    let sign = {
+        let service = service.clone();
+        move || {
+            let access = service.minter.mint(&view, now).map_err(server_error)?;
+            Ok(form::answer(
+                &access,
+                service.minter.lifetime(),
+                &refresh_token,
+                &view.scope,
+                &view.sid,
+            ))
+        }
+    };
+    if service.minter.expensive() {
+        tokio::task::spawn_blocking(sign)
+            .await
+            .unwrap_or_else(|_| Err(server_error("signing the access token failed")))
+    } else {
+        sign()
     }
 }

@@ -125,8 +125,8 @@ impl Families {
         self.by_sid.get(self.by_digest.get(digest)?)
     }
 
-    pub fn contains(&self, sid: &str) -> bool {
-        self.by_sid.contains_key(sid)
+    pub fn get(&self, sid: &str) -> Option<&Family> {
+        self.by_sid.get(sid)
     }
 
     /// What a refresh with `token` (digest `digest`), naming `client_id`, does at `now`.

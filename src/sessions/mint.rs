@@ -104,6 +104,12 @@ impl Minter {
         self.key.sign(message)
     }
 
+    /// Whether a signature takes a millisecond or more (RSA, and ES512 in software).
+    pub fn expensive(&self) -> bool {
+        matches!(self.key.alg().family(), crate::alg::Family::Rsa)
+            || self.key.alg() == crate::alg::Alg::ES512
+    }
+
     /// Seconds an access token lives.
     pub fn lifetime(&self) -> u64 {
         self.lifetime
