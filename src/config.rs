@@ -151,6 +151,8 @@ pub struct SessionsTable {
     pub idle_timeout: Option<u64>,
     pub absolute_lifetime: Option<u64>,
     pub reuse_grace: Option<u64>,
+    /// The session key shared by the daemons of a fleet (relative to the config file).
+    pub key_file: Option<PathBuf>,
 }
 
 /// The `[cache]` table: the verified-token cache.

@@ -634,3 +634,86 @@ fn a_revoke_and_an_unrevoke_made_apart_end_the_same_on_every_daemon() {
         is_revoked(&c, "contested")
     );
 }
+
+/// Sessions shared by the fleet (docs/SESSIONS.md, "Fleets"): with one issuing key and one session key, a
+/// family issued on A is refreshed on B; A then knows the token B rotated away from, and presenting it
+/// again (after the grace interval) ends the family on every daemon, its access tokens included.
+#[test]
+fn sessions_are_refreshed_anywhere_and_end_everywhere() {
+    if !have_redis() {
+        return;
+    }
+    let dir = Scratch::new("fleet-sessions");
+    let redis = Redis::start(&dir.join("redis"));
+    let key = dir.join("k1.jwk");
+    let status = Command::new(env!("CARGO_BIN_EXE_jwtd"))
+        .args(["keygen", "--alg", "ES256", "--kid", "s1", "--private-out"])
+        .arg(&key)
+        .arg("--public-out")
+        .arg(dir.join("k1.pub.json"))
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let session_key = dir.join("session.key");
+    std::fs::write(&session_key, format!("{}\n", "5a".repeat(32))).unwrap();
+    let (key, session_key) = (key.display().to_string(), session_key.display().to_string());
+    let extra = [
+        "--issuer-key",
+        &key,
+        "--iss",
+        "https://sessions.example",
+        "--session-key-file",
+        &session_key,
+        "--refresh-reuse-grace",
+        "1",
+    ];
+    let a = member(temp_dir("fleet-sessions-a"), &redis, &extra);
+    let b = member(temp_dir("fleet-sessions-b"), &redis, &extra);
+    for d in [&a, &b] {
+        common::process::wait_until("the fleet link", || fleet_stat(d, "connected") == true);
+    }
+    let json = |line: &str| -> serde_json::Value {
+        serde_json::from_str(line.strip_prefix("OK ").unwrap_or_else(|| panic!("{line}"))).unwrap()
+    };
+    let one = |d: &Daemon, line: String| ask(&d.socket, &[line]).remove(0);
+    let first = json(&one(&a, "ISSUE sub=alice&client_id=web".into()));
+    let rt0 = first["refresh_token"].as_str().unwrap().to_string();
+    common::process::wait_until("the family on B", || {
+        stats(&b.socket)["sessions"]["families"] == 1
+    });
+    // Refreshed on B, which never saw the login.
+    let second = json(&one(&b, format!("REFRESH {rt0} web")));
+    let rt1 = second["refresh_token"].as_str().unwrap().to_string();
+    for at in [&first, &second] {
+        let v = one(
+            &a,
+            format!("VERIFY {}", at["access_token"].as_str().unwrap()),
+        );
+        assert!(v.starts_with("OK "), "{v}");
+    }
+    // After the grace interval, rt0 on A is a reuse: A learnt of B's rotation through the stream.
+    std::thread::sleep(Duration::from_millis(1200));
+    let reuse = one(&a, format!("REFRESH {rt0} web"));
+    assert!(reuse.contains("already used"), "{reuse}");
+    // The family ends on B too, and both access tokens are refused by both daemons.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = one(&b, format!("REFRESH {rt1} web"));
+        if r.starts_with("ERR invalid_grant") {
+            break;
+        }
+        assert!(r.starts_with("ERR") || r.starts_with("OK"), "{r}");
+        assert!(Instant::now() < deadline, "B still rotates: {r}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for d in [&a, &b] {
+        for at in [&first, &second] {
+            let v = one(
+                d,
+                format!("VERIFY {}", at["access_token"].as_str().unwrap()),
+            );
+            assert!(v.starts_with("ERR revoked"), "{v}");
+        }
+    }
+}

@@ -45,6 +45,8 @@ fuzz_target!(|data: &[u8]| {
             Op::Unrevoke(target) => {
                 set.remove(&target);
             }
+            // A session record names its family; its value is the sessions module's (session_requests).
+            Op::Session(s) => assert!(matches!(s.target, jwtd::revocation::Target::Sid(_))),
         }
     }
     let _ = set.rules();

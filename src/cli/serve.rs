@@ -581,6 +581,10 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitCode, super::Failure> {
         let options = jwtd::revocation::store::Options {
             fleet: settings.fleet.is_some(),
             sessions: settings.sessions.as_ref().map(|s| s.lifetimes),
+            session_key_file: settings
+                .sessions
+                .as_ref()
+                .and_then(|s| s.session_key_file.clone()),
         };
         let store =
             jwtd::revocation::store::Store::open_with(dir, Arc::new(server::unix_now), options)

@@ -28,6 +28,11 @@ pub(super) struct SessionArgs {
     /// client retrying after a lost reply) instead of counting as a reuse [default: 5].
     #[arg(long, value_name = "SECS", requires = "issuer_key")]
     refresh_reuse_grace: Option<u64>,
+    /// The session key (64 hex digits, e.g. `openssl rand -hex 32`), when daemons of a fleet share sessions:
+    /// each must hold the same, so that a refresh token issued by one can be refreshed at another [default:
+    /// one of this daemon's own, in state_dir/sessions/key].
+    #[arg(long, value_name = "FILE", requires = "issuer_key")]
+    session_key_file: Option<PathBuf>,
 }
 
 /// What the sessions run with.
@@ -37,6 +42,7 @@ pub(super) struct SessionSettings {
     pub iss: String,
     pub aud: Option<String>,
     pub lifetimes: Lifetimes,
+    pub session_key_file: Option<PathBuf>,
 }
 
 /// The flags, else the file's `[sessions]`; `None` when neither issues sessions.
@@ -62,6 +68,7 @@ pub(super) fn settings(
                 absolute: args.refresh_lifetime.unwrap_or(d.absolute),
                 reuse_grace: args.refresh_reuse_grace.unwrap_or(d.reuse_grace),
             },
+            session_key_file: args.session_key_file.clone(),
         }
     } else {
         let (Some(c), Some(path)) = (file, config_path) else {
@@ -99,6 +106,10 @@ pub(super) fn settings(
                 absolute: t.absolute_lifetime.unwrap_or(d.absolute),
                 reuse_grace: t.reuse_grace.unwrap_or(d.reuse_grace),
             },
+            session_key_file: t
+                .key_file
+                .as_ref()
+                .map(|k| path.parent().unwrap_or(Path::new(".")).join(k)),
         }
     };
     let l = &settings.lifetimes;

@@ -3,10 +3,13 @@
 //! exactly or refused with a reason, never half-applied.
 //!
 //! `v 1 origin <32 hex> seq <n> op revoke|unrevoke kind jti|sub|token|sid target <…> expires <s> cutoff <s> at <ms>`
+//!
+//! Session records (docs/SESSIONS.md) travel as op `family` or `rotate`, kind `sid`, target the family id,
+//! expires and cutoff 0, and one more field, `record`: the record's value in hex.
 
 use crate::crypto::{hex, unhex};
 pub use crate::revocation::instance::Instance;
-use crate::revocation::log::{MAX_VALUE, Op};
+use crate::revocation::log::{MAX_VALUE, Op, SessionKind, SessionOp};
 use crate::revocation::{Rule, Target};
 
 /// The wire version this daemon writes and reads.
@@ -44,6 +47,8 @@ pub fn encode(p: &Published) -> Vec<(&'static str, Vec<u8>)> {
         Op::Revoke(r) if p.restated => ("restate", &r.target, r.expires, r.cutoff),
         Op::Revoke(r) => ("revoke", &r.target, r.expires, r.cutoff),
         Op::Unrevoke(t) => ("unrevoke", t, 0, 0),
+        Op::Session(s) if s.kind == SessionKind::Family => ("family", &s.target, 0, 0),
+        Op::Session(s) => ("rotate", &s.target, 0, 0),
     };
     let (kind, value) = match target {
         Target::Jti(s) => ("jti", s.as_bytes().to_vec()),
@@ -51,7 +56,7 @@ pub fn encode(p: &Published) -> Vec<(&'static str, Vec<u8>)> {
         Target::Sid(s) => ("sid", s.as_bytes().to_vec()),
         Target::Token(d) => ("token", hex(d).into_bytes()),
     };
-    vec![
+    let mut fields = vec![
         ("v", VERSION.into()),
         ("origin", p.origin.hex().into_bytes()),
         ("seq", p.seq.to_string().into_bytes()),
@@ -61,17 +66,21 @@ pub fn encode(p: &Published) -> Vec<(&'static str, Vec<u8>)> {
         ("expires", expires.to_string().into_bytes()),
         ("cutoff", cutoff.to_string().into_bytes()),
         ("at", p.at_ms.to_string().into_bytes()),
-    ]
+    ];
+    if let Op::Session(s) = &p.op {
+        fields.push(("record", hex(&s.value).into_bytes()));
+    }
+    fields
 }
 
-const FIELDS: [&str; 9] = [
-    "v", "origin", "seq", "op", "kind", "target", "expires", "cutoff", "at",
+const FIELDS: [&str; 10] = [
+    "v", "origin", "seq", "op", "kind", "target", "expires", "cutoff", "at", "record",
 ];
 
 /// Reads an entry's fields (as Redis returns them). Unknown extra fields are ignored (a newer writer may add
 /// some); a known field twice, or any field malformed, refuses the entry.
 pub fn decode(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Published, WireError> {
-    let mut got: [Option<&[u8]>; 9] = [None; 9];
+    let mut got: [Option<&[u8]>; 10] = [None; 10];
     for (name, value) in fields {
         if let Some(i) = FIELDS.iter().position(|f| f.as_bytes() == name.as_slice())
             && got[i].replace(value).is_some()
@@ -133,6 +142,27 @@ pub fn decode(fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Published, WireError> {
             cutoff: number(7)?,
         }),
         b"unrevoke" => Op::Unrevoke(target),
+        kind @ (b"family" | b"rotate") => {
+            let hex_value = field(9)?;
+            if hex_value.len() % 2 != 0 || hex_value.len() / 2 > MAX_VALUE {
+                return Err(WireError::Malformed("record"));
+            }
+            let mut value = vec![0u8; hex_value.len() / 2];
+            if !unhex(hex_value, &mut value) || number(6)? != 0 || number(7)? != 0 {
+                return Err(WireError::Malformed("record"));
+            }
+            let kind = if kind == b"family" {
+                SessionKind::Family
+            } else {
+                SessionKind::Rotate
+            };
+            let op = SessionOp::new(kind, value).map_err(|_| WireError::Malformed("record"))?;
+            // The record names its family; the entry's target must be that family.
+            if op.target != target {
+                return Err(WireError::Malformed("target"));
+            }
+            Op::Session(op)
+        }
         _ => return Err(WireError::Malformed("op")),
     };
     Ok(Published {
@@ -153,6 +183,48 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.as_bytes().to_vec(), v))
             .collect()
+    }
+
+    #[test]
+    fn session_records_round_trip_and_must_name_their_family() {
+        let mut value = vec![1u8];
+        value.extend_from_slice(&3u32.to_le_bytes());
+        value.extend_from_slice(b"s-1");
+        value.extend_from_slice(&[7; 20]);
+        for kind in [SessionKind::Family, SessionKind::Rotate] {
+            let p = sample(Op::Session(SessionOp::new(kind, value.clone()).unwrap()));
+            let fields = owned(encode(&p));
+            assert_eq!(decode(&fields), Ok(p));
+            // Another family as the target than the record names: refused.
+            let other: Vec<_> = fields
+                .iter()
+                .map(|(k, v)| {
+                    if k == b"target" {
+                        (k.clone(), b"s-2".to_vec())
+                    } else {
+                        (k.clone(), v.clone())
+                    }
+                })
+                .collect();
+            assert_eq!(decode(&other), Err(WireError::Malformed("target")));
+            let no_record: Vec<_> = fields
+                .iter()
+                .filter(|(k, _)| k != b"record")
+                .cloned()
+                .collect();
+            assert_eq!(decode(&no_record), Err(WireError::Missing("record")));
+            let odd: Vec<_> = fields
+                .iter()
+                .map(|(k, v)| {
+                    if k == b"record" {
+                        (k.clone(), b"abc".to_vec())
+                    } else {
+                        (k.clone(), v.clone())
+                    }
+                })
+                .collect();
+            assert_eq!(decode(&odd), Err(WireError::Malformed("record")));
+        }
     }
 
     fn sample(op: Op) -> Published {

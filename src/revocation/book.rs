@@ -118,6 +118,8 @@ pub fn apply(set: &Revocations, op: &Op) -> bool {
     match op {
         Op::Revoke(rule) => set.insert(rule.clone()),
         Op::Unrevoke(target) => set.remove(target),
+        // Families are the sessions book's (the store applies them).
+        Op::Session(_) => false,
     }
 }
 
@@ -161,8 +163,6 @@ impl Book {
                         }
                     }
                 }
-                // Replayed by the sessions book (`sessions::Families`).
-                Record::Session { .. } => {}
                 Record::Mark { mark, .. } => match mark {
                     Mark::Published(s) => book.published = book.published.max(s),
                     Mark::Cursor { id, epoch } => book.cursor = Some(Cursor { id, epoch }),
@@ -203,7 +203,7 @@ impl Book {
     fn prov_at(&self, op: &Op) -> Option<u64> {
         match op {
             Op::Revoke(r) => self.prov.get(&r.target).map(|p| p.at_ms),
-            Op::Unrevoke(_) => None,
+            Op::Unrevoke(_) | Op::Session(_) => None,
         }
     }
 
@@ -222,6 +222,8 @@ impl Book {
             (Op::Unrevoke(t), _) => {
                 self.prov.remove(t);
             }
+            // Not a rule: nothing to restate after a fleet reset.
+            (Op::Session(_), _) => {}
         }
     }
 
@@ -242,8 +244,10 @@ impl Book {
     pub fn local_done(&mut self, prov: Prov, op: &Op, acked_ms: u64) {
         self.note(op, Some(prov));
         if self.fleet {
-            self.unechoed
-                .insert(target_of(op).clone(), (prov.seq, false));
+            if !matches!(op, Op::Session(_)) {
+                self.unechoed
+                    .insert(target_of(op).clone(), (prov.seq, false));
+            }
             self.outbox.push(Pending {
                 prov: Prov {
                     at_ms: acked_ms.max(prov.at_ms),
@@ -273,6 +277,10 @@ impl Book {
                      daemon uses the same identity (a copied or restored state directory). Stop one, remove its \
                      state_dir/fleet/instance, and restart it"
                 );
+            }
+            if matches!(inc.op, Op::Session(_)) {
+                // Families are applied here already; their order is the rotations' own (generations).
+                return None;
             }
             // Back from the stream: if another daemon's operation on the target was applied here since this
             // one, the stream has that one first — apply this one again, as every other daemon does.
@@ -305,7 +313,9 @@ impl Book {
         } else {
             self.raise(inc.prov.origin, inc.prov.seq);
         }
-        if let Some(u) = self.unechoed.get_mut(target_of(&inc.op)) {
+        if !matches!(inc.op, Op::Session(_))
+            && let Some(u) = self.unechoed.get_mut(target_of(&inc.op))
+        {
             u.1 = true;
         }
         Some(Entry {

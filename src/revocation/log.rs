@@ -11,7 +11,8 @@
 //!          | 3 published mark (expires: the highest own sequence number published; kind 0, no value)
 //!          | 4 cursor mark (value: "<stream id> <epoch>"; kind 0)
 //!          | 5 watermark (expires: the highest sequence number applied from the origin; value: the origin)
-//!          | 6 session family, 7 session rotation (kind 0, no provenance; value: see `sessions::record`)
+//!          | 6 session family, 7 session rotation (kind 0, expires and cutoff 0; value: see
+//!            `sessions::record`, which starts with `version:u8 sid:str`)
 //! flags    = 0x40 prov follows | 0x80 carried (kept for publishing only, not applied at replay)
 //!          | 0x20 restated (a rule re-published after a fleet reset: not a watermark)
 //! prov     = origin:16 bytes seq:u64le at_ms:u64le (who acknowledged it, as its how-many-th, when)
@@ -58,6 +59,36 @@ pub const MAX_VALUE: usize = MAX_PAYLOAD - FIXED - PROV;
 pub enum Op {
     Revoke(Rule),
     Unrevoke(Target),
+    /// A session record (docs/SESSIONS.md): logged, and published to a fleet, like revocations.
+    Session(SessionOp),
+}
+
+/// A session record: its type, the family it belongs to (its `sid`, as a target), and its value (the
+/// sessions module's encoding, which starts with `version:u8 sid:str`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionOp {
+    pub kind: SessionKind,
+    pub target: Target,
+    pub value: Vec<u8>,
+}
+
+impl SessionOp {
+    /// A record of `kind` with this value; refused when the value does not start with a family id.
+    pub fn new(kind: SessionKind, value: Vec<u8>) -> Result<SessionOp, String> {
+        // version:u8, then sid as len:u32le + UTF-8 (the prefix every session record shares).
+        let sid = value
+            .get(1..5)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            .and_then(|n| value.get(5..5usize.checked_add(n)?))
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .filter(|s| !s.is_empty() && s.len() <= 1024)
+            .ok_or("a session record without a family id")?;
+        Ok(SessionOp {
+            kind,
+            target: Target::Sid(sid.to_string()),
+            value,
+        })
+    }
 }
 
 /// Who acknowledged an operation first (the instance id of that daemon), as its how-many-th operation,
@@ -120,22 +151,14 @@ pub enum SessionKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
     Op(Entry),
-    Mark {
-        at: u64,
-        mark: Mark,
-    },
-    Session {
-        at: u64,
-        kind: SessionKind,
-        value: Vec<u8>,
-    },
+    Mark { at: u64, mark: Mark },
 }
 
 impl Record {
     pub fn at(&self) -> u64 {
         match self {
             Record::Op(e) => e.at,
-            Record::Mark { at, .. } | Record::Session { at, .. } => *at,
+            Record::Mark { at, .. } => *at,
         }
     }
 }
@@ -158,6 +181,7 @@ pub fn target_of(op: &Op) -> &Target {
     match op {
         Op::Revoke(r) => &r.target,
         Op::Unrevoke(t) => t,
+        Op::Session(s) => &s.target,
     }
 }
 
@@ -166,6 +190,17 @@ pub fn target_of(op: &Op) -> &Target {
 /// this: an operation replay would refuse is never written, so one acknowledged command can never stop
 /// every later start.
 pub fn validate(op: &Op) -> Result<(), StoreError> {
+    if let Op::Session(s) = op {
+        return if s.value.len() > MAX_VALUE {
+            Err(StoreError::TooLong {
+                what: "session record",
+                len: s.value.len(),
+                max: MAX_VALUE,
+            })
+        } else {
+            Ok(())
+        };
+    }
     let (what, len) = match target_of(op) {
         Target::Jti(s) => ("jti", s.len()),
         Target::Sub(s) => ("sub", s.len()),
@@ -193,12 +228,15 @@ pub fn encode_entry(e: &Entry, out: &mut Vec<u8>) -> Result<(), StoreError> {
     let (mut code, expires, cutoff) = match &e.op {
         Op::Revoke(r) => (REVOKE, r.expires, r.cutoff),
         Op::Unrevoke(_) => (UNREVOKE, 0, 0),
+        Op::Session(s) if s.kind == SessionKind::Family => (FAMILY, 0, 0),
+        Op::Session(_) => (ROTATE, 0, 0),
     };
-    let (kind, value): (u8, &[u8]) = match target_of(&e.op) {
-        Target::Jti(s) => (1, s.as_bytes()),
-        Target::Sub(s) => (2, s.as_bytes()),
-        Target::Token(d) => (3, d),
-        Target::Sid(s) => (4, s.as_bytes()),
+    let (kind, value): (u8, &[u8]) = match (&e.op, target_of(&e.op)) {
+        (Op::Session(s), _) => (0, &s.value),
+        (_, Target::Jti(s)) => (1, s.as_bytes()),
+        (_, Target::Sub(s)) => (2, s.as_bytes()),
+        (_, Target::Token(d)) => (3, d),
+        (_, Target::Sid(s)) => (4, s.as_bytes()),
     };
     let mut prov = [0u8; PROV];
     if let Some(p) = &e.prov {
@@ -238,37 +276,11 @@ pub fn encode_mark(mark: &Mark, at: u64, out: &mut Vec<u8>) -> Result<(), StoreE
     Ok(())
 }
 
-/// Appends a session record (its value at most [`MAX_SESSION_VALUE`] bytes).
-pub fn encode_session(
-    kind: SessionKind,
-    at: u64,
-    value: &[u8],
-    out: &mut Vec<u8>,
-) -> Result<(), StoreError> {
-    if value.len() > MAX_SESSION_VALUE {
-        return Err(StoreError::TooLong {
-            what: "session record",
-            len: value.len(),
-            max: MAX_SESSION_VALUE,
-        });
-    }
-    let code = match kind {
-        SessionKind::Family => FAMILY,
-        SessionKind::Rotate => ROTATE,
-    };
-    frame(out, [code, 0], at, 0, 0, &[], value);
-    Ok(())
-}
-
-/// The largest session record value.
-pub const MAX_SESSION_VALUE: usize = MAX_PAYLOAD - FIXED;
-
 /// Appends any record.
 pub fn encode_record(r: &Record, out: &mut Vec<u8>) -> Result<(), StoreError> {
     match r {
         Record::Op(e) => encode_entry(e, out),
         Record::Mark { at, mark } => encode_mark(mark, *at, out),
-        Record::Session { at, kind, value } => encode_session(*kind, *at, value, out),
     }
 }
 
@@ -371,21 +383,6 @@ fn decode(p: &[u8]) -> Result<Record, String> {
         PUBLISHED | WATERMARK => {
             return Err(format!("mark {code} with a value of {} bytes", value.len()));
         }
-        FAMILY | ROTATE => {
-            bare()?;
-            if expires != 0 {
-                return Err("a session record with an expiry".into());
-            }
-            return Ok(Record::Session {
-                at,
-                kind: if code == FAMILY {
-                    SessionKind::Family
-                } else {
-                    SessionKind::Rotate
-                },
-                value: value.to_vec(),
-            });
-        }
         _ => {}
     }
     let (prov, value) = if code & HAS_PROV != 0 {
@@ -407,6 +404,23 @@ fn decode(p: &[u8]) -> Result<Record, String> {
     }
     if base == UNREVOKE && (expires != 0 || cutoff != 0) {
         return Err("an unrevoke with an expiry".into());
+    }
+    if base == FAMILY || base == ROTATE {
+        if kind != 0 || expires != 0 || cutoff != 0 {
+            return Err("a session record with a kind or an expiry".into());
+        }
+        let kind = if base == FAMILY {
+            SessionKind::Family
+        } else {
+            SessionKind::Rotate
+        };
+        return Ok(Record::Op(Entry {
+            at,
+            op: Op::Session(SessionOp::new(kind, value.to_vec())?),
+            prov,
+            carried: code & CARRIED != 0,
+            restated: code & RESTATED != 0,
+        }));
     }
     let target = decode_target(kind, value)?;
     Ok(Record::Op(Entry {
@@ -442,7 +456,7 @@ impl Replay {
             .iter()
             .filter_map(|r| match r {
                 Record::Op(e) => Some(e.clone()),
-                Record::Mark { .. } | Record::Session { .. } => None,
+                Record::Mark { .. } => None,
             })
             .collect()
     }
@@ -1112,6 +1126,7 @@ mod tests {
                     Op::Unrevoke(t) => {
                         set.remove(&t);
                     }
+                    Op::Session(_) => {}
                 }
             }
             let mut rules = set.rules();

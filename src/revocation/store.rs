@@ -81,12 +81,14 @@ enum Job {
 type SessionAck = tokio::sync::oneshot::Sender<Result<Outcome, StoreError>>;
 
 /// How the store is opened.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// A fleet is configured: keep the outbox of unpublished operations.
     pub fleet: bool,
     /// Sessions are served (docs/SESSIONS.md): load or create the session key, with these lifetimes.
     pub sessions: Option<Lifetimes>,
+    /// The session key's file when it is shared by a fleet (instead of `state_dir/sessions/key`).
+    pub session_key_file: Option<PathBuf>,
 }
 
 /// Unix milliseconds, for provenance (the origin's acknowledgement time).
@@ -166,12 +168,17 @@ impl Store {
         }
         let sessions = match options.sessions {
             Some(lifetimes) => Some(Arc::new(sessions::Settings {
-                key: sessions::token::SessionKey::load_or_create(dir).map_err(|reason| {
-                    StoreError::BadRecord {
-                        path: dir.join("sessions").join(sessions::token::KEY_FILE),
-                        offset: 0,
-                        reason,
-                    }
+                key: match &options.session_key_file {
+                    Some(file) => sessions::token::SessionKey::from_file(file),
+                    None => sessions::token::SessionKey::load_or_create(dir),
+                }
+                .map_err(|reason| StoreError::BadRecord {
+                    path: options
+                        .session_key_file
+                        .clone()
+                        .unwrap_or_else(|| dir.join("sessions").join(sessions::token::KEY_FILE)),
+                    offset: 0,
+                    reason,
                 })?,
                 lifetimes,
             })),
@@ -180,15 +187,14 @@ impl Store {
         let lifetimes = options.sessions.unwrap_or_default();
         let set = Arc::new(Revocations::new());
         let records = replay.records.len() as u64;
-        let (session_records, records_kept): (Vec<Record>, Vec<Record>) = replay
-            .records
-            .into_iter()
-            .partition(|r| matches!(r, Record::Session { .. }));
-        let (book, rewrite) = Book::replay(records_kept, &set, instance.0, options.fleet, now_ms());
         let mut families = Families::default();
-        for r in session_records {
-            if let Record::Session { kind, value, .. } = r {
-                replay_session(&mut families, kind, &value).map_err(|reason| {
+        for r in &replay.records {
+            // Carried records were kept for publishing only: compaction restated their families.
+            if let Record::Op(e) = r
+                && !e.carried
+                && let Op::Session(op) = &e.op
+            {
+                replay_session(&mut families, op.kind, &op.value).map_err(|reason| {
                     StoreError::BadRecord {
                         path: log.path().to_path_buf(),
                         offset: 0,
@@ -197,6 +203,8 @@ impl Store {
                 })?;
             }
         }
+        let (book, rewrite) =
+            Book::replay(replay.records, &set, instance.0, options.fleet, now_ms());
         // Before the rules that ended them may be dropped.
         families.drop_ended(&set, &lifetimes, gc.now());
         let expired = set.expire(gc.now());
@@ -407,6 +415,28 @@ enum Effect {
     None,
 }
 
+/// Applies a session record from another daemon. A family it already holds is kept unless the record is
+/// newer; a rotation applies when it follows the family's current generation (a duplicate — the same
+/// successor derived by two daemons for one token — or a stale one changes nothing).
+fn apply_foreign_session(families: &mut Families, op: &log::SessionOp) {
+    match op.kind {
+        log::SessionKind::Family => {
+            if let Ok(f) = record::Family::decode(&op.value)
+                && families
+                    .get(&f.sid)
+                    .is_none_or(|held| held.generation < f.generation)
+            {
+                families.put(f);
+            }
+        }
+        log::SessionKind::Rotate => {
+            if let Ok(r) = record::Rotation::decode(&op.value) {
+                families.rotate(&r);
+            }
+        }
+    }
+}
+
 /// Applies one replayed session record.
 fn replay_session(
     families: &mut Families,
@@ -525,8 +555,7 @@ impl Writer {
         let at = (self.clock)();
         let ms = now_ms();
         let marks_before = self.book.watermarks();
-        let (effects, session_records) =
-            self.decide_sessions(std::mem::take(&mut extra.sessions), batch, at, buf);
+        let effects = self.decide_sessions(std::mem::take(&mut extra.sessions), batch, at);
         // Refused operations were answered at submit; one that still cannot be encoded is answered here,
         // and never written.
         let mut local: Vec<(Prov, Op, Ack)> = Vec::with_capacity(batch.len());
@@ -547,7 +576,7 @@ impl Writer {
             }
         }
         let mut foreign = Vec::with_capacity(extra.foreign.len());
-        let mut records = local.len() as u64 + session_records;
+        let mut records = local.len() as u64;
         for (ops, cursor, done) in extra.foreign {
             let mut admitted = Vec::new();
             for inc in &ops {
@@ -603,6 +632,10 @@ impl Writer {
                 for (admitted, cursor, saved, done) in foreign {
                     for e in &admitted {
                         super::book::apply(&self.set, &e.op);
+                        if let Op::Session(op) = &e.op {
+                            // Another daemon's family or rotation (a fleet sharing sessions).
+                            apply_foreign_session(&mut self.families, op);
+                        }
                         self.book.foreign_done(e);
                     }
                     self.book.set_cursor(cursor, saved);
@@ -656,10 +689,8 @@ impl Writer {
         requests: Vec<(sessions::Request, SessionAck)>,
         batch: &mut Vec<(Op, Ack)>,
         at: u64,
-        buf: &mut Vec<u8>,
-    ) -> (Vec<(SessionAck, Outcome, Effect)>, u64) {
+    ) -> Vec<(SessionAck, Outcome, Effect)> {
         let mut effects = Vec::new();
-        let mut records = 0;
         let mut touched = std::collections::HashSet::new();
         let stats = &self.stats.sessions;
         for (request, ack) in requests {
@@ -679,10 +710,15 @@ impl Writer {
                 self.deferred.push_back(Job::Session(request, ack));
                 continue;
             }
-            let mut write = |kind, value: Vec<u8>, buf: &mut Vec<u8>| {
-                let ok = log::encode_session(kind, at, &value, buf).is_ok();
-                records += u64::from(ok);
-                ok
+            // A session record joins this commit's local operations (provenance, outbox, one fsync).
+            let write = |kind, value: Vec<u8>, batch: &mut Vec<(Op, Ack)>| match log::SessionOp::new(
+                kind, value,
+            ) {
+                Ok(op) if log::validate(&Op::Session(op.clone())).is_ok() => {
+                    batch.push((Op::Session(op), tokio::sync::oneshot::channel().0));
+                    true
+                }
+                _ => false,
             };
             match request {
                 sessions::Request::Issue(new) => {
@@ -709,14 +745,14 @@ impl Writer {
                         previous: None,
                         used: Default::default(),
                     };
-                    if write(log::SessionKind::Family, family.encode(), buf) {
+                    if write(log::SessionKind::Family, family.encode(), batch) {
                         let view = sessions::View::of(&family);
                         effects.push((ack, Outcome::Issued(view), Effect::Put(family)));
                     } else {
                         let _ = ack.send(Err(StoreError::TooLong {
                             what: "session",
                             len: family.encode().len(),
-                            max: log::MAX_SESSION_VALUE,
+                            max: log::MAX_VALUE,
                         }));
                     }
                 }
@@ -754,7 +790,7 @@ impl Writer {
                         view,
                         refresh_token,
                     } => {
-                        write(log::SessionKind::Rotate, rotation.encode(), buf);
+                        write(log::SessionKind::Rotate, rotation.encode(), batch);
                         effects.push((
                             ack,
                             Outcome::Refreshed {
@@ -788,7 +824,7 @@ impl Writer {
                 }
             }
         }
-        (effects, records)
+        effects
     }
 
     /// Applies and answers the session requests of a commit that was written (or failed).
@@ -861,10 +897,9 @@ impl Writer {
         let expired = self.set.expire(now);
         let live: Vec<Rule> = self.set.rules();
         let mut records: Vec<Record> = self.book.compaction(&live, now, now_ms());
-        records.extend(self.families.all().map(|f| Record::Session {
-            at: now,
-            kind: log::SessionKind::Family,
-            value: f.encode(),
+        records.extend(self.families.all().filter_map(|f| {
+            let op = log::SessionOp::new(log::SessionKind::Family, f.encode()).ok()?;
+            Some(Record::Op(log::Entry::plain(Op::Session(op), now)))
         }));
         match log::rewrite(&self.dir, &records, |_| Ok(())) {
             Ok(log) => {
@@ -1163,7 +1198,7 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        let store = Store::open_with(&d, clock.clone(), fleet).unwrap();
+        let store = Store::open_with(&d, clock.clone(), fleet.clone()).unwrap();
         let me = store.instance();
         for i in 0..3 {
             store.apply_blocking(jti(&format!("own{i}"), 0)).unwrap();
@@ -1207,7 +1242,7 @@ mod tests {
             "own entries coming back are skipped"
         );
         drop(store);
-        let store = Store::open_with(&d, clock.clone(), fleet).unwrap();
+        let store = Store::open_with(&d, clock.clone(), fleet.clone()).unwrap();
         assert_eq!(store.start_cursor(), Some(cursor("5-0")));
         let left: Vec<u64> = store.outbox().peek(10).iter().map(|p| p.prov.seq).collect();
         assert_eq!(left, [3], "published operations leave the outbox durably");

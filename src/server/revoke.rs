@@ -300,6 +300,7 @@ pub fn kind(op: &Op) -> &'static str {
     match op {
         Op::Revoke(r) => r.target.kind(),
         Op::Unrevoke(t) => t.kind(),
+        Op::Session(_) => "session",
     }
 }
 
@@ -308,6 +309,7 @@ pub fn written(op: &Op, changed: bool) -> String {
     match op {
         Op::Revoke(r) => serde_json::json!({"revoked": r.target.kind(), "new": changed}),
         Op::Unrevoke(t) => serde_json::json!({"unrevoked": t.kind(), "found": changed}),
+        Op::Session(_) => serde_json::json!({"session": true}),
     }
     .to_string()
 }
@@ -315,7 +317,7 @@ pub fn written(op: &Op, changed: bool) -> String {
 /// The JSON answer to `REVOCATIONS`.
 pub fn counts(r: &Revocations) -> String {
     let c = r.counts();
-    serde_json::json!({"jti": c.jti, "sub": c.sub, "token": c.token}).to_string()
+    serde_json::json!({"jti": c.jti, "sub": c.sub, "token": c.token, "sid": c.sid}).to_string()
 }
 
 /// The JSON answer to `REVOCATIONS LIST`.

@@ -29,6 +29,19 @@ impl SessionKey {
         SessionKey(Mac::new(bytes))
     }
 
+    /// Reads a key shared by the daemons of a fleet (64 hex digits; `openssl rand -hex 32`).
+    pub fn from_file(path: &Path) -> Result<SessionKey, String> {
+        let bytes = crate::keys::file::read_regular(path)?;
+        let mut key = [0u8; 32];
+        if !unhex(bytes.trim_ascii(), &mut key) {
+            return Err(format!(
+                "{}: not a session key (64 lower-case hex digits, e.g. from `openssl rand -hex 32`)",
+                path.display()
+            ));
+        }
+        Ok(SessionKey::from_bytes(&key))
+    }
+
     /// Reads the key kept in `state_dir`, or creates it.
     pub fn load_or_create(state_dir: &Path) -> Result<SessionKey, String> {
         let dir = state_dir.join("sessions");
