@@ -317,7 +317,7 @@ pub fn written(op: &Op, changed: bool) -> String {
 /// The JSON answer to `REVOCATIONS`.
 pub fn counts(r: &Revocations) -> String {
     let c = r.counts();
-    serde_json::json!({"jti": c.jti, "sub": c.sub, "token": c.token, "sid": c.sid}).to_string()
+    serde_json::json!({"jti": c.jti, "sub": c.sub, "token": c.token}).to_string()
 }
 
 /// The JSON answer to `REVOCATIONS LIST`.
