@@ -620,9 +620,14 @@ impl Writer {
             Ok(()) => {
                 self.records += records;
                 self.stats.commits.fetch_add(1, Ordering::Relaxed);
+                // Revocation changes only: session records are counted by their outcomes.
+                let revocations = local
+                    .iter()
+                    .filter(|(_, op, _)| !matches!(op, Op::Session(_)))
+                    .count();
                 self.stats
                     .ops
-                    .fetch_add(local.len() as u64, Ordering::Relaxed);
+                    .fetch_add(revocations as u64, Ordering::Relaxed);
                 let acked_ms = now_ms();
                 for (prov, op, ack) in local {
                     let changed = super::book::apply(&self.set, &op);

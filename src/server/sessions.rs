@@ -87,7 +87,11 @@ pub fn refresh(shared: &Shared, asked: form::Refresh) -> Ticket {
     if let Some(e) = disabled(shared) {
         return Ticket::Ready(Err(e));
     }
-    let Some(settings) = shared.revocations.as_ref().and_then(|s| s.sessions()) else {
+    let Some((store, settings)) = shared
+        .revocations
+        .as_ref()
+        .and_then(|store| Some((store, store.sessions()?)))
+    else {
         return Ticket::Ready(Err(server_error("the store keeps no sessions")));
     };
     if !token::well_formed(&asked.refresh_token) {
@@ -96,19 +100,12 @@ pub fn refresh(shared: &Shared, asked: form::Refresh) -> Ticket {
             "not a refresh token issued here",
         )));
     }
-    let digest = settings.key.digest(&asked.refresh_token);
-    let rx = shared
-        .revocations
-        .as_ref()
-        .map(|store| {
-            store.session(Request::Refresh {
-                token: asked.refresh_token,
-                digest,
-                client_id: asked.client_id,
-                scope: asked.scope.clone(),
-            })
-        })
-        .expect("checked above");
+    let rx = store.session(Request::Refresh {
+        digest: settings.key.digest(&asked.refresh_token),
+        token: asked.refresh_token,
+        client_id: asked.client_id,
+        scope: asked.scope.clone(),
+    });
     Ticket::Waiting {
         rx,
         kind: Kind::Refresh { scope: asked.scope },

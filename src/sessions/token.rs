@@ -47,15 +47,8 @@ impl SessionKey {
         let dir = state_dir.join("sessions");
         let path = dir.join(KEY_FILE);
         if path.symlink_metadata().is_ok() {
-            let bytes = crate::keys::file::read_regular(&path)?;
-            let mut key = [0u8; 32];
-            if !unhex(bytes.trim_ascii(), &mut key) {
-                return Err(format!(
-                    "{}: not a session key (64 lower-case hex digits); removing it ends every session",
-                    path.display()
-                ));
-            }
-            return Ok(SessionKey::from_bytes(&key));
+            return SessionKey::from_file(&path)
+                .map_err(|e| format!("{e}; removing it ends every session"));
         }
         let mut key = [0u8; 32];
         getrandom::fill(&mut key).map_err(|e| format!("no randomness for the session key: {e}"))?;
