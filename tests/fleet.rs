@@ -215,6 +215,13 @@ fn revocations_and_unrevocations_reach_every_daemon() {
         converge(d, "from-a", false);
     }
     // 1,000 revocations from A, one at a time: all arrive; the lag is in B's and C's histograms.
+    let count = |d: &Daemon, key: &str| fleet_stat(d, key).as_u64().unwrap();
+    let batches_before = [
+        count(&a, "publish_batches"),
+        count(&b, "read_batches"),
+        count(&c, "read_batches"),
+    ];
+    let started = Instant::now();
     let mut s = UnixStream::connect(&a.socket).unwrap();
     let mut replies = BufReader::new(s.try_clone().unwrap());
     for i in 0..1000 {
@@ -240,6 +247,21 @@ fn revocations_and_unrevocations_reach_every_daemon() {
     }
     assert_eq!(fleet_stat(&a, "outbox"), 0);
     assert!(fleet_stat(&a, "published").as_u64().unwrap() >= 1001);
+    // Paced: however fast the revocations came, A sent at most one pipeline, and B and C read at most once,
+    // per pacing interval — the link's wake-ups are bounded by time, not by the revocation rate.
+    let most = (started.elapsed().as_micros() / jwtd::fleet::link::PACE.as_micros()) as u64 + 2;
+    let batches = [
+        count(&a, "publish_batches") - batches_before[0],
+        count(&b, "read_batches") - batches_before[1],
+        count(&c, "read_batches") - batches_before[2],
+    ];
+    eprintln!(
+        "1,000 revocations: A's pipelines, B's and C's reads {batches:?}, at most {most} each"
+    );
+    assert!(
+        batches.iter().all(|&n| n >= 1 && n <= most),
+        "{batches:?} > {most}"
+    );
 }
 
 /// Kills `d` with SIGKILL after about `after` of streaming revocations at it; the jtis it acknowledged.

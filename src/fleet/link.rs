@@ -22,6 +22,11 @@ use crate::revocation::store::{Store, now_ms};
 const BATCH: usize = 1000;
 /// How long an XREAD waits for new entries.
 const BLOCK: Duration = Duration::from_secs(2);
+/// At most one publishing pipeline and one stream read per this interval: under a stream of revocations
+/// what arrives meanwhile travels together, so the link, Redis and every reader wake once per batch rather
+/// than once per revocation (each wake costs about as much as the entries it carries). An operation after
+/// a quiet interval goes at once; under load each hop adds at most this much to the propagation lag.
+pub const PACE: Duration = Duration::from_millis(5);
 /// How often the epoch is checked (a Redis that lost its data) and the stream trimmed at most.
 const HOUSEKEEPING: Duration = Duration::from_secs(5);
 const TRIM_EVERY: Duration = Duration::from_secs(60);
@@ -285,15 +290,20 @@ impl Fleet {
         mut con: MultiplexedConnection,
     ) -> Result<std::convert::Infallible, End> {
         let outbox = self.store.outbox().clone();
+        let mut last: Option<tokio::time::Instant> = None;
         loop {
-            let batch = outbox.peek(BATCH);
-            if batch.is_empty() {
+            if outbox.is_empty() {
                 tokio::select! {
                     _ = outbox.notify.notified() => {}
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
                 continue;
             }
+            if let Some(last) = last.filter(|l| l.elapsed() < PACE) {
+                tokio::time::sleep_until(last + PACE).await;
+            }
+            let batch = outbox.peek(BATCH);
+            last = Some(tokio::time::Instant::now());
             let mut pipe = redis::pipe();
             for p in &batch {
                 pipe.add_command(self.xadd(&Published {
@@ -309,13 +319,18 @@ impl Fleet {
             let last = batch.last().map_or(0, |p| p.prov.seq);
             self.store.published(last);
             self.stats.published.fetch_add(batch.len() as u64, Relaxed);
+            self.stats.publish_batches.fetch_add(1, Relaxed);
         }
     }
 
     /// Reads the stream from the cursor and applies what is new, the cursor moving with it durably.
     async fn read(&self, mut con: MultiplexedConnection) -> Result<std::convert::Infallible, End> {
         let me = self.store.instance();
+        let mut last: Option<tokio::time::Instant> = None;
         loop {
+            if let Some(last) = last.filter(|l| l.elapsed() < PACE) {
+                tokio::time::sleep_until(last + PACE).await;
+            }
             let mut cursor = self.cursor.lock().await;
             let reply: Value = redis::cmd("XREAD")
                 .arg("COUNT")
@@ -329,9 +344,12 @@ impl Fleet {
                 .await?;
             let entries = entries(reply, &self.config.stream)
                 .map_err(|e| End::Failed(format!("XREAD answered {e}")))?;
-            let Some(last) = entries.last().map(|(id, _)| id.clone()) else {
+            let Some(last_id) = entries.last().map(|(id, _)| id.clone()) else {
+                last = None;
                 continue;
             };
+            last = Some(tokio::time::Instant::now());
+            self.stats.read_batches.fetch_add(1, Relaxed);
             let now = now_ms();
             let mut ops = Vec::with_capacity(entries.len());
             for (id, fields) in entries {
@@ -357,7 +375,7 @@ impl Fleet {
                 }
             }
             let next = Cursor {
-                id: last.clone(),
+                id: last_id.clone(),
                 epoch: cursor.epoch.clone(),
             };
             let applied = self
@@ -367,7 +385,7 @@ impl Fleet {
                 .map_err(|e| End::Failed(format!("applying stream entries: {e}")))?;
             *cursor = next;
             self.stats.applied.fetch_add(applied as u64, Relaxed);
-            *self.stats.last_id.lock().unwrap_or_else(|p| p.into_inner()) = last;
+            *self.stats.last_id.lock().unwrap_or_else(|p| p.into_inner()) = last_id;
         }
     }
 

@@ -71,8 +71,6 @@ enum Job {
         Cursor,
         tokio::sync::oneshot::Sender<Result<usize, StoreError>>,
     ),
-    /// This daemon's operations up to this sequence number are in the stream.
-    Published(u64),
     Held(tokio::sync::oneshot::Sender<Vec<(Rule, Prov)>>),
     Oldest(tokio::sync::oneshot::Sender<Option<u64>>),
     Session(sessions::Request, SessionAck),
@@ -221,7 +219,6 @@ impl Store {
             gc,
             records,
             book,
-            pending_published: None,
             sessions: sessions.clone(),
             lifetimes,
             families,
@@ -301,10 +298,10 @@ impl Store {
         rx.await.unwrap_or(Err(StoreError::Stopped))
     }
 
-    /// Records that this daemon's operations up to `seq` are in the stream (written with the next commit).
+    /// Records that this daemon's operations up to `seq` are in the stream. The writer takes the mark from
+    /// the outbox with its next commit (or after an idle second) and is not woken for it.
     pub fn published(&self, seq: u64) {
         self.outbox.done(seq);
-        let _ = self.tx.send(Job::Published(seq));
     }
 
     /// Every live rule with its provenance (to re-publish after the stream was lost).
@@ -388,8 +385,6 @@ struct Writer {
     /// Records in the log file.
     records: u64,
     book: Book,
-    /// A published mark not written yet (see [`Writer::run`]).
-    pending_published: Option<u64>,
     sessions: Option<Arc<sessions::Settings>>,
     lifetimes: Lifetimes,
     families: Families,
@@ -404,7 +399,6 @@ type Applied = tokio::sync::oneshot::Sender<Result<usize, StoreError>>;
 #[derive(Default)]
 struct Extra {
     foreign: Vec<(Vec<Incoming>, Cursor, Applied)>,
-    published: Option<u64>,
     sessions: Vec<(sessions::Request, SessionAck)>,
 }
 
@@ -507,9 +501,6 @@ impl Writer {
                     Job::Op(op, ack) => batch.push((op, ack)),
                     Job::Compact(done) => compacts.push(done),
                     Job::Foreign(ops, cursor, done) => extra.foreign.push((ops, cursor, done)),
-                    Job::Published(seq) => {
-                        extra.published = Some(extra.published.unwrap_or(0).max(seq))
-                    }
                     Job::Held(done) => {
                         let _ = done.send(book.held(set.rules()));
                     }
@@ -530,9 +521,6 @@ impl Writer {
                     Err(_) => break,
                 }
                 jobs += 1;
-            }
-            if let Some(seq) = extra.published.take() {
-                self.pending_published = Some(self.pending_published.unwrap_or(0).max(seq));
             }
             if !batch.is_empty() || !extra.foreign.is_empty() || !extra.sessions.is_empty() {
                 self.commit(&mut batch, extra, &mut buf);
@@ -604,8 +592,9 @@ impl Writer {
         let published = if buf.is_empty() {
             None
         } else {
-            records += self.encode_marks(at, buf);
-            self.pending_published.take()
+            let (n, published) = self.encode_marks(at, buf);
+            records += n;
+            published
         };
         if buf.is_empty() {
             debug_assert!(effects.is_empty(), "session effects come with records");
@@ -654,9 +643,6 @@ impl Writer {
             Err(e) => {
                 self.stats.failures.fetch_add(1, Ordering::Relaxed);
                 self.book.restore_watermarks(marks_before);
-                if let Some(seq) = published {
-                    self.pending_published = Some(self.pending_published.unwrap_or(0).max(seq));
-                }
                 let e = StoreError::io(self.log.path(), e);
                 tracing::error!(error = %e, "revocation log write failed; nothing in this batch was applied");
                 for (_, _, ack) in local {
@@ -670,10 +656,19 @@ impl Writer {
         }
     }
 
-    /// Appends the marks waiting for a write (published, cursor); how many.
-    fn encode_marks(&mut self, at: u64, buf: &mut Vec<u8>) -> u64 {
+    /// The published mark not written yet: the outbox's, when the fleet link has published past the log's
+    /// mark (it does not wake the writer for it).
+    fn unsaved_published(&self) -> Option<u64> {
+        let seq = self.book.outbox().published();
+        (seq > self.book.published()).then_some(seq)
+    }
+
+    /// Appends the marks waiting for a write (published, cursor): how many, and the published mark among
+    /// them (the book takes it once the write is durable).
+    fn encode_marks(&mut self, at: u64, buf: &mut Vec<u8>) -> (u64, Option<u64>) {
         let mut n = 0;
-        if let Some(seq) = self.pending_published {
+        let published = self.unsaved_published();
+        if let Some(seq) = published {
             let _ = log::encode_mark(&Mark::Published(seq), at, buf);
             n += 1;
         }
@@ -681,7 +676,7 @@ impl Writer {
             let _ = log::encode_mark(&mark, at, buf);
             n += 1;
         }
-        n
+        (n, published)
     }
 
     /// Writes the waiting marks alone (after an idle second, and at the end).
@@ -873,14 +868,14 @@ impl Writer {
 
     fn flush_marks(&mut self, buf: &mut Vec<u8>) {
         buf.clear();
-        let n = self.encode_marks((self.clock)(), buf);
+        let (n, published) = self.encode_marks((self.clock)(), buf);
         if n == 0 {
             return;
         }
         match self.log.append_encoded(buf) {
             Ok(()) => {
                 self.records += n;
-                if let Some(seq) = self.pending_published.take() {
+                if let Some(seq) = published {
                     self.book.set_published(seq);
                 }
             }
@@ -892,7 +887,7 @@ impl Writer {
     }
 
     fn compact(&mut self) -> Result<usize, StoreError> {
-        if let Some(seq) = self.pending_published.take() {
+        if let Some(seq) = self.unsaved_published() {
             self.book.set_published(seq);
         }
         let now = self.gc.now();
