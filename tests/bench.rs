@@ -182,6 +182,44 @@ fn an_open_loop_bench_sends_exactly_its_schedule() {
     assert!(late <= run["latency_us"]["max"].as_f64().unwrap(), "{run}");
 }
 
+/// What a flag costs, in one run: two daemons alike but for `--cache-entries=0`, measured in alternating
+/// slices. Every reply of both is judged, each round has both figures, the ratio comes with its interval,
+/// and B really ran with the flag (no cache, so no hit ratio) while A did not.
+#[test]
+fn versus_measures_two_daemons_alternately_and_only_b_has_the_flag() {
+    let r = bench(
+        "versus",
+        &["--rounds", "2", "--versus-arg=--cache-entries=0"],
+    );
+    let v = &r["versus"];
+    assert_eq!(v["b_args"], serde_json::json!(["--cache-entries=0"]));
+    let rounds = v["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2, "{v}");
+    for round in rounds {
+        assert_eq!(round["a_wrong"], 0, "{round}");
+        assert_eq!(round["b_wrong"], 0, "{round}");
+        assert!(round["a_per_second"].as_f64().unwrap() > 0.0, "{round}");
+        assert!(round["b_per_second"].as_f64().unwrap() > 0.0, "{round}");
+        assert!(round["a_hit_ratio"].as_f64().unwrap() > 0.5, "{round}");
+        assert!(
+            round["b_hit_ratio"].is_null(),
+            "B runs without a cache: {round}"
+        );
+    }
+    let t = &v["throughput_ratio"];
+    let (low, median, high) = (
+        t["low"].as_f64().unwrap(),
+        t["median"].as_f64().unwrap(),
+        t["high"].as_f64().unwrap(),
+    );
+    assert!(low <= median && median <= high, "{t}");
+    // A's slices are the report's runs, each with its revocations acknowledged.
+    assert_eq!(r["runs"].as_array().unwrap().len(), 2);
+    for run in r["runs"].as_array().unwrap() {
+        check_run(run);
+    }
+}
+
 #[test]
 fn bad_bench_arguments_are_refused_before_anything_starts() {
     for (args, says) in [
@@ -192,6 +230,10 @@ fn bad_bench_arguments_are_refused_before_anything_starts() {
             "add up to at most 1",
         ),
         (&["--revoke-during", "100"], "the token set has"),
+        (
+            &["--versus-arg=--cache-entries=0", "--rounds", "0"],
+            "--rounds must be positive",
+        ),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_jwtd"))
             .args(["bench", "--quiet", "--tokens", "10"])

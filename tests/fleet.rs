@@ -739,3 +739,67 @@ fn sessions_are_refreshed_anywhere_and_end_everywhere() {
         }
     }
 }
+
+/// `jwtd bench --versus-arg=--fleet-redis=…`, as docs/BENCHMARKS.md measures a fleet daemon against a
+/// standalone one: both sides' replies are judged (B's revocations are enforced while it publishes them), B
+/// really is a fleet member (its revocations are in the stream, and a daemon of the fleet applied them), and
+/// A is not (nothing of it in the stream).
+#[test]
+fn the_bench_measures_a_fleet_daemon_against_a_standalone_one_in_one_run() {
+    if !have_redis() {
+        return;
+    }
+    let dir = Scratch::new("fleet-versus");
+    let redis = Redis::start(&dir.join("redis"));
+    let peer = member(temp_dir("fleet-versus-peer"), &redis, &[]);
+    common::process::wait_until("the fleet link", || fleet_stat(&peer, "connected") == true);
+    let json = dir.join("versus.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_jwtd"))
+        .args([
+            "bench",
+            "--tokens",
+            "2000",
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+        ])
+        .args([
+            "--revoke-during",
+            "50",
+            "--rounds",
+            "2",
+            "--connections",
+            "4",
+            "--quiet",
+        ])
+        .arg(format!("--versus-arg=--fleet-redis={}", redis.url()))
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("throughput B/A per round: median"),
+        "{stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for round in report["versus"]["rounds"].as_array().unwrap() {
+        assert_eq!(round["a_wrong"], 0, "{round}");
+        assert_eq!(round["b_wrong"], 0, "{round}");
+    }
+    // B: the corpus's 20 revocations before the run and 50 in each of its 2 slices, in the stream (but the
+    // last few, when the bench stopped B within a pacing interval of them) and applied by the peer; A revoked
+    // the same tokens on its own, and none of that reached the stream (it would hold up to 240 entries).
+    let published = redis.xlen();
+    assert!((100..=120).contains(&published), "{published}");
+    common::process::wait_until("the peer applies B's revocations", || {
+        fleet_stat(&peer, "applied") == published
+    });
+}

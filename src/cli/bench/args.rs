@@ -85,6 +85,20 @@ pub(crate) struct BenchArgs {
     /// An extra flag for the daemon (repeatable), e.g. --serve-arg=--cache-entries=0.
     #[arg(long = "serve-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub(super) serve_args: Vec<String>,
+    /// Start a second daemon B, alike but for this extra flag (repeatable), and measure A and B in
+    /// alternating slices of --duration seconds (A B, B A, …) for --rounds rounds: the report is B/A per
+    /// round, their median and a bootstrap 95 % interval — what the flag costs, with the machine's drift
+    /// shared by both sides. E.g. --versus-arg=--fleet-redis=unix:///run/redis.sock
+    #[arg(
+        long = "versus-arg",
+        value_name = "ARG",
+        allow_hyphen_values = true,
+        conflicts_with_all = ["socket", "compare", "sweep_rates", "sweep_connections", "plot"]
+    )]
+    pub(super) versus_args: Vec<String>,
+    /// With --versus-arg: rounds (each one slice of A and one of B).
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub(super) rounds: usize,
     /// Also measure a peer on the same token sequence: `inprocess` verifies it in this process with
     /// jsonwebtoken, on as many threads as the daemon has workers, and reports jwtd's throughput as a
     /// multiple of the peer's (needs a build with --features bench-peer).

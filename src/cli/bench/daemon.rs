@@ -51,12 +51,16 @@ fn routes_file(n: usize, audience: &str) -> String {
     out
 }
 
+/// Starts a daemon for the corpus, in a directory of its own named after `name`, with `extra` flags after
+/// the --serve-arg ones.
 pub(super) fn start_daemon(
     args: &BenchArgs,
     spec: &Spec,
     g: &tokens::Generated,
+    name: &str,
+    extra: &[String],
 ) -> Result<Daemon, String> {
-    let dir = std::env::temp_dir().join(format!("jwtd-bench-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("jwtd-bench-{}{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the jwtd binary: {e}"))?;
@@ -110,7 +114,7 @@ pub(super) fn start_daemon(
             .map_err(|e| format!("{}: {e}", path.display()))?;
         cmd.arg("--routes").arg(path);
     }
-    cmd.args(&args.serve_args);
+    cmd.args(&args.serve_args).args(extra);
     let log = std::fs::File::create(dir.join("jwtd.log")).map_err(|e| e.to_string())?;
     let child = cmd
         .stdout(Stdio::null())

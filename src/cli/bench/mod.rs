@@ -15,6 +15,7 @@ mod output;
 #[cfg(feature = "bench-peer")]
 mod peer;
 mod plot;
+mod versus;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -44,7 +45,12 @@ pub(super) fn run(args: BenchArgs) -> Result<ExitCode, String> {
                 .into(),
         );
     }
-    let runs = if !args.sweep_rates.is_empty() {
+    if !args.versus_args.is_empty() && args.rounds == 0 {
+        return Err("--rounds must be positive".into());
+    }
+    let runs = if !args.versus_args.is_empty() {
+        args.rounds
+    } else if !args.sweep_rates.is_empty() {
         args.sweep_rates.len()
     } else {
         args.sweep_connections.len().max(1)
@@ -77,7 +83,7 @@ pub(super) fn run(args: BenchArgs) -> Result<ExitCode, String> {
     let (generated, daemon) = match &args.socket {
         None => {
             let g = tokens::generate(&spec, now).map_err(|e| e.to_string())?;
-            let d = start_daemon(&args, &spec, &g)?;
+            let d = start_daemon(&args, &spec, &g, "", &[])?;
             (g, d)
         }
         Some(socket) => {
@@ -116,6 +122,49 @@ pub(super) fn run(args: BenchArgs) -> Result<ExitCode, String> {
         .requests_for(order.clone(), request.as_deref())
         .map_err(|e| e.to_string())?;
 
+    if !args.versus_args.is_empty() {
+        let b = start_daemon(&args, &spec, &generated, "-b", &args.versus_args)?;
+        say(
+            args.quiet,
+            &format!(
+                "jwtd bench: daemon B (with {}) on {}",
+                args.versus_args.join(" "),
+                b.socket.display()
+            ),
+        );
+        revoke(&b.socket, &generated.revocations)?;
+        let (requests_b, live_b) = generated
+            .requests_for(order.clone(), request.as_deref())
+            .map_err(|e| e.to_string())?;
+        for (d, r) in [(&daemon, &requests), (&b, &requests_b)] {
+            if args.warmup > 0 {
+                check(
+                    &closed(&args, d, r, args.connections, args.warmup, None)?,
+                    "warm-up",
+                )?;
+            }
+        }
+        let load = args.rate.map_or(Load::Closed, Load::Open);
+        let side = |daemon, requests, live| versus::Side {
+            daemon,
+            requests,
+            live,
+        };
+        let v = versus::run(
+            &args,
+            load,
+            side(&daemon, &requests, &live),
+            side(&b, &requests_b, &live_b),
+        )?;
+        versus::print(&args, &v, &generated.outcomes());
+        if let Some(path) = &args.json {
+            let mut json = to_json(&args, &spec, &v.a);
+            json["versus"] = versus::to_json(&args, &v);
+            std::fs::write(path, format!("{json}\n"))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if args.warmup > 0 {
         let r = closed(
             &args,
