@@ -134,6 +134,8 @@ pub struct FleetTable {
     pub stream: Option<String>,
     /// Seconds the stream keeps every entry whatever the rules. Default 86400.
     pub keep: Option<u64>,
+    /// Replicas that must hold an entry (Redis `WAIT`) before it counts as published. Default 0.
+    pub min_replicas: Option<u32>,
 }
 
 /// The `[sessions]` table (docs/SESSIONS.md).

@@ -35,10 +35,13 @@ fn have_redis() -> bool {
     found
 }
 
-/// A private Redis on `dir/redis.sock`, its data in `dir` (append-only file when `persistent`).
+/// A private Redis on `dir/redis.sock`, its data in `dir` (append-only file when `persistent`); with a
+/// loopback port too when it is a replica's primary or a replica.
 struct Redis {
     dir: PathBuf,
     proc: Option<Stop>,
+    /// Its loopback port, and the port of the primary it replicates.
+    tcp: Option<(u16, Option<u16>)>,
 }
 
 impl Redis {
@@ -46,6 +49,18 @@ impl Redis {
         let mut r = Redis {
             dir: dir.to_path_buf(),
             proc: None,
+            tcp: None,
+        };
+        r.up();
+        r
+    }
+
+    /// A Redis also on 127.0.0.1:`port` (replication needs TCP), a replica of `primary`'s when given.
+    fn start_tcp(dir: &Path, port: u16, primary: Option<u16>) -> Redis {
+        let mut r = Redis {
+            dir: dir.to_path_buf(),
+            proc: None,
+            tcp: Some((port, primary)),
         };
         r.up();
         r
@@ -61,8 +76,19 @@ impl Redis {
 
     fn up(&mut self) {
         std::fs::create_dir_all(&self.dir).unwrap();
-        let child = Command::new(REDIS)
-            .args(["--port", "0", "--unixsocket"])
+        let mut cmd = Command::new(REDIS);
+        match self.tcp {
+            None => cmd.args(["--port", "0"]),
+            Some((port, primary)) => {
+                cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string()]);
+                if let Some(p) = primary {
+                    cmd.args(["--replicaof", "127.0.0.1", &p.to_string()]);
+                }
+                &mut cmd
+            }
+        };
+        let child = cmd
+            .arg("--unixsocket")
             .arg(self.socket())
             .arg("--dir")
             .arg(&self.dir)
@@ -802,4 +828,75 @@ fn the_bench_measures_a_fleet_daemon_against_a_standalone_one_in_one_run() {
     common::process::wait_until("the peer applies B's revocations", || {
         fleet_stat(&peer, "applied") == published
     });
+}
+
+/// `--fleet-min-replicas 1`: a revocation counts as published (leaves the outbox) only once a replica holds
+/// it (Redis `WAIT`), so a failover to that replica loses none. With the replica gone, the primary still
+/// serves the entry to the fleet at once, but the origin keeps it in its outbox and counts the short waits;
+/// once a replica is back and in sync, it is published.
+#[test]
+fn with_min_replicas_a_revocation_is_published_only_once_a_replica_holds_it() {
+    if !have_redis() {
+        return;
+    }
+    let dir = Scratch::new("fleet-replica");
+    let (primary_port, replica_port) = (common::process::free_port(), common::process::free_port());
+    let primary = Redis::start_tcp(&dir.join("primary"), primary_port, None);
+    let replica_dir = dir.join("replica");
+    let mut replica = Redis::start_tcp(&replica_dir, replica_port, Some(primary_port));
+    let in_sync = |r: &Redis| match r.command(&["INFO", "replication"]) {
+        Ok(redis::Value::BulkString(b)) => {
+            String::from_utf8_lossy(&b).contains("master_link_status:up")
+        }
+        Ok(redis::Value::VerbatimString { text, .. }) => text.contains("master_link_status:up"),
+        _ => false,
+    };
+    common::process::wait_until("the replica in sync", || in_sync(&replica));
+    let a = member_at(
+        temp_dir("fleet-replica-a"),
+        &primary.url(),
+        &["--fleet-min-replicas", "1"],
+    );
+    let b = member(temp_dir("fleet-replica-b"), &primary, &[]);
+    for d in [&a, &b] {
+        common::process::wait_until("the fleet link", || fleet_stat(d, "connected") == true);
+    }
+    revoke(&a, "REVOKE JTI replicated 0");
+    converge(&b, "replicated", true);
+    common::process::wait_until("published", || fleet_stat(&a, "outbox") == 0);
+    assert_eq!(replica.xlen(), 1, "published means the replica holds it");
+    assert_eq!(fleet_stat(&a, "replica_timeouts"), 0);
+
+    replica.down();
+    common::process::wait_until("the primary sees its replica gone", || {
+        match primary.command(&["INFO", "replication"]) {
+            Ok(redis::Value::BulkString(b)) => {
+                String::from_utf8_lossy(&b).contains("connected_slaves:0")
+            }
+            Ok(redis::Value::VerbatimString { text, .. }) => text.contains("connected_slaves:0"),
+            _ => false,
+        }
+    });
+    revoke(&a, "REVOKE JTI unreplicated 0");
+    converge(&b, "unreplicated", true);
+    common::process::wait_until("a short wait counted", || {
+        fleet_stat(&a, "replica_timeouts").as_u64().unwrap() >= 1
+    });
+    assert_eq!(
+        fleet_stat(&a, "outbox"),
+        1,
+        "not published while no replica holds it"
+    );
+    let metrics = common::daemon::http(&a.socket, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(
+        metrics.contains("jwtd_fleet_replica_timeouts_total "),
+        "{metrics}"
+    );
+
+    replica.up();
+    common::process::wait_until("published once the replica is back", || {
+        fleet_stat(&a, "outbox") == 0
+    });
+    assert_eq!(replica.xlen(), 2);
+    assert!(is_revoked(&b, "unreplicated") && is_revoked(&a, "replicated"));
 }

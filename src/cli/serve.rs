@@ -134,6 +134,11 @@ pub(super) struct ServeArgs {
     /// unrevocations) [default: 86400].
     #[arg(long, value_name = "SECS", requires = "fleet_redis")]
     fleet_keep: Option<u64>,
+    /// Replicas of the fleet's Redis that must hold a revocation (Redis WAIT) before it counts as
+    /// published, so that a failover to one of them loses none; until then it stays in the outbox
+    /// [default: 0: the primary's answer is enough]. See docs/FLEET.md, "Failover".
+    #[arg(long, value_name = "N", requires = "fleet_redis")]
+    fleet_min_replicas: Option<u32>,
     #[command(flatten)]
     sessions: super::sessions::SessionArgs,
     /// Cookie that holds the token, tried when the token header is absent.
@@ -435,10 +440,10 @@ fn fleet_settings(
     args: &ServeArgs,
     file: Option<&config::Config>,
 ) -> Result<Option<jwtd::fleet::config::FleetConfig>, String> {
-    use jwtd::fleet::config::{Origin, parse};
+    use jwtd::fleet::config::{Origin, check_min_replicas, parse};
     let secs = |s: Option<u64>| s.map(Duration::from_secs);
     if let Some(url) = &args.fleet_redis {
-        return parse(
+        let mut c = parse(
             url,
             args.fleet_redis_password_file.as_deref(),
             args.fleet_redis_ca_file.as_deref(),
@@ -446,8 +451,10 @@ fn fleet_settings(
             secs(args.fleet_keep),
             Origin::CommandLine,
         )
-        .map(Some)
-        .map_err(|e| format!("--fleet-redis: {e}"));
+        .map_err(|e| format!("--fleet-redis: {e}"))?;
+        c.min_replicas = check_min_replicas(args.fleet_min_replicas.unwrap_or(0))
+            .map_err(|e| format!("--fleet-min-replicas: {e}"))?;
+        return Ok(Some(c));
     }
     let (Some(c), Some(path)) = (file, args.config.as_ref()) else {
         return Ok(None);
@@ -464,7 +471,10 @@ fn fleet_settings(
         secs(t.keep),
         Origin::File,
     )
-    .map(Some)
+    .and_then(|mut c| {
+        c.min_replicas = check_min_replicas(t.min_replicas.unwrap_or(0))?;
+        Ok(Some(c))
+    })
     .map_err(|e| format!("{}: [fleet]: {e}", path.display()))
 }
 

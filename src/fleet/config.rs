@@ -23,6 +23,22 @@ pub struct FleetConfig {
     pub keep: Duration,
     /// Trust anchors (PEM) for `rediss://` instead of the system's: a private CA.
     pub ca_pem: Option<Vec<u8>>,
+    /// Replicas that must hold an entry (Redis `WAIT`) before it counts as published; 0: the primary's
+    /// answer is enough.
+    pub min_replicas: u32,
+}
+
+/// The most replicas `min_replicas` may ask for.
+pub const MAX_REPLICAS: u32 = 64;
+
+/// Checks a `min_replicas` setting.
+pub fn check_min_replicas(n: u32) -> Result<u32, String> {
+    if n > MAX_REPLICAS {
+        return Err(format!(
+            "min_replicas {n}: at most {MAX_REPLICAS} (the replicas that must hold an entry before it counts as published)"
+        ));
+    }
+    Ok(n)
 }
 
 impl std::fmt::Debug for FleetConfig {
@@ -31,6 +47,7 @@ impl std::fmt::Debug for FleetConfig {
             .field("redis", &self.shown)
             .field("stream", &self.stream)
             .field("keep", &self.keep)
+            .field("min_replicas", &self.min_replicas)
             .finish()
     }
 }
@@ -41,6 +58,7 @@ impl PartialEq for FleetConfig {
             && self.stream == o.stream
             && self.keep == o.keep
             && self.ca_pem == o.ca_pem
+            && self.min_replicas == o.min_replicas
             && self.info.redis_settings().password() == o.info.redis_settings().password()
     }
 }
@@ -153,6 +171,7 @@ pub fn parse(
         stream,
         keep,
         ca_pem,
+        min_replicas: 0,
     })
 }
 
@@ -200,6 +219,14 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn min_replicas_is_bounded() {
+        assert_eq!(check_min_replicas(0), Ok(0));
+        assert_eq!(check_min_replicas(MAX_REPLICAS), Ok(MAX_REPLICAS));
+        let e = check_min_replicas(MAX_REPLICAS + 1).unwrap_err();
+        assert!(e.contains("at most 64"), "{e}");
     }
 
     #[test]

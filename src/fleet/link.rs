@@ -32,6 +32,8 @@ const HOUSEKEEPING: Duration = Duration::from_secs(5);
 const TRIM_EVERY: Duration = Duration::from_secs(60);
 /// Slack for clocks: the stream keeps entries this much older than what the rules need.
 const CLOCK_SLACK_MS: u64 = 10 * 60 * 1000;
+/// How long one `WAIT` for `min_replicas` lasts before it is counted short and asked again.
+const REPLICA_WAIT: Duration = Duration::from_secs(1);
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
@@ -316,10 +318,50 @@ impl Fleet {
                 .ignore();
             }
             let () = pipe.query_async(&mut con).await?;
+            if self.config.min_replicas > 0 {
+                self.replicated(&mut con).await?;
+            }
             let last = batch.last().map_or(0, |p| p.prov.seq);
             self.store.published(last);
             self.stats.published.fetch_add(batch.len() as u64, Relaxed);
             self.stats.publish_batches.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// With `min_replicas`: returns once that many replicas hold everything this connection has written
+    /// (Redis `WAIT`), so that a failover to one of them loses no entry this daemon marks published. Short
+    /// of them it asks again, without writing the entries again: they stay in the outbox (durably: a
+    /// restart publishes them again, and receivers drop the copies) and the fleet's readers already have
+    /// them from the primary.
+    async fn replicated(&self, con: &mut MultiplexedConnection) -> Result<(), End> {
+        let wanted = self.config.min_replicas;
+        let mut short = false;
+        loop {
+            let held: i64 = redis::cmd("WAIT")
+                .arg(wanted)
+                .arg(REPLICA_WAIT.as_millis() as u64)
+                .query_async(con)
+                .await?;
+            if held >= i64::from(wanted) {
+                if short {
+                    tracing::info!(
+                        replicas = held,
+                        "fleet: enough replicas hold the stream again; publishing goes on"
+                    );
+                }
+                return Ok(());
+            }
+            self.stats.replica_timeouts.fetch_add(1, Relaxed);
+            if !short {
+                short = true;
+                tracing::warn!(
+                    redis = %self.config.shown,
+                    min_replicas = wanted,
+                    replicas = held,
+                    outbox = self.store.outbox().len(),
+                    "fleet: fewer replicas than min_replicas hold the latest entries; they stay in the outbox until enough do"
+                );
+            }
         }
     }
 

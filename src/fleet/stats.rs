@@ -23,6 +23,8 @@ pub struct FleetStats {
     pub publish_batches: AtomicU64,
     /// Stream reads that brought entries (at most one per pacing interval).
     pub read_batches: AtomicU64,
+    /// `WAIT`s that ended with fewer replicas than `min_replicas` holding the latest entries.
+    pub replica_timeouts: AtomicU64,
     /// Entries refused by the wire format (logged with their ID and skipped).
     pub malformed: AtomicU64,
     /// Times the stream was found reset (Redis lost its data) and held rules re-published.
@@ -43,6 +45,7 @@ impl Default for FleetStats {
             published: AtomicU64::default(),
             publish_batches: AtomicU64::default(),
             read_batches: AtomicU64::default(),
+            replica_timeouts: AtomicU64::default(),
             malformed: AtomicU64::default(),
             resets: AtomicU64::default(),
             disconnects: AtomicU64::default(),
@@ -92,6 +95,7 @@ impl FleetStats {
             "published": self.published.load(Relaxed),
             "publish_batches": self.publish_batches.load(Relaxed),
             "read_batches": self.read_batches.load(Relaxed),
+            "replica_timeouts": self.replica_timeouts.load(Relaxed),
             "malformed": self.malformed.load(Relaxed),
             "resets": self.resets.load(Relaxed),
             "disconnects": self.disconnects.load(Relaxed),
@@ -144,6 +148,12 @@ impl FleetStats {
             "counter",
             "Stream reads that brought entries (at most one per pacing interval).",
             self.read_batches.load(Relaxed),
+        );
+        one(
+            "jwtd_fleet_replica_timeouts_total",
+            "counter",
+            "Waits for min_replicas that ended short (the entries stay in the outbox).",
+            self.replica_timeouts.load(Relaxed),
         );
         one(
             "jwtd_fleet_malformed_total",
