@@ -134,6 +134,15 @@ impl Redis {
         cmd.query(&mut con)
     }
 
+    /// `INFO replication`, as text.
+    fn replication(&self) -> String {
+        match self.command(&["INFO", "replication"]) {
+            Ok(redis::Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
+            Ok(redis::Value::VerbatimString { text, .. }) => text,
+            _ => String::new(),
+        }
+    }
+
     fn xlen(&self) -> i64 {
         match self.command(&["XLEN", "jwtd:revocations"]).unwrap() {
             redis::Value::Int(n) => n,
@@ -844,14 +853,9 @@ fn with_min_replicas_a_revocation_is_published_only_once_a_replica_holds_it() {
     let primary = Redis::start_tcp(&dir.join("primary"), primary_port, None);
     let replica_dir = dir.join("replica");
     let mut replica = Redis::start_tcp(&replica_dir, replica_port, Some(primary_port));
-    let in_sync = |r: &Redis| match r.command(&["INFO", "replication"]) {
-        Ok(redis::Value::BulkString(b)) => {
-            String::from_utf8_lossy(&b).contains("master_link_status:up")
-        }
-        Ok(redis::Value::VerbatimString { text, .. }) => text.contains("master_link_status:up"),
-        _ => false,
-    };
-    common::process::wait_until("the replica in sync", || in_sync(&replica));
+    common::process::wait_until("the replica in sync", || {
+        replica.replication().contains("master_link_status:up")
+    });
     let a = member_at(
         temp_dir("fleet-replica-a"),
         &primary.url(),
@@ -869,13 +873,7 @@ fn with_min_replicas_a_revocation_is_published_only_once_a_replica_holds_it() {
 
     replica.down();
     common::process::wait_until("the primary sees its replica gone", || {
-        match primary.command(&["INFO", "replication"]) {
-            Ok(redis::Value::BulkString(b)) => {
-                String::from_utf8_lossy(&b).contains("connected_slaves:0")
-            }
-            Ok(redis::Value::VerbatimString { text, .. }) => text.contains("connected_slaves:0"),
-            _ => false,
-        }
+        primary.replication().contains("connected_slaves:0")
     });
     revoke(&a, "REVOKE JTI unreplicated 0");
     converge(&b, "unreplicated", true);
