@@ -321,8 +321,8 @@ impl Fleet {
             if self.config.min_replicas > 0 {
                 self.replicated(&mut con).await?;
             }
-            let last = batch.last().map_or(0, |p| p.prov.seq);
-            self.store.published(last);
+            let last_seq = batch.last().map_or(0, |p| p.prov.seq);
+            self.store.published(last_seq);
             self.stats.published.fetch_add(batch.len() as u64, Relaxed);
             self.stats.publish_batches.fetch_add(1, Relaxed);
         }
