@@ -15,13 +15,43 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 pub const MAX_LINE: usize = 4096;
 
+const SCRATCH_PREFIX: &str = "jwtd-fuzz-state-";
+
 fn scratch() -> PathBuf {
+    static SWEPT: OnceLock<()> = OnceLock::new();
     let base = if std::path::Path::new("/dev/shm").is_dir() {
         PathBuf::from("/dev/shm")
     } else {
         std::env::temp_dir()
     };
-    base.join(format!("jwtd-fuzz-state-{}", std::process::id()))
+    // libFuzzer ends a run with exit(), which leaves the last input's state behind: each run removes
+    // what runs that are no longer alive left, so at most the latest run's stays.
+    SWEPT.get_or_init(|| sweep(&base));
+    base.join(format!("{SCRATCH_PREFIX}{}", std::process::id()))
+}
+
+/// Removes the scratch directories of fuzzing processes that have exited.
+fn sweep(base: &std::path::Path) {
+    // Without /proc (not Linux) a live process cannot be told from a dead one: leave them all.
+    if !std::path::Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SCRATCH_PREFIX))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// Fresh daemon state for one input (the previous input's revocation log is deleted first).
