@@ -73,23 +73,31 @@ pub fn start_in(dir: PathBuf, extra: &[&str]) -> Daemon {
 
 /// Starts the daemon on `dir/jwtd.sock` (HS256 test keys, audience `api`) without waiting for its socket.
 pub fn spawn_in(dir: PathBuf, extra: &[&str]) -> Daemon {
-    let socket = dir.join("jwtd.sock");
-    let keys = data("keys/HS256.public.jwks");
-    let mut args = vec![
-        "serve".to_string(),
-        "--keys".into(),
-        keys.to_string_lossy().into_owned(),
-        "--aud".into(),
-        "api".into(),
-        "--socket".into(),
-        socket.to_string_lossy().into_owned(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let child = Command::new(env!("CARGO_BIN_EXE_jwtd"))
-        .args(&args)
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_jwtd"));
+    serve
+        .arg("serve")
+        .arg("--keys")
+        .arg(data("keys/HS256.public.jwks"))
+        .args(["--aud", "api"]);
+    // Not piped: nobody reads it, and a chatty daemon would block on a full pipe.
+    launch(serve, dir.join("jwtd.sock"), extra, Stdio::null(), dir)
+}
+
+/// Runs `serve` (a `jwtd serve …` command) on `socket` with `extra` flags after its own, standard output
+/// dropped; does not wait for the socket.
+fn launch(
+    mut serve: Command,
+    socket: PathBuf,
+    extra: &[&str],
+    stderr: Stdio,
+    dir: PathBuf,
+) -> Daemon {
+    let child = serve
+        .arg("--socket")
+        .arg(&socket)
+        .args(extra)
         .stdout(Stdio::null())
-        // Not piped: nobody reads it, and a chatty daemon would block on a full pipe.
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     Daemon { child, socket, dir }
@@ -208,19 +216,9 @@ pub fn start_config_in(dir: PathBuf, body: &str, stderr: Stdio) -> Daemon {
 /// [`start_config_in`] with `extra` flags.
 pub fn start_config_with(dir: PathBuf, body: &str, stderr: Stdio, extra: &[&str]) -> Daemon {
     let config = write_config(&dir, body);
-    let socket = dir.join("jwtd.sock");
-    let child = Command::new(env!("CARGO_BIN_EXE_jwtd"))
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .arg("--socket")
-        .arg(&socket)
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    let d = Daemon { child, socket, dir };
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_jwtd"));
+    serve.arg("serve").arg("--config").arg(&config);
+    let d = launch(serve, dir.join("jwtd.sock"), extra, stderr, dir);
     wait_for(&d.socket);
     d
 }
@@ -329,7 +327,8 @@ pub fn sessions_daemon(dir: &Path, alg: &str, extra: &[&str], stderr: Stdio) -> 
     }
     let socket = dir.join("jwtd.sock");
     let _ = std::fs::remove_file(&socket);
-    let child = Command::new(env!("CARGO_BIN_EXE_jwtd"))
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_jwtd"));
+    serve
         .arg("serve")
         .arg("--issuer-key")
         .arg(&key)
@@ -340,19 +339,14 @@ pub fn sessions_daemon(dir: &Path, alg: &str, extra: &[&str], stderr: Stdio) -> 
             "app",
             "--state-dir",
         ])
-        .arg(dir.join("state"))
-        .arg("--socket")
-        .arg(&socket)
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    let d = Daemon {
-        child,
+        .arg(dir.join("state"));
+    let d = launch(
+        serve,
         socket,
-        dir: dir.join("(kept: the caller's)"),
-    };
+        extra,
+        stderr,
+        dir.join("(kept: the caller's)"),
+    );
     wait_for(&d.socket);
     d
 }
